@@ -1,0 +1,214 @@
+"""童护: create_app wires extensions, Babel, Flask-Admin, views and CLI commands. Nothing else."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask, flash, g, redirect, request, session, url_for
+from flask_admin import Admin
+from flask_admin.theme import Bootstrap4Theme
+from flask_babel import Babel
+from flask_login import LoginManager, current_user, logout_user
+from flask_migrate import Migrate
+from flask_wtf.csrf import CSRFProtect
+
+from models import Setting, User, db
+from services import audit
+
+BASE_DIR = Path(__file__).resolve().parent
+IDLE_TIMEOUT = dt.timedelta(minutes=30)
+
+migrate = Migrate()
+login_manager = LoginManager()
+csrf = CSRFProtect()
+babel = Babel()
+
+
+def _default_config(instance_path: Path) -> dict:
+    return {
+        "SQLALCHEMY_DATABASE_URI": _database_url(instance_path),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or _instance_secret(instance_path),
+        "BABEL_DEFAULT_LOCALE": "zh_CN",
+        "BABEL_DEFAULT_TIMEZONE": "Asia/Shanghai",
+        "PERMANENT_SESSION_LIFETIME": IDLE_TIMEOUT,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": os.environ.get("SESSION_COOKIE_SECURE", "0") == "1",
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "WTF_CSRF_TIME_LIMIT": None,
+        "MAX_CONTENT_LENGTH": 12 * 1024 * 1024,
+        "TOWN_NAME": os.environ.get("TOWN_NAME", "重庆市涪陵区罗云镇"),
+        "FLASK_ADMIN_SWATCH": "default",
+    }
+
+
+def _database_url(instance_path: Path) -> str:
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return url.replace("postgres://", "postgresql://", 1)
+    return f"sqlite:///{instance_path / 'tonghu.db'}"
+
+
+def _instance_secret(instance_path: Path) -> str:
+    """A random key kept in the instance folder, so sessions survive restarts of one PC install."""
+    path = instance_path / "secret_key"
+    if not path.exists():
+        instance_path.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def create_app(config: dict | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=True)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.update(_default_config(Path(app.instance_path)))
+    if config:
+        app.config.update(config)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"))
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=lambda: "zh_CN")
+    _init_login(app)
+    _init_sqlite(app)
+
+    from views import register_views
+    from views.auth import bp as auth_bp
+    from views.dashboard import DashboardView
+
+    app.register_blueprint(auth_bp)
+    admin = Admin(
+        app,
+        name="童护",
+        url="/admin",
+        theme=Bootstrap4Theme(base_template="layout.html", fluid=True),
+        index_view=DashboardView(name="工作台", url="/admin"),
+        translations_path=str(BASE_DIR / "translations"),
+        csp_nonce_generator=csp_nonce,
+    )
+    register_views(admin, app)
+
+    _init_request_hooks(app)
+    _init_cli(app)
+
+    @app.route("/")
+    def root():
+        return redirect(url_for("admin.index"))
+
+    return app
+
+
+def csp_nonce() -> str:
+    if "csp_nonce" not in g:
+        g.csp_nonce = secrets.token_urlsafe(16)
+    return g.csp_nonce
+
+
+def _init_login(app: Flask) -> None:
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "请先登录"
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "basic"
+
+    @login_manager.user_loader
+    def load_user(token: str):
+        try:
+            user_id, epoch = (int(part) for part in token.split(":"))
+        except ValueError:
+            return None
+        user = db.session.get(User, user_id)
+        if user is None or not user.active or user.session_epoch != epoch:
+            return None
+        return user
+
+
+def _init_sqlite(app: Flask) -> None:
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        return
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    @event.listens_for(Engine, "connect")
+    def _pragmas(dbapi_connection, connection_record):
+        if type(dbapi_connection).__module__.startswith("sqlite3"):
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+
+def _init_request_hooks(app: Flask) -> None:
+    @app.before_request
+    def idle_timeout_and_actor():
+        if current_user.is_authenticated:
+            now = dt.datetime.now(dt.UTC).timestamp()
+            seen = session.get("seen")
+            if seen and now - seen > IDLE_TIMEOUT.total_seconds():
+                logout_user()
+                session.clear()
+                flash("登录已超时（30分钟无操作），请重新登录", "info")
+                return redirect(url_for("auth.login", next=request.full_path))
+            session["seen"] = now
+            session.permanent = True
+            audit.set_actor(audit.Actor(current_user.id, current_user.username, request.remote_addr))
+        else:
+            audit.set_actor(audit.Actor(None, None, request.remote_addr))
+        return None
+
+    @app.after_request
+    def security_headers(response):
+        nonce = csp_nonce()
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'self'; "
+            f"script-src 'self' 'nonce-{nonce}'; "
+            "style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; "
+            "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+        )
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Referrer-Policy"] = "same-origin"
+        if current_user.is_authenticated and response.mimetype == "text/html":
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.context_processor
+    def globals_for_templates():
+        from services.permissions import may_reveal_id
+
+        return {
+            "town_name": setting("town_name", app.config["TOWN_NAME"]),
+            "is_demo_data": setting("demo_data", "0") == "1",
+            "csp_nonce": csp_nonce,
+            "may_reveal": current_user.is_authenticated and may_reveal_id(current_user.role),
+        }
+
+    from choices import ChildStatus, Role
+
+    app.add_template_filter(Role.label_of, "role_label")
+    app.add_template_filter(ChildStatus.label_of, "status_label")
+
+
+def setting(key: str, default: str | None = None) -> str | None:
+    cache = g.setdefault("settings", {})
+    if key not in cache:
+        try:
+            row = db.session.get(Setting, key)
+        except Exception:  # the table may not exist yet on a database still being migrated
+            db.session.rollback()
+            row = None
+        cache[key] = row.value if row else default
+    return cache[key]
+
+
+def _init_cli(app: Flask) -> None:
+    from cli import register_cli
+
+    register_cli(app)

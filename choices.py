@@ -1,0 +1,314 @@
+"""Every fixed choice of the domain, defined once: the stored value (English) and its Chinese label."""
+
+import enum
+
+
+class Choice(str, enum.Enum):  # noqa: UP042 - labels ride on the members
+    """A str Enum whose members carry a Chinese label: Gender.FEMALE.label == "女"."""
+
+    label: str
+
+    def __new__(cls, value: str, label: str):
+        obj = str.__new__(cls, value)
+        obj._value_ = value
+        obj.label = label
+        return obj
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def choices(cls) -> list[tuple[str, str]]:
+        return [(m.value, m.label) for m in cls]
+
+    @classmethod
+    def label_of(cls, value) -> str:
+        if value is None or value == "":
+            return ""
+        try:
+            return cls(value).label
+        except ValueError:
+            return str(value)
+
+    @classmethod
+    def from_label(cls, label: str):
+        for m in cls:
+            if m.label == label or m.value == label:
+                return m
+        return None
+
+
+class Role(Choice):
+    ADMIN = "admin", "系统管理员"
+    CLERK = "clerk", "民生服务办经办人"
+    SUPERVISOR = "supervisor", "儿童督导员"
+    DIRECTOR = "director", "儿童主任"
+    SOCIAL = "social", "社工"
+    FINANCE = "finance", "财务"
+    INSPECTOR = "inspector", "区级督导"
+
+
+class VillageKind(Choice):
+    VILLAGE = "village", "村"
+    COMMUNITY = "community", "社区"
+
+
+class StaffKind(Choice):
+    SUPERVISOR = "supervisor", "儿童督导员"
+    DIRECTOR = "director", "儿童主任"
+    SOCIAL = "social", "社工"
+    GRID = "grid", "网格员"
+    CADRE = "cadre", "驻村驻社干部"
+    CARING_MOTHER = "mother", "爱心妈妈"
+    VOLUNTEER = "volunteer", "志愿者"
+    EDUCATION_EXPERT = "expert", "家庭教育专家"
+    PARTY_LECTURER = "lecturer", "老党员讲师"
+
+
+class LeadingGroupRole(Choice):
+    LEADER = "leader", "组长"
+    DEPUTY = "deputy", "副组长"
+    MEMBER = "member", "成员"
+
+
+class Gender(Choice):
+    MALE = "M", "男"
+    FEMALE = "F", "女"
+
+
+class IdentificationSource(Choice):
+    SCREENING = "screening", "村社区摸排"
+    SCHOOL = "school", "学校"
+    HOSPITAL = "hospital", "医院"
+    FAMILY = "family", "家庭"
+    MANDATORY_REPORT = "report", "强制报告"
+
+
+class ChildStatus(Choice):
+    ACTIVE = "active", "在册"
+    CLOSED = "closed", "已结案"
+    ADULT = "adult", "年满18周岁"
+    MOVED = "moved", "迁出"
+    DECEASED = "deceased", "死亡"
+
+
+ARCHIVE_STATUSES = [s for s in ChildStatus if s is not ChildStatus.ACTIVE]
+
+
+class Level(Choice):
+    """Guardianship-capacity level, most severe last."""
+
+    GREEN = "green", "绿"
+    YELLOW = "yellow", "黄"
+    ORANGE = "orange", "橙"
+    RED = "red", "红"
+
+    @property
+    def rank(self) -> int:
+        return list(Level).index(self)
+
+    @property
+    def meaning(self) -> str:
+        return LEVEL_MEANINGS[self]
+
+
+LEVEL_MEANINGS = {
+    Level.GREEN: "家庭监护能力正常",
+    Level.YELLOW: "家庭监护能力不足",
+    Level.ORANGE: "家庭监护能力严重不足",
+    Level.RED: "家庭监护能力缺失",
+}
+
+LEVEL_COLOURS = {
+    Level.GREEN: "#2e9d57",
+    Level.YELLOW: "#e6b800",
+    Level.ORANGE: "#f07c00",
+    Level.RED: "#d62728",
+}
+
+
+class Relation(Choice):
+    FATHER = "father", "父"
+    MOTHER = "mother", "母"
+    GRANDPARENT = "grandparent", "祖父母"
+    MATERNAL_GRANDPARENT = "maternal", "外祖父母"
+    RELATIVE = "relative", "其他亲属"
+    INSTITUTION = "institution", "机构"
+    OTHER = "other", "其他"
+
+
+class GuardianStatus(Choice):
+    NORMAL = "normal", "正常"
+    MIGRANT = "migrant", "外出务工"
+    IMPRISONED = "imprisoned", "服刑"
+    ILL = "ill", "重病"
+    DISABLED = "disabled", "重度残疾"
+    MISSING = "missing", "失联"
+    DECEASED = "deceased", "死亡"
+    OTHER = "other", "其他"
+
+
+# A change of a guardian's status into one of these asks for a reassessment.
+GUARDIAN_STATUSES_NEEDING_REASSESSMENT = {
+    GuardianStatus.IMPRISONED,
+    GuardianStatus.MISSING,
+    GuardianStatus.DECEASED,
+    GuardianStatus.ILL,
+}
+
+
+class AssessmentMethod(Choice):
+    OBSERVATION = "observation", "日常观测"
+    HOME_VISIT = "home_visit", "入户走访"
+    INTERVIEW = "interview", "深度访谈"
+    VERIFICATION = "verification", "信息核验"
+
+
+class AssessmentStatus(Choice):
+    DRAFT = "draft", "草稿"
+    SUBMITTED = "submitted", "待审核"
+    APPROVED = "approved", "已审核"
+
+
+class ServiceKind(Choice):
+    SAFETY_NET = "safety_net", "兜底保障政策对接"
+    FAMILY_EDUCATION = "family_education", "一对一家庭教育指导"
+    COUNSELLING = "counselling", "心理疏导"
+    LIFE_SKILLS = "life_skills", "生活技能培训"
+    ONLINE_PUSH = "online_push", "线上知识推送"
+    LECTURE = "lecture", "线下集中宣讲"
+    CARING_MOTHER = "caring_mother", "爱心妈妈一对一帮扶"
+    CHILD_PSYCHOLOGY = "child_psychology", "儿童心理疏解"
+
+
+class ServiceStatus(Choice):
+    PLANNED = "planned", "计划"
+    DELIVERED = "delivered", "已落实"
+    CANCELLED = "cancelled", "已取消"
+
+
+class VisitKind(Choice):
+    PATROL = "patrol", "日常巡查"
+    HOME = "home", "入户走访"
+    PHONE = "phone", "电话回访"
+    SCHOOL = "school", "学校走访"
+
+
+class ReporterKind(Choice):
+    GRID = "grid", "网格员"
+    NEIGHBOUR = "neighbour", "邻里群众"
+    TEACHER = "teacher", "教职工"
+    MEDICAL = "medical", "医务人员"
+    CADRE = "cadre", "村社区干部"
+    OTHER = "other", "其他"
+
+
+class Urgency(Choice):
+    NORMAL = "normal", "一般"
+    URGENT = "urgent", "紧急"
+    CRITICAL = "critical", "特别紧急"
+
+
+class ReportOutcome(Choice):
+    TO_ALERT = "to_alert", "转预警"
+    TO_CASE = "to_case", "转个案"
+    NO_RISK = "no_risk", "核实无风险"
+
+
+class AlertSource(Choice):
+    PATROL = "patrol", "巡查"
+    REPORT = "report", "强制报告"
+    ASSESSMENT = "assessment", "评估"
+    RULE = "rule", "系统规则"
+
+
+class Severity(Choice):
+    YELLOW = "yellow", "黄"
+    ORANGE = "orange", "橙"
+    RED = "red", "红"
+
+
+class AlertStatus(Choice):
+    OPEN = "open", "待处置"
+    IN_PROGRESS = "in_progress", "处置中"
+    DONE = "done", "已办结"
+
+
+class CaseType(Choice):
+    ABUSE = "abuse", "监护侵害"
+    ABSENCE = "absence", "监护缺失"
+    IMPROPER = "improper", "监护不当"
+
+
+class CaseStage(Choice):
+    IDENTIFY = "identify", "识别"
+    ASSESS = "assess", "评估"
+    INTERVENE = "intervene", "介入"
+    TRACK = "track", "跟踪"
+    CLOSED = "closed", "结案"
+
+
+class Department(Choice):
+    CIVIL = "civil", "民政"
+    POLICE = "police", "公安"
+    EDUCATION = "education", "教育"
+    HEALTH = "health", "卫健"
+    WOMEN = "women", "妇联"
+    YOUTH = "youth", "团委"
+    JUSTICE = "justice", "司法"
+    VILLAGE = "village", "村社区"
+    SCHOOL = "school", "学校"
+    HOSPITAL = "hospital", "医院"
+
+
+class ActivityKind(Choice):
+    RED_WALK = "red_walk", "重走微长征·童心向未来 红色实践"
+    RED_CLASS = "red_class", "红色监护课堂"
+    CARING_MOTHER = "caring_mother", "爱心妈妈一对一帮扶"
+    PUBLICITY = "publicity", "政策宣传"
+    TRAINING = "training", "业务培训"
+    LECTURE = "lecture", "线下集中宣讲"
+    OTHER = "other", "其他"
+
+
+class Audience(Choice):
+    CHILDREN = "children", "儿童"
+    PARENTS = "parents", "家长"
+    STAFF = "staff", "工作人员"
+
+
+class FundKind(Choice):
+    DISTRICT = "district", "区级试点专项资金"
+    TOWN = "town", "镇级配套资金"
+    CHARITY = "charity", "慈善捐赠"
+    SOCIAL = "social", "社会力量资助"
+    OTHER = "other", "其他"
+
+
+class ExpenseCategory(Choice):
+    PROFESSIONAL = "professional", "专业服务"
+    TRAINING = "training", "人员培训"
+    ACTIVITY = "activity", "活动开展"
+    OTHER = "other", "其他"
+
+
+class ExpenseStatus(Choice):
+    DRAFT = "draft", "草稿"
+    APPROVED = "approved", "已审批"
+    PAID = "paid", "已支付"
+
+
+class AuditAction(Choice):
+    CREATE = "create", "新增"
+    UPDATE = "update", "修改"
+    DELETE = "delete", "删除"
+    ARCHIVE = "archive", "归档"
+    RESTORE = "restore", "恢复"
+    VIEW = "view", "查阅"
+    EXPORT = "export", "导出"
+    REVEAL = "reveal", "查看完整身份证号"
+    LOGIN = "login", "登录"
+    LOGIN_FAILED = "login_failed", "登录失败"
+    LOGOUT = "logout", "退出"
+    IMPORT = "import", "导入"
+    MERGE = "merge", "合并"

@@ -1,0 +1,56 @@
+"""Flask CLI commands: create-user, seed-demo (and those of later areas)."""
+
+import click
+from flask import Flask
+
+from choices import Role
+from models import Village, db
+
+
+def register_cli(app: Flask) -> None:
+    @app.cli.command("create-user")
+    @click.option("--username", prompt="登录名")
+    @click.option(
+        "--role", type=click.Choice([r.value for r in Role]), default=Role.ADMIN.value, show_default=True
+    )
+    @click.option("--village", "village_name", default=None, help="儿童主任所属村（社区）名称")
+    @click.password_option(prompt="密码（至少10个字符）")
+    def create_user_command(username, role, village_name, password):
+        """Create an account (the first admin of a real deployment)."""
+        from services.accounts import create_user
+        from services.validation import InvalidInput
+
+        village_id = None
+        if village_name:
+            village_id = db.session.scalar(db.select(Village.id).where(Village.name == village_name))
+            if village_id is None:
+                raise click.ClickException(f"找不到村（社区）：{village_name}")
+        try:
+            user = create_user(username, password, role, village_id=village_id)
+        except InvalidInput as bad:
+            raise click.ClickException(str(bad)) from None
+        db.session.commit()
+        click.echo(f"已创建账号 {user.username}（{Role(role).label}）")
+
+    @app.cli.command("seed-demo")
+    @click.option("--children", default=240, show_default=True, help="演示儿童人数")
+    @click.option("--if-empty", is_flag=True, help="仅当数据库中还没有任何账号时写入")
+    def seed_demo_command(children, if_empty):
+        """Write deterministic, obviously fictional demo data."""
+        from models import User
+        from seeds.demo import seed_demo
+
+        if if_empty and db.session.scalar(db.select(User.id).limit(1)) is not None:
+            click.echo("数据库已有数据，跳过演示数据")
+            return
+        summary = seed_demo(children=children)
+        click.echo("演示数据已写入：" + "，".join(f"{k} {v}" for k, v in summary.items()))
+
+    @app.cli.command("seed-reference")
+    def seed_reference_command():
+        """Write the seeded reference rows (categories, rule tables, settings) where missing."""
+        from seeds.reference import seed_reference
+
+        seed_reference()
+        db.session.commit()
+        click.echo("基础数据已就绪")

@@ -1,0 +1,770 @@
+"""SQLAlchemy 2 models. No request or UI code lives here.
+
+Every table that belongs to a village answers ``village_clause(ids)``: the one SQL condition that
+scoping (services/scoping.py) applies on every path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from flask_login import UserMixin
+from flask_sqlalchemy import SQLAlchemy
+from pypinyin import Style, lazy_pinyin
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    select,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, relationship, validates
+
+from choices import (
+    ActivityKind,
+    AlertStatus,
+    AssessmentStatus,
+    CaseStage,
+    ChildStatus,
+    ExpenseStatus,
+    Gender,
+    GuardianStatus,
+    Level,
+    Relation,
+    Role,
+    ServiceStatus,
+    VillageKind,
+)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+db = SQLAlchemy(model_class=Base)
+
+MONEY = Numeric(12, 2)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class Versioned:
+    """Records two people may edit carry a counter; a stale save is refused (see views/base.py)."""
+
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+
+    @declared_attr.directive
+    def __mapper_args__(cls):
+        return {"version_id_col": cls.__table__.c.version}
+
+
+class VillageOwned:
+    """A row that carries its own village_id."""
+
+    @classmethod
+    def village_clause(cls, village_ids):
+        return cls.village_id.in_(village_ids)
+
+
+class ChildOwned:
+    """A row that belongs to a village through its child."""
+
+    @classmethod
+    def village_clause(cls, village_ids):
+        return cls.child_id.in_(select(Child.id).where(Child.village_id.in_(village_ids)))
+
+
+# --------------------------------------------------------------------------- register
+
+
+class Village(db.Model):
+    __tablename__ = "village"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(50), unique=True)
+    kind: Mapped[str] = mapped_column(String(16), default=VillageKind.VILLAGE.value)
+    code: Mapped[str] = mapped_column(String(20), unique=True)
+    lon: Mapped[float | None]
+    lat: Mapped[float | None]
+    boundary: Mapped[str | None] = mapped_column(Text, doc="GeoJSON geometry")
+    sort_order: Mapped[int] = mapped_column(default=0)
+
+    @classmethod
+    def village_clause(cls, village_ids):
+        return cls.id.in_(village_ids)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Staff(VillageOwned, Versioned, db.Model):
+    __tablename__ = "staff"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(50), index=True)
+    kind: Mapped[str] = mapped_column(String(16), index=True)
+    phone: Mapped[str | None] = mapped_column(String(20))
+    village_id: Mapped[int | None] = mapped_column(ForeignKey("village.id"), index=True)
+    village: Mapped[Village | None] = relationship()
+    organisation: Mapped[str | None] = mapped_column(String(100))
+    leading_group_role: Mapped[str | None] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    @classmethod
+    def village_clause(cls, village_ids):
+        # Town-level staff (no village) serve every village and are visible to all.
+        return cls.village_id.in_(village_ids) | cls.village_id.is_(None)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+user_village = Table(
+    "user_village",
+    db.Model.metadata,
+    Column("user_id", ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True),
+    Column("village_id", ForeignKey("village.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "user_account"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(50), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(50))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    village_id: Mapped[int | None] = mapped_column(ForeignKey("village.id"))
+    village: Mapped[Village | None] = relationship(foreign_keys=[village_id])
+    assigned_villages: Mapped[list[Village]] = relationship(secondary=user_village)
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    staff: Mapped[Staff | None] = relationship()
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[dt.datetime | None]
+    session_epoch: Mapped[int] = mapped_column(default=0)
+    last_login_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login: a disabled account cannot log in or stay logged in
+        return bool(self.active)
+
+    def get_id(self) -> str:
+        # Changing the password or disabling the account bumps the epoch and ends old sessions.
+        return f"{self.id}:{self.session_epoch}"
+
+    def village_scope(self) -> list[int] | None:
+        """The villages this account may see; None means every village."""
+        if self.role == Role.DIRECTOR:
+            return [self.village_id] if self.village_id else []
+        if self.role == Role.SOCIAL:
+            return [v.id for v in self.assigned_villages]
+        if self.role in (Role.ADMIN, Role.CLERK, Role.SUPERVISOR, Role.INSPECTOR):
+            return None
+        return []
+
+    def __str__(self) -> str:
+        return self.display_name or self.username
+
+
+class Category(db.Model):
+    """Child categories (社会散居孤儿 …): seeded rows, several may apply to one child."""
+
+    __tablename__ = "category"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(50), unique=True)
+    sort_order: Mapped[int] = mapped_column(default=0)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+child_category = Table(
+    "child_category",
+    db.Model.metadata,
+    Column("child_id", ForeignKey("child.id", ondelete="CASCADE"), primary_key=True),
+    Column("category_id", ForeignKey("category.id"), primary_key=True, index=True),
+)
+
+
+def pinyin_keys(name: str) -> tuple[str, str]:
+    """Full pinyin and initials of a Chinese name: 张小明 → ("zhangxiaoming", "zxm")."""
+    syllables = lazy_pinyin(name or "", errors="default")
+    initials = lazy_pinyin(name or "", style=Style.FIRST_LETTER, errors="default")
+    return "".join(syllables).lower(), "".join(initials).lower()
+
+
+class Child(VillageOwned, Versioned, db.Model):
+    __tablename__ = "child"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(50), index=True)
+    name_pinyin: Mapped[str] = mapped_column(String(200), index=True, default="")
+    name_initials: Mapped[str] = mapped_column(String(50), index=True, default="")
+    gender: Mapped[str] = mapped_column(String(1), default=Gender.MALE.value)
+    id_number: Mapped[str] = mapped_column(String(18), unique=True)
+    id_last4: Mapped[str] = mapped_column(String(4), index=True, default="")
+    birth_date: Mapped[dt.date] = mapped_column(Date)
+    village_id: Mapped[int] = mapped_column(ForeignKey("village.id"), index=True)
+    village: Mapped[Village] = relationship()
+    address: Mapped[str | None] = mapped_column(String(200))
+    school: Mapped[str | None] = mapped_column(String(100))
+    grade: Mapped[str | None] = mapped_column(String(30))
+    categories: Mapped[list[Category]] = relationship(secondary=child_category)
+    disability_kind: Mapped[str | None] = mapped_column(String(30))
+    disability_grade: Mapped[str | None] = mapped_column(String(10))
+    identification_source: Mapped[str | None] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default=ChildStatus.ACTIVE.value, index=True)
+    archived_at: Mapped[dt.datetime | None] = mapped_column(index=True)
+    archive_reason: Mapped[str | None] = mapped_column(String(200))
+    # Derived from the latest approved assessment; indexed for the dashboard, map and rules.
+    current_level: Mapped[str | None] = mapped_column(String(16), index=True)
+    level_assessed_on: Mapped[dt.date | None]
+    next_visit_due: Mapped[dt.date | None] = mapped_column(index=True)
+    next_assessment_due: Mapped[dt.date | None] = mapped_column(index=True)
+    director_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    director: Mapped[Staff | None] = relationship(foreign_keys=[director_id])
+    caring_mother_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    caring_mother: Mapped[Staff | None] = relationship(foreign_keys=[caring_mother_id])
+    notes: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    guardian_links: Mapped[list[ChildGuardian]] = relationship(
+        back_populates="child", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (Index("ix_child_village_status", "village_id", "archived_at"),)
+
+    @validates("name")
+    def _set_name(self, key, value):
+        value = (value or "").strip()
+        self.name_pinyin, self.name_initials = pinyin_keys(value)
+        return value
+
+    @validates("id_number")
+    def _set_id_number(self, key, value):
+        value = (value or "").strip().upper()
+        self.id_last4 = value[-4:]
+        return value
+
+    @property
+    def age(self) -> int | None:
+        if not self.birth_date:
+            return None
+        today = dt.date.today()
+        b = self.birth_date
+        return today.year - b.year - ((today.month, today.day) < (b.month, b.day))
+
+    @property
+    def is_archived(self) -> bool:
+        return self.archived_at is not None
+
+    @property
+    def level(self) -> Level | None:
+        return Level(self.current_level) if self.current_level else None
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Guardian(VillageOwned, Versioned, db.Model):
+    __tablename__ = "guardian"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(50), index=True)
+    gender: Mapped[str | None] = mapped_column(String(1))
+    id_number: Mapped[str | None] = mapped_column(String(18), unique=True)
+    phone: Mapped[str | None] = mapped_column(String(20), index=True)
+    status: Mapped[str] = mapped_column(String(16), default=GuardianStatus.NORMAL.value)
+    status_changed_on: Mapped[dt.date | None]
+    low_income: Mapped[bool] = mapped_column(Boolean, default=False)
+    village_id: Mapped[int] = mapped_column(ForeignKey("village.id"), index=True)
+    village: Mapped[Village] = relationship()
+    address: Mapped[str | None] = mapped_column(String(200))
+    notes: Mapped[str | None] = mapped_column(Text)
+
+    child_links: Mapped[list[ChildGuardian]] = relationship(back_populates="guardian")
+
+    @validates("name")
+    def _trim_name(self, key, value):
+        return (value or "").strip()
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ChildGuardian(ChildOwned, db.Model):
+    """The link child↔guardian; one guardian may be linked to several children (siblings)."""
+
+    __tablename__ = "child_guardian"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    child_id: Mapped[int] = mapped_column(ForeignKey("child.id", ondelete="CASCADE"), index=True)
+    child: Mapped[Child] = relationship(back_populates="guardian_links")
+    guardian_id: Mapped[int] = mapped_column(ForeignKey("guardian.id"), index=True)
+    guardian: Mapped[Guardian] = relationship(back_populates="child_links")
+    relation: Mapped[str] = mapped_column(String(16), default=Relation.MOTHER.value)
+    is_primary: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (UniqueConstraint("child_id", "guardian_id"),)
+
+    def __str__(self) -> str:
+        return f"{self.guardian} ({Relation.label_of(self.relation)})"
+
+
+class AuditLog(db.Model):
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    user_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    username: Mapped[str | None] = mapped_column(String(50))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16), index=True)
+    table_name: Mapped[str | None] = mapped_column(String(50))
+    record_id: Mapped[int | None] = mapped_column(Integer)
+    record_version: Mapped[int | None] = mapped_column(Integer)
+    changes: Mapped[dict | None] = mapped_column(JSON)
+    summary: Mapped[str | None] = mapped_column(String(500))
+
+    __table_args__ = (Index("ix_audit_record", "table_name", "record_id"),)
+
+
+class Setting(db.Model):
+    """Town-wide settings an admin can change (town name, thresholds of the fund checks …)."""
+
+    __tablename__ = "setting"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    label: Mapped[str | None] = mapped_column(String(100))
+
+
+# --------------------------------------------------------------------------- assessment
+
+
+class RuleVersion(db.Model):
+    """A frozen copy of the scoring rules; each assessment points at the version it was scored under."""
+
+    __tablename__ = "rule_version"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    snapshot: Mapped[dict] = mapped_column(JSON)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class IndicatorGroup(db.Model):
+    __tablename__ = "indicator_group"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(50), unique=True)
+    sort_order: Mapped[int] = mapped_column(default=0)
+    indicators: Mapped[list[Indicator]] = relationship(
+        back_populates="group", order_by="Indicator.sort_order"
+    )
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Indicator(db.Model):
+    __tablename__ = "indicator"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("indicator_group.id"))
+    group: Mapped[IndicatorGroup] = relationship(back_populates="indicators")
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(50))
+    label_3: Mapped[str] = mapped_column(String(200), default="良好")
+    label_2: Mapped[str] = mapped_column(String(200), default="一般")
+    label_1: Mapped[str] = mapped_column(String(200), default="较差")
+    label_0: Mapped[str] = mapped_column(String(200), default="严重问题")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    sort_order: Mapped[int] = mapped_column(default=0)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class VetoItem(db.Model):
+    __tablename__ = "veto_item"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    sort_order: Mapped[int] = mapped_column(default=0)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class LevelRule(db.Model):
+    """Per level: the lowest total that still reaches it, and the visit and reassessment intervals."""
+
+    __tablename__ = "level_rule"
+    level: Mapped[str] = mapped_column(String(16), primary_key=True)
+    min_score: Mapped[int]
+    visit_days: Mapped[int]
+    reassess_days: Mapped[int]
+
+    def __str__(self) -> str:
+        return Level.label_of(self.level)
+
+
+assessment_team = Table(
+    "assessment_team",
+    db.Model.metadata,
+    Column("assessment_id", ForeignKey("assessment.id", ondelete="CASCADE"), primary_key=True),
+    Column("staff_id", ForeignKey("staff.id"), primary_key=True),
+)
+
+
+class Assessment(ChildOwned, Versioned, db.Model):
+    __tablename__ = "assessment"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    child_id: Mapped[int] = mapped_column(ForeignKey("child.id"), index=True)
+    child: Mapped[Child] = relationship()
+    assessed_on: Mapped[dt.date] = mapped_column(Date, index=True)
+    methods: Mapped[list] = mapped_column(JSON, default=list)
+    team: Mapped[list[Staff]] = relationship(secondary=assessment_team)
+    scores: Mapped[dict] = mapped_column(JSON, default=dict, doc="indicator code → 0..3")
+    vetoes: Mapped[list] = mapped_column(JSON, default=list, doc="veto item codes that apply")
+    total_score: Mapped[int] = mapped_column(default=0)
+    computed_level: Mapped[str] = mapped_column(String(16))
+    override_level: Mapped[str | None] = mapped_column(String(16))
+    override_reason: Mapped[str | None] = mapped_column(Text)
+    level: Mapped[str] = mapped_column(String(16), index=True)
+    worsened: Mapped[bool] = mapped_column(Boolean, default=False)
+    rule_version_id: Mapped[int] = mapped_column(ForeignKey("rule_version.id"))
+    rule_version: Mapped[RuleVersion] = relationship()
+    notes: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default=AssessmentStatus.DRAFT.value, index=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
+    reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    reviewed_by: Mapped[User | None] = relationship(foreign_keys=[reviewed_by_id])
+    reviewed_at: Mapped[dt.datetime | None]
+    next_reassess_on: Mapped[dt.date | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_assessment_child_status_date", "child_id", "status", "assessed_on"),)
+
+
+class SupportService(ChildOwned, Versioned, db.Model):
+    __tablename__ = "support_service"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    child_id: Mapped[int] = mapped_column(ForeignKey("child.id"), index=True)
+    child: Mapped[Child] = relationship()
+    guardian_id: Mapped[int | None] = mapped_column(ForeignKey("guardian.id"))
+    guardian: Mapped[Guardian | None] = relationship()
+    tier: Mapped[str | None] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    status: Mapped[str] = mapped_column(String(16), default=ServiceStatus.PLANNED.value, index=True)
+    due_on: Mapped[dt.date | None] = mapped_column(index=True)
+    delivered_on: Mapped[dt.date | None]
+    provider_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    provider: Mapped[Staff | None] = relationship()
+    duration_minutes: Mapped[int | None]
+    content: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str | None] = mapped_column(Text)
+    assessment_id: Mapped[int | None] = mapped_column(ForeignKey("assessment.id"))
+    assessment: Mapped[Assessment | None] = relationship()
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+# --------------------------------------------------------------------------- supervision
+
+visit_staff = Table(
+    "visit_staff",
+    db.Model.metadata,
+    Column("visit_id", ForeignKey("visit.id", ondelete="CASCADE"), primary_key=True),
+    Column("staff_id", ForeignKey("staff.id"), primary_key=True),
+)
+
+
+class Visit(ChildOwned, Versioned, db.Model):
+    __tablename__ = "visit"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    child_id: Mapped[int] = mapped_column(ForeignKey("child.id"))
+    child: Mapped[Child] = relationship()
+    visited_on: Mapped[dt.date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(16))
+    visitors: Mapped[list[Staff]] = relationship(secondary=visit_staff)
+    child_seen: Mapped[bool] = mapped_column(Boolean, default=True)
+    guardian_present: Mapped[bool] = mapped_column(Boolean, default=True)
+    living_ok: Mapped[bool] = mapped_column(Boolean, default=True)
+    school_ok: Mapped[bool] = mapped_column(Boolean, default=True)
+    harm_signs: Mapped[bool] = mapped_column(Boolean, default=False)
+    risk_found: Mapped[bool] = mapped_column(Boolean, default=False)
+    notes: Mapped[str | None] = mapped_column(Text)
+    next_due: Mapped[dt.date | None]
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_visit_child_date", "child_id", "visited_on"),)
+
+
+class MandatoryReport(VillageOwned, Versioned, db.Model):
+    __tablename__ = "mandatory_report"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reporter_kind: Mapped[str] = mapped_column(String(16))
+    reporter_name: Mapped[str | None] = mapped_column(String(50))
+    reporter_phone: Mapped[str | None] = mapped_column(String(20))
+    anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
+    received_at: Mapped[dt.datetime] = mapped_column(index=True)
+    child_id: Mapped[int | None] = mapped_column(ForeignKey("child.id"))
+    child: Mapped[Child | None] = relationship()
+    child_description: Mapped[str | None] = mapped_column(Text)
+    village_id: Mapped[int] = mapped_column(ForeignKey("village.id"), index=True)
+    village: Mapped[Village] = relationship()
+    situation: Mapped[str] = mapped_column(Text)
+    urgency: Mapped[str] = mapped_column(String(16))
+    first_response_at: Mapped[dt.datetime | None]
+    first_response_note: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    outcome_note: Mapped[str | None] = mapped_column(Text)
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+
+
+class Alert(VillageOwned, Versioned, db.Model):
+    __tablename__ = "alert"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))
+    rule: Mapped[str | None] = mapped_column(String(40), index=True)
+    # Identifies the condition (rule + subject); at most one open alert per key.
+    condition_key: Mapped[str | None] = mapped_column(String(120), index=True)
+    severity: Mapped[str] = mapped_column(String(16), index=True)
+    child_id: Mapped[int | None] = mapped_column(ForeignKey("child.id"), index=True)
+    child: Mapped[Child | None] = relationship()
+    village_id: Mapped[int] = mapped_column(ForeignKey("village.id"), index=True)
+    village: Mapped[Village] = relationship()
+    title: Mapped[str] = mapped_column(String(200))
+    detail: Mapped[str | None] = mapped_column(Text)
+    raised_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    deadline: Mapped[dt.datetime] = mapped_column(index=True)
+    status: Mapped[str] = mapped_column(String(16), default=AlertStatus.OPEN.value, index=True)
+    handler_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    handler: Mapped[User | None] = relationship()
+    ticket_141: Mapped[str | None] = mapped_column(String(50))
+    closed_at: Mapped[dt.datetime | None]
+    result: Mapped[str | None] = mapped_column(Text)
+    condition_cleared_at: Mapped[dt.datetime | None]
+    report_id: Mapped[int | None] = mapped_column(ForeignKey("mandatory_report.id"))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("case_file.id"))
+
+
+class AlertStep(db.Model):
+    __tablename__ = "alert_step"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alert.id", ondelete="CASCADE"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    user: Mapped[User | None] = relationship()
+    note: Mapped[str] = mapped_column(Text)
+
+
+class RuleRun(db.Model):
+    __tablename__ = "rule_run"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    as_of: Mapped[dt.date]
+    raised: Mapped[int] = mapped_column(default=0)
+    cleared: Mapped[int] = mapped_column(default=0)
+
+
+class Case(ChildOwned, Versioned, db.Model):
+    __tablename__ = "case_file"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    child_id: Mapped[int] = mapped_column(ForeignKey("child.id"), index=True)
+    child: Mapped[Child] = relationship()
+    case_type: Mapped[str] = mapped_column(String(16))
+    opened_on: Mapped[dt.date] = mapped_column(Date)
+    reported_to_bureau_on: Mapped[dt.date | None]
+    stage: Mapped[str] = mapped_column(String(16), default=CaseStage.IDENTIFY.value, index=True)
+    stage_changed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    plan_goals: Mapped[str | None] = mapped_column(Text)
+    plan_measures: Mapped[str | None] = mapped_column(Text)
+    professional_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    professional: Mapped[Staff | None] = relationship()
+    closure_reason: Mapped[str | None] = mapped_column(Text)
+    closing_evaluation: Mapped[str | None] = mapped_column(Text)
+    closed_on: Mapped[dt.date | None]
+    events: Mapped[list[CaseEvent]] = relationship(
+        back_populates="case", order_by="CaseEvent.at", cascade="all, delete-orphan"
+    )
+    conferences: Mapped[list[CaseConference]] = relationship(
+        back_populates="case", order_by="CaseConference.held_on", cascade="all, delete-orphan"
+    )
+
+
+class CaseEvent(db.Model):
+    __tablename__ = "case_event"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_file.id", ondelete="CASCADE"), index=True)
+    case: Mapped[Case] = relationship(back_populates="events")
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    user: Mapped[User | None] = relationship()
+    kind: Mapped[str] = mapped_column(String(16), doc="stage | track | note | reopen")
+    from_stage: Mapped[str | None] = mapped_column(String(16))
+    to_stage: Mapped[str | None] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class CaseConference(db.Model):
+    __tablename__ = "case_conference"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_file.id", ondelete="CASCADE"), index=True)
+    case: Mapped[Case] = relationship(back_populates="conferences")
+    held_on: Mapped[dt.date] = mapped_column(Date)
+    departments: Mapped[list] = mapped_column(JSON, default=list)
+    attendees: Mapped[str | None] = mapped_column(Text)
+    decisions: Mapped[str | None] = mapped_column(Text)
+
+
+# --------------------------------------------------------------------------- activities
+
+activity_village = Table(
+    "activity_village",
+    db.Model.metadata,
+    Column("activity_id", ForeignKey("activity.id", ondelete="CASCADE"), primary_key=True),
+    Column("village_id", ForeignKey("village.id"), primary_key=True),
+)
+
+activity_lecturer = Table(
+    "activity_lecturer",
+    db.Model.metadata,
+    Column("activity_id", ForeignKey("activity.id", ondelete="CASCADE"), primary_key=True),
+    Column("staff_id", ForeignKey("staff.id"), primary_key=True),
+)
+
+
+class Activity(Versioned, db.Model):
+    __tablename__ = "activity"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), default=ActivityKind.OTHER.value)
+    title: Mapped[str] = mapped_column(String(200))
+    starts_at: Mapped[dt.datetime]
+    ends_at: Mapped[dt.datetime | None]
+    place: Mapped[str | None] = mapped_column(String(200))
+    organiser: Mapped[str | None] = mapped_column(String(100))
+    lecturers: Mapped[list[Staff]] = relationship(secondary=activity_lecturer)
+    audience: Mapped[list] = mapped_column(JSON, default=list, doc="Audience values")
+    villages: Mapped[list[Village]] = relationship(secondary=activity_village)
+    capacity: Mapped[int | None]
+    budget: Mapped[Decimal | None] = mapped_column(MONEY)
+    description: Mapped[str | None] = mapped_column(Text)
+
+    @classmethod
+    def village_clause(cls, village_ids):
+        # Town-wide activities (no village) are everybody's; others belong to their villages.
+        return ~cls.villages.any() | cls.villages.any(Village.id.in_(village_ids))
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Attendance(db.Model):
+    __tablename__ = "attendance"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    activity_id: Mapped[int] = mapped_column(ForeignKey("activity.id", ondelete="CASCADE"), index=True)
+    activity: Mapped[Activity] = relationship()
+    child_id: Mapped[int | None] = mapped_column(ForeignKey("child.id"), index=True)
+    child: Mapped[Child | None] = relationship()
+    guardian_id: Mapped[int | None] = mapped_column(ForeignKey("guardian.id"), index=True)
+    guardian: Mapped[Guardian | None] = relationship()
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)
+    staff: Mapped[Staff | None] = relationship()
+    walk_in_name: Mapped[str | None] = mapped_column(String(50))
+    walk_in_village_id: Mapped[int | None] = mapped_column(ForeignKey("village.id"))
+    signed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+
+    __table_args__ = (
+        UniqueConstraint("activity_id", "child_id"),
+        UniqueConstraint("activity_id", "guardian_id"),
+        UniqueConstraint("activity_id", "staff_id"),
+    )
+
+
+class MentorPairing(ChildOwned, Versioned, db.Model):
+    """爱心妈妈 one-on-one pairing of a caring mother with a child."""
+
+    __tablename__ = "mentor_pairing"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
+    staff: Mapped[Staff] = relationship()
+    child_id: Mapped[int] = mapped_column(ForeignKey("child.id"), index=True)
+    child: Mapped[Child] = relationship()
+    start_on: Mapped[dt.date] = mapped_column(Date)
+    end_on: Mapped[dt.date | None]
+    notes: Mapped[str | None] = mapped_column(Text)
+
+
+# --------------------------------------------------------------------------- funds
+
+
+class FundSource(Versioned, db.Model):
+    __tablename__ = "fund_source"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[Decimal] = mapped_column(MONEY)
+    received_on: Mapped[dt.date] = mapped_column(Date)
+    document_no: Mapped[str | None] = mapped_column(String(100))
+    allowed_categories: Mapped[list] = mapped_column(JSON, default=list)
+    valid_from: Mapped[dt.date | None]
+    valid_to: Mapped[dt.date | None]
+    notes: Mapped[str | None] = mapped_column(Text)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Expense(Versioned, db.Model):
+    __tablename__ = "expense"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    spent_on: Mapped[dt.date] = mapped_column(Date, index=True)
+    amount: Mapped[Decimal] = mapped_column(MONEY)
+    source_id: Mapped[int] = mapped_column(ForeignKey("fund_source.id"), index=True)
+    source: Mapped[FundSource] = relationship()
+    category: Mapped[str] = mapped_column(String(16), index=True)
+    payee: Mapped[str] = mapped_column(String(100), index=True)
+    purpose: Mapped[str | None] = mapped_column(Text)
+    activity_id: Mapped[int | None] = mapped_column(ForeignKey("activity.id"), index=True)
+    activity: Mapped[Activity | None] = relationship()
+    service_id: Mapped[int | None] = mapped_column(ForeignKey("support_service.id"))
+    service: Mapped[SupportService | None] = relationship()
+    child_id: Mapped[int | None] = mapped_column(ForeignKey("child.id"), index=True)
+    child: Mapped[Child | None] = relationship()
+    voucher_no: Mapped[str | None] = mapped_column(String(50), index=True)
+    invoice_attached: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default=ExpenseStatus.DRAFT.value, index=True)
+    handler_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    handler: Mapped[User | None] = relationship(foreign_keys=[handler_id])
+    approver_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    approver: Mapped[User | None] = relationship(foreign_keys=[approver_id])
+    approved_at: Mapped[dt.datetime | None]
+    paid_at: Mapped[dt.datetime | None]
+    collective_decision_ref: Mapped[str | None] = mapped_column(String(100))
+    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("expense.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ApiToken(db.Model):
+    """A token for the 141 platform's pull of open alerts; scoped like the account it acts as."""
+
+    __tablename__ = "api_token"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
+    user: Mapped[User] = relationship()
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[dt.datetime | None]

@@ -1,0 +1,28 @@
+"""Seeded reference rows: child categories and town settings. Idempotent."""
+
+from models import Category, Setting, db
+
+CATEGORIES = [
+    ("orphan", "社会散居孤儿"),
+    ("unsupported", "事实无人抚养儿童"),
+    ("autism", "孤独症儿童"),
+    ("disabled", "残疾儿童"),
+    ("low_income", "低保儿童"),
+    ("other", "其他监护困境"),
+]
+
+SETTINGS = [
+    ("town_name", "重庆市涪陵区罗云镇", "镇（街道）名称"),
+    ("demo_data", "0", "是否为演示数据（1 是，0 否）"),
+]
+
+
+def seed_reference() -> None:
+    for order, (code, name) in enumerate(CATEGORIES):
+        if db.session.scalar(db.select(Category.id).where(Category.code == code)) is None:
+            db.session.add(Category(code=code, name=name, sort_order=order))
+    for key, value, label in SETTINGS:
+        if db.session.get(Setting, key) is None:
+            db.session.add(Setting(key=key, value=value, label=label))
+    # Areas with seeded rule tables add their seed call here.
+    db.session.flush()

@@ -1,0 +1,1 @@
+"""Plain functions for the rules. They take plain values (ids, dates, scopes), never a request."""

@@ -1,0 +1,32 @@
+"""Finding a child fast: one box for Chinese name, full pinyin, initials, full ID number or last 4."""
+
+import re
+
+from sqlalchemy import or_
+
+from models import Child
+
+_ID_FULL = re.compile(r"^\d{17}[\dXx]$")
+_ID_LAST4 = re.compile(r"^\d{3}[\dXx]$")
+_LATIN = re.compile(r"^[A-Za-z]+$")
+
+
+def _prefix(column, term: str):
+    """``column LIKE 'term%'`` written as a range, so SQLite and PostgreSQL both use the index."""
+    return (column >= term) & (column < term + "\uffff")
+
+
+def child_search_clause(text: str):
+    """The WHERE clause for what was typed into the child search box."""
+    term = (text or "").strip().replace(" ", "")
+    if not term:
+        return None
+    if _ID_FULL.match(term):
+        return Child.id_number == term.upper()
+    if _ID_LAST4.match(term):
+        return Child.id_last4 == term.upper()
+    if _LATIN.match(term):
+        term = term.lower()
+        return or_(_prefix(Child.name_initials, term), _prefix(Child.name_pinyin, term))
+    like = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return or_(_prefix(Child.name, term), Child.name.like(f"%{like}%", escape="\\"))

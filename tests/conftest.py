@@ -1,0 +1,142 @@
+"""Fixtures in the style of the Flask tutorial: a fresh app and a real database per test.
+
+The database is SQLite by default, PostgreSQL when DATABASE_URL is set (as in CI). Each test
+gets its own copy of a seeded template database: a file copy on SQLite, CREATE DATABASE …
+TEMPLATE on PostgreSQL.
+"""
+
+import itertools
+import os
+import re
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from app import create_app
+from models import db
+from services import clock
+
+DEMO_CHILDREN = 120
+PASSWORD = "demo-12345"
+_counter = itertools.count()
+
+
+def _build_template(url: str) -> None:
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True})
+    with app.app_context():
+        db.create_all()
+        from seeds.demo import seed_demo
+
+        seed_demo(children=DEMO_CHILDREN)
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory):
+    base = os.environ.get("DATABASE_URL")
+    if not base:
+        path = tmp_path_factory.mktemp("db") / "template.db"
+        _build_template(f"sqlite:///{path}")
+        yield ("sqlite", path)
+        return
+    url = make_url(base)
+    name = f"tonghu_tpl_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    _build_template(url.set(database=name).render_as_string(hide_password=False))
+    yield ("postgresql", (url, name, admin))
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def database_url(template_db, tmp_path):
+    kind, info = template_db
+    if kind == "sqlite":
+        path = tmp_path / "test.db"
+        shutil.copy(info, path)
+        yield f"sqlite:///{path}"
+        return
+    url, template, admin = info
+    name = f"tonghu_t{next(_counter)}_{uuid.uuid4().hex[:6]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    yield url.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+class FreshContextClient(FlaskClient):
+    """Each request gets its own app context (and so its own g and db session), as in production,
+    although the test itself holds one open for direct database access."""
+
+    def open(self, *args, **kwargs):
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
+@pytest.fixture
+def app(database_url):
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "TESTING": True,
+            "SECRET_KEY": "test-secret",
+        }
+    )
+    app.test_client_class = FreshContextClient
+    with app.app_context():
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+    clock.set_today(None)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def csrf_token(client, url="/login") -> str:
+    page = client.get(url).get_data(as_text=True)
+    match = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page) or re.search(
+        r'value="([^"]+)" name="csrf_token"', page
+    )
+    assert match, f"no CSRF token on {url}"
+    return match.group(1)
+
+
+class AuthActions:
+    def __init__(self, client):
+        self._client = client
+
+    def login(self, username="clerk", password=PASSWORD):
+        token = csrf_token(self._client)
+        return self._client.post(
+            "/login", data={"username": username, "password": password, "csrf_token": token}
+        )
+
+    def logout(self):
+        token = csrf_token(self._client, "/admin/")
+        return self._client.post("/logout", data={"csrf_token": token})
+
+
+@pytest.fixture
+def auth(client):
+    return AuthActions(client)
+
+
+def form_token(client, url) -> str:
+    """The CSRF token of a page's form, for posting back like a browser would."""
+    return csrf_token(client, url)
+
+
+ROOT = Path(__file__).resolve().parent.parent

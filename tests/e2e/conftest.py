@@ -1,0 +1,81 @@
+"""Browser tests: the real app served by waitress on loopback, driven by Playwright in Debian's Chromium."""
+
+import shutil
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+from waitress.server import create_server
+
+from app import create_app
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def live_server(database_url):
+    """Serves the app on 127.0.0.1 in a background thread; yields its base URL."""
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": "e2e-secret"})
+    port = _free_port()
+    server = create_server(app, host="127.0.0.1", port=port, threads=4)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{port}"
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's Chromium is not installed (apt-get install chromium); CI installs it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    """A fresh browser context; every request to a host other than the app fails the test."""
+    context = browser.new_context(viewport={"width": 1366, "height": 900}, locale="zh-CN")
+    outside = []
+    context.on(
+        "request",
+        lambda r: (
+            None if r.url.startswith(live_server) or r.url.startswith("data:") else outside.append(r.url)
+        ),
+    )
+    page = context.new_page()
+    page.base_url = live_server
+    page.set_default_timeout(15000)
+    yield page
+    context.close()
+    assert not outside, f"the page loaded something from outside the app: {outside}"
+
+
+def login(page, username, password="demo-12345"):
+    page.goto(page.base_url + "/login")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/admin/**")
+
+
+def screenshot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

@@ -1,0 +1,5 @@
+"""Views of this area (to be built; see its issue)."""
+
+
+def register(admin):
+    pass

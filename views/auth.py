@@ -1,0 +1,90 @@
+"""Login, logout and changing one's own password (outside Flask-Admin, in Chinese)."""
+
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+from flask_wtf import FlaskForm
+from werkzeug.security import check_password_hash
+from wtforms import PasswordField, StringField
+from wtforms.validators import DataRequired, EqualTo
+
+from models import db
+from services import audit
+from services.accounts import LoginRefused, authenticate, check_password_policy, set_password
+from services.validation import InvalidInput
+
+bp = Blueprint("auth", __name__)
+
+
+class LoginForm(FlaskForm):
+    username = StringField("登录名", validators=[DataRequired("请填写登录名")])
+    password = PasswordField("密码", validators=[DataRequired("请填写密码")])
+
+
+class PasswordForm(FlaskForm):
+    current = PasswordField("当前密码", validators=[DataRequired("请填写当前密码")])
+    new = PasswordField("新密码", validators=[DataRequired("请填写新密码")])
+    confirm = PasswordField("再次输入新密码", validators=[EqualTo("new", "两次输入的新密码不一致")])
+
+
+def _safe_next(target: str | None) -> str:
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("admin.index")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if current_user.is_authenticated:
+        return redirect(url_for("admin.index"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        try:
+            user = authenticate(form.username.data, form.password.data)
+        except LoginRefused as refused:
+            audit.record(db.session, "login_failed", table="user_account", summary=form.username.data)
+            db.session.commit()
+            form.password.errors.append(str(refused))
+        else:
+            # A fresh session on login: nothing from before survives (no fixation).
+            session.clear()
+            session.permanent = True
+            login_user(user)
+            audit.set_actor(audit.Actor(user.id, user.username, request.remote_addr))
+            audit.record(db.session, "login", table="user_account", record_id=user.id, summary=user.username)
+            db.session.commit()
+            return redirect(_safe_next(request.args.get("next")))
+    return render_template("auth/login.html", form=form)
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    if current_user.is_authenticated:
+        audit.record(db.session, "logout", table="user_account", record_id=current_user.id)
+        db.session.commit()
+    logout_user()
+    session.clear()
+    flash("您已安全退出", "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@login_required
+def change_password():
+    form = PasswordForm()
+    if form.validate_on_submit():
+        if not check_password_hash(current_user.password_hash, form.current.data):
+            form.current.errors.append("当前密码不正确")
+        else:
+            try:
+                check_password_policy(form.new.data, current_user.username)
+            except InvalidInput as bad:
+                form.new.errors.append(str(bad))
+            else:
+                user = current_user._get_current_object()
+                set_password(user, form.new.data)
+                db.session.commit()
+                # The epoch moved, so re-login this session under the new id; others are ended.
+                login_user(user)
+                flash("密码已修改，其他设备上的登录已失效", "success")
+                return redirect(url_for("admin.index"))
+    return render_template("auth/password.html", form=form)

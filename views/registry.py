@@ -1,0 +1,578 @@
+"""The register: villages, staff, children (一人一档) and guardians, with archive and restore."""
+
+from flask import current_app, flash, has_request_context, jsonify, redirect, request, url_for
+from flask_admin import expose
+from flask_admin.contrib.sqla.filters import DateBetweenFilter, FilterEqual
+from flask_admin.model.form import InlineFormAdmin
+from flask_login import current_user
+from markupsafe import Markup
+from wtforms import SelectField, StringField, TextAreaField
+from wtforms.validators import Optional
+
+from choices import (
+    ARCHIVE_STATUSES,
+    ChildStatus,
+    Gender,
+    GuardianStatus,
+    IdentificationSource,
+    LeadingGroupRole,
+    Level,
+    Relation,
+    StaffKind,
+    VillageKind,
+)
+from models import Category, Child, ChildGuardian, Guardian, Staff, Village, db
+from services import audit, clock
+from services.permissions import may_reveal_id
+from services.register import (
+    archive_child,
+    check_child_identity,
+    fill_from_id_number,
+    note_guardian_status,
+    restore_child,
+)
+from services.search import child_search_clause
+from services.validation import InvalidInput, clean_id_number, clean_name, clean_phone, mask_id_number
+from views.base import (
+    ChoiceFilter,
+    ScopedAjaxLoader,
+    ScopedModelView,
+    VillageFilter,
+    current_role,
+    current_scope,
+    level_badge,
+    scoped_query,
+)
+from views.labels import LABELS
+
+MENU_REGISTER = "儿童档案"
+MENU_BASE = "基础信息"
+
+
+def masked_id(view, context, model, name):
+    return mask_id_number(getattr(model, name))
+
+
+def _field_errors(form, errors: dict[str, str]) -> bool:
+    for field, message in errors.items():
+        target = getattr(form, field, None)
+        if target is None:
+            continue
+        target.errors = list(target.errors or []) + [message]
+    return not errors
+
+
+def _check(form, field_name, cleaner) -> None:
+    """Run a services.validation cleaner on a form field, putting its message next to the field."""
+    field = getattr(form, field_name, None)
+    if field is None:
+        return
+    try:
+        field.data = cleaner(field.data)
+    except InvalidInput as bad:
+        field.errors = list(field.errors or []) + [str(bad)]
+
+
+class CategoryFilter(FilterEqual):
+    def __init__(self):
+        super().__init__(Child.id, "困境类别", options=self._options)
+
+    @staticmethod
+    def _options():
+        if not has_request_context():
+            return []
+        return [(c.id, c.name) for c in db.session.scalars(db.select(Category).order_by(Category.sort_order))]
+
+    def apply(self, query, value, alias=None):
+        return query.filter(Child.categories.any(Category.id == int(value)))
+
+    def clean(self, value):
+        return int(value)
+
+
+class LevelFilter(FilterEqual):
+    def __init__(self):
+        super().__init__(Child.current_level, "风险等级", options=Level.choices() + [("none", "未评估")])
+
+    def apply(self, query, value, alias=None):
+        if value == "none":
+            return query.filter(Child.current_level.is_(None))
+        return query.filter(Child.current_level == value)
+
+
+class VillageView(ScopedModelView):
+    area = "villages"
+    menu_category = MENU_BASE
+    column_list = ("sort_order", "name", "kind", "code", "lon", "lat")
+    column_labels = LABELS
+    column_default_sort = ("sort_order", False)
+    column_searchable_list = ("name", "code")
+    form_columns = ("name", "kind", "code", "lon", "lat", "boundary", "sort_order")
+    form_overrides = {"boundary": TextAreaField}
+    form_args = {
+        "lon": {"description": "地图上的位置（经度），如 107.39"},
+        "lat": {"description": "地图上的位置（纬度），如 29.70"},
+        "boundary": {"description": "可选：村界的 GeoJSON 几何（Polygon 或 MultiPolygon）"},
+    }
+    choice_columns = {"kind": VillageKind}
+    allow_delete = False
+
+    def validate_form(self, form):
+        ok = super().validate_form(form)
+        if not ok or not hasattr(form, "name"):
+            return ok
+        _check(form, "name", lambda v: clean_name(v).replace(" ", ""))
+        return not any(f.errors for f in form)
+
+
+class StaffView(ScopedModelView):
+    area = "staff"
+    menu_category = MENU_BASE
+    column_list = ("name", "kind", "phone", "village", "organisation", "leading_group_role", "active")
+    column_labels = LABELS
+    column_searchable_list = ("name", "phone")
+    column_filters = (
+        ChoiceFilter(Staff.kind, "类型", StaffKind),
+        VillageFilter(Staff.village_id),
+        ChoiceFilter(Staff.leading_group_role, "领导小组职务", LeadingGroupRole),
+        FilterEqual(Staff.active, "在岗", options=[("1", "是"), ("0", "否")]),
+    )
+    form_columns = ("name", "kind", "phone", "village", "organisation", "leading_group_role", "active")
+    form_args = {
+        "village": {"description": "镇级人员可不选"},
+        "leading_group_role": {"description": "工作领导小组中的职务（组长/副组长/成员），不在领导小组可不选"},
+    }
+    form_choices = {"leading_group_role": [("", "（无）")] + LeadingGroupRole.choices()}
+    choice_columns = {"kind": StaffKind, "leading_group_role": LeadingGroupRole}
+    allow_delete = False
+
+    def validate_form(self, form):
+        ok = super().validate_form(form)
+        if not hasattr(form, "name") or request.method != "POST":
+            return ok
+        _check(form, "name", clean_name)
+        _check(form, "phone", clean_phone)
+        return ok and not any(f.errors for f in form)
+
+    def on_model_change(self, form, model, is_created):
+        model.leading_group_role = model.leading_group_role or None
+
+
+class GuardianLinkInline(InlineFormAdmin):
+    """A guardian row in the child's form: pick an existing guardian, or type a new one."""
+
+    form_columns = ("id", "guardian", "relation", "is_primary")
+    form_label = "监护人"
+    column_labels = {"guardian": "已登记的监护人", "relation": "关系", "is_primary": "主要监护人"}
+    form_args = {"guardian": {"description": "输入姓名或电话查找；兄弟姐妹可共用同一监护人"}}
+    form_choices = {"relation": Relation.choices()}
+    form_extra_fields = {
+        "new_name": StringField("或新增：姓名", validators=[Optional()]),
+        "new_phone": StringField("电话", validators=[Optional()]),
+        "new_id_number": StringField("身份证号", validators=[Optional()]),
+        "new_status": SelectField("监护状态", choices=GuardianStatus.choices(), validators=[Optional()]),
+    }
+
+    def __init__(self):
+        super().__init__(
+            ChildGuardian,
+            form_ajax_refs={
+                "guardian": ScopedAjaxLoader(
+                    "guardian", db.session, Guardian, fields=("name", "phone"), page_size=10
+                )
+            },
+        )
+
+    def on_model_change(self, form, model, is_created):
+        if model.guardian is None:
+            name = (form.new_name.data or "").strip()
+            if not name:
+                raise InvalidInput("监护人：请选择已登记的监护人，或填写新监护人姓名")
+            model.guardian = Guardian(
+                name=clean_name(name),
+                phone=clean_phone(form.new_phone.data),
+                id_number=clean_id_number(form.new_id_number.data) if form.new_id_number.data else None,
+                status=form.new_status.data or GuardianStatus.NORMAL.value,
+                village_id=model.child.village_id,
+            )
+
+
+class ChildView(ScopedModelView):
+    area = "children"
+    menu_category = MENU_REGISTER
+    name = "儿童名册"
+    details_template = "registry/child_details.html"
+    column_list = (
+        "name",
+        "gender",
+        "id_number",
+        "birth_date",
+        "village",
+        "categories",
+        "current_level",
+        "next_visit_due",
+        "status",
+    )
+    column_labels = LABELS
+    column_default_sort = ("id", True)
+    column_sortable_list = (
+        "name",
+        "birth_date",
+        "current_level",
+        "next_visit_due",
+        ("village", "village.sort_order"),
+    )
+    column_searchable_list = ("name",)
+    column_filters = (
+        VillageFilter(Child.village_id),
+        CategoryFilter(),
+        LevelFilter(),
+        ChoiceFilter(Child.gender, "性别", Gender),
+        ChoiceFilter(Child.identification_source, "发现来源", IdentificationSource),
+        DateBetweenFilter(Child.next_visit_due, "下次走访"),
+        DateBetweenFilter(Child.birth_date, "出生日期"),
+    )
+    column_formatters = {
+        "id_number": masked_id,
+        "current_level": lambda v, c, m, n: level_badge(m.current_level),
+        "categories": lambda v, c, m, n: "、".join(cat.name for cat in m.categories),
+    }
+    column_details_list = (
+        "name",
+        "gender",
+        "id_number",
+        "birth_date",
+        "age",
+        "village",
+        "address",
+        "school",
+        "grade",
+        "categories",
+        "disability_kind",
+        "disability_grade",
+        "identification_source",
+        "status",
+        "current_level",
+        "level_assessed_on",
+        "next_visit_due",
+        "next_assessment_due",
+        "director",
+        "caring_mother",
+        "guardian_links",
+        "notes",
+        "created_at",
+        "updated_at",
+    )
+    column_formatters_detail = {
+        **column_formatters,
+        "guardian_links": lambda v, c, m, n: Markup("<br>").join(
+            Markup("{}（{}）{} {}").format(
+                link.guardian.name,
+                Relation.label_of(link.relation),
+                GuardianStatus.label_of(link.guardian.status),
+                "主要监护人" if link.is_primary else "",
+            )
+            for link in m.guardian_links
+        ),
+    }
+    choice_columns = {
+        "gender": Gender,
+        "status": ChildStatus,
+        "identification_source": IdentificationSource,
+    }
+    form_columns = (
+        "name",
+        "id_number",
+        "gender",
+        "birth_date",
+        "village",
+        "address",
+        "school",
+        "grade",
+        "categories",
+        "disability_kind",
+        "disability_grade",
+        "identification_source",
+        "director",
+        "caring_mother",
+        "notes",
+        "guardian_links",
+    )
+    form_choices = {
+        "gender": [("", "（按身份证号自动填写）")] + Gender.choices(),
+        "identification_source": [("", "（未填）")] + IdentificationSource.choices(),
+    }
+    form_args = {
+        "name": {"description": "最多50个字"},
+        "id_number": {"description": "18位，末位可为X；保存时校验地区码、出生日期与校验位"},
+        "birth_date": {"description": "可不填，按身份证号自动填写", "validators": [Optional()]},
+        "categories": {"description": "可多选"},
+        "disability_kind": {"description": "残疾儿童填写，如 视力、听力、肢体、智力、精神"},
+        "disability_grade": {"description": "残疾儿童填写，如 一级"},
+    }
+    form_widget_args = {"id_number": {"autocomplete": "off", "maxlength": 18}}
+    inline_models = (GuardianLinkInline(),)
+    allow_delete = False
+
+    def get_query(self):
+        return super().get_query().filter(Child.archived_at.is_(None))
+
+    def get_count_query(self):
+        return super().get_count_query().filter(Child.archived_at.is_(None))
+
+    def search_placeholder(self):
+        return "姓名 / 拼音 / 首字母 / 身份证号 / 后4位"
+
+    def _apply_search(self, query, count_query, joins, count_joins, search):
+        clause = child_search_clause(search)
+        if clause is None:
+            return query, count_query, joins, count_joins
+        return query.filter(clause), count_query.filter(clause), joins, count_joins
+
+    def validate_form(self, form):
+        ok = super().validate_form(form)
+        if request.method != "POST" or not hasattr(form, "id_number"):
+            return ok
+        _check(form, "name", clean_name)
+        errors = {}
+        if not form.id_number.errors:
+            errors = check_child_identity(
+                form.id_number.data,
+                form.birth_date.data,
+                form.gender.data or None,
+                child_id=request.args.get("id", type=int),
+                village_ids=current_scope(),
+            )
+            if "id_number" not in errors:
+                form.id_number.data = clean_id_number(form.id_number.data)
+        return _field_errors(form, errors) and ok and not any(f.errors for f in form)
+
+    def on_model_change(self, form, model, is_created):
+        fill_from_id_number(model)
+        model.identification_source = model.identification_source or None
+        if model.guardian_links and not any(link.is_primary for link in model.guardian_links):
+            model.guardian_links[0].is_primary = True
+
+    def handle_view_exception(self, exc):
+        if isinstance(exc, InvalidInput):
+            flash(str(exc), "error")
+            return True
+        return super().handle_view_exception(exc)
+
+    @property
+    def column_extra_row_actions(self):
+        from flask_admin.model.template import EndpointLinkRowAction
+
+        actions = []
+        if can_dossier() and "dossier.index" in current_app.view_functions:
+            actions.append(EndpointLinkRowAction("fa fa-folder-open", "dossier.index", title="一人一档"))
+        if self.may_write:
+            actions.append(EndpointLinkRowAction("fa fa-archive", ".archive_view", title="归档"))
+        return actions
+
+    @expose("/archive/", methods=("GET", "POST"))
+    def archive_view(self):
+        if not self.may_write:
+            return self.inaccessible_callback("archive_view")
+        child = self.get_one(request.args.get("id"))
+        if child is None:
+            flash("记录不存在。", "error")
+            return redirect(self.get_url(".index_view"))
+        error = None
+        if request.method == "POST":
+            try:
+                archive_child(child, request.form.get("status", ""), request.form.get("reason", ""))
+            except (InvalidInput, ValueError) as bad:
+                error = str(bad) if isinstance(bad, InvalidInput) else "请选择归档原因类别"
+            else:
+                db.session.commit()
+                flash(f"已归档：{child.name}。可在“已归档儿童”中恢复。", "success")
+                return redirect(self.get_url(".index_view"))
+        return self.render(
+            "registry/archive.html",
+            child=child,
+            statuses=[(s.value, s.label) for s in ARCHIVE_STATUSES],
+            error=error,
+            form_values=request.form,
+        )
+
+    @expose("/reveal/", methods=("POST",))
+    def reveal_view(self):
+        """The full ID number for roles that may see it; every reveal is logged."""
+        if not may_reveal_id(current_role()):
+            return jsonify(error="无权查看完整身份证号"), 403
+        child = ArchivedAwareLookup.child(request.args.get("id"))
+        if child is None:
+            return jsonify(error="记录不存在"), 404
+        audit.record(db.session, "reveal", table="child", record_id=child.id, summary=child.name)
+        db.session.commit()
+        return jsonify(id_number=child.id_number)
+
+
+def can_dossier() -> bool:
+    from services.permissions import can_read
+
+    return can_read(current_role(), "dossier")
+
+
+class ArchivedAwareLookup:
+    @staticmethod
+    def child(id_value):
+        try:
+            key = int(id_value)
+        except (TypeError, ValueError):
+            return None
+        return scoped_query(Child).filter(Child.id == key).one_or_none()
+
+
+class ArchivedChildView(ScopedModelView):
+    """Archived children: nothing is lost, a clerk can restore; only an admin can hard-delete."""
+
+    area = "archive"
+    menu_category = MENU_REGISTER
+    column_list = ("name", "gender", "id_number", "village", "status", "archive_reason", "archived_at")
+    column_labels = LABELS
+    column_formatters = {"id_number": masked_id}
+    column_searchable_list = ("name",)
+    column_filters = (VillageFilter(Child.village_id), ChoiceFilter(Child.status, "状态", ChildStatus))
+    column_default_sort = ("archived_at", True)
+    choice_columns = {"gender": Gender, "status": ChildStatus}
+    allow_create = False
+    allow_edit = False
+
+    @property
+    def can_delete(self):
+        return current_role() == "admin"
+
+    def get_query(self):
+        return super().get_query().filter(Child.archived_at.is_not(None))
+
+    def get_count_query(self):
+        return super().get_count_query().filter(Child.archived_at.is_not(None))
+
+    def _apply_search(self, query, count_query, joins, count_joins, search):
+        clause = child_search_clause(search)
+        if clause is None:
+            return query, count_query, joins, count_joins
+        return query.filter(clause), count_query.filter(clause), joins, count_joins
+
+    @property
+    def column_extra_row_actions(self):
+        from flask_admin.model.template import EndpointLinkRowAction
+
+        if not self.may_write:
+            return []
+        return [EndpointLinkRowAction("fa fa-undo", ".restore_view", title="恢复")]
+
+    @expose("/restore/", methods=("GET", "POST"))
+    def restore_view(self):
+        if not self.may_write:
+            return self.inaccessible_callback("restore_view")
+        child = self.get_one(request.args.get("id"))
+        if child is None:
+            flash("记录不存在。", "error")
+            return redirect(self.get_url(".index_view"))
+        if request.method == "POST":
+            try:
+                restore_child(child)
+            except InvalidInput as bad:
+                flash(str(bad), "error")
+            else:
+                db.session.commit()
+                flash(f"已恢复：{child.name}", "success")
+                return redirect(url_for("child.index_view"))
+        return self.render("registry/restore.html", child=child)
+
+    def delete_model(self, model):
+        if current_role() != "admin":
+            flash("只有系统管理员可以彻底删除", "error")
+            return False
+        try:
+            db.session.delete(model)
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            flash("该儿童仍有评估、走访等关联记录，不能彻底删除；请保留归档。", "error")
+            return False
+        return True
+
+
+class GuardianView(ScopedModelView):
+    area = "guardians"
+    menu_category = MENU_REGISTER
+    column_list = ("name", "phone", "id_number", "status", "low_income", "village", "child_links")
+    column_labels = {**LABELS, "child_links": "监护的儿童", "status": "监护状态"}
+    column_searchable_list = ("name", "phone")
+    column_filters = (
+        VillageFilter(Guardian.village_id),
+        ChoiceFilter(Guardian.status, "监护状态", GuardianStatus),
+        FilterEqual(Guardian.low_income, "低保/低收入", options=[("1", "是"), ("0", "否")]),
+    )
+    column_formatters = {
+        "id_number": masked_id,
+        "child_links": lambda v, c, m, n: "、".join(
+            f"{link.child.name}（{Relation.label_of(link.relation)}）" for link in m.child_links
+        ),
+    }
+    choice_columns = {"status": GuardianStatus, "gender": Gender}
+    form_columns = (
+        "name",
+        "gender",
+        "id_number",
+        "phone",
+        "status",
+        "low_income",
+        "village",
+        "address",
+        "notes",
+    )
+    form_choices = {"gender": [("", "（未填）")] + Gender.choices()}
+    form_args = {
+        "status": {"label": "监护状态", "description": "改为服刑/失联/死亡/重病时，系统会提示重新评估"}
+    }
+    allow_delete = False
+
+    def validate_form(self, form):
+        ok = super().validate_form(form)
+        if request.method != "POST" or not hasattr(form, "name"):
+            return ok
+        _check(form, "name", clean_name)
+        _check(form, "phone", clean_phone)
+        if form.id_number.data:
+            _check(form, "id_number", clean_id_number)
+            if not form.id_number.errors:
+                other = db.session.scalar(
+                    db.select(Guardian.id).where(
+                        Guardian.id_number == form.id_number.data,
+                        Guardian.id != (request.args.get("id", type=int) or 0),
+                    )
+                )
+                if other:
+                    form.id_number.errors = list(form.id_number.errors) + [
+                        "该身份证号的监护人已登记，请在儿童表单中直接选择"
+                    ]
+        else:
+            form.id_number.data = None
+        return ok and not any(f.errors for f in form)
+
+    def update_model(self, form, model):
+        old_status = model.status
+        ok = super().update_model(form, model)
+        if ok and old_status != model.status:
+            note_guardian_status(model, old_status, clock.today())
+            db.session.commit()
+        return ok
+
+    def on_model_change(self, form, model, is_created):
+        model.gender = model.gender or None
+
+
+def register(admin):
+    admin.add_view(ChildView(Child, name="儿童名册", endpoint="child"))
+    admin.add_view(GuardianView(Guardian, name="监护人", endpoint="guardian"))
+    admin.add_view(ArchivedChildView(Child, name="已归档儿童", endpoint="child_archive"))
+    admin.add_view(VillageView(Village, name="村（社区）", endpoint="village"))
+    admin.add_view(StaffView(Staff, name="工作人员", endpoint="staff"))
+
+
+__all__ = ["register", "current_user"]
