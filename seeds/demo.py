@@ -34,6 +34,10 @@ from models import (
     pinyin_keys,
     user_village,
 )
+from seeds.demo_activities import seed_activities
+from seeds.demo_assessment import seed_assessments
+from seeds.demo_funds import seed_funds
+from seeds.demo_supervision import seed_supervision
 from seeds.reference import seed_reference
 
 DEMO_PASSWORD = "demo-12345"
@@ -182,6 +186,10 @@ def _seed(session, rng: random.Random, n_children: int) -> dict:
 
 
 DEMO_STEPS: list = []
+DEMO_STEPS.insert(0, seed_assessments)  # first: later steps (visits, alerts) read the children's levels
+DEMO_STEPS.append(seed_activities)
+DEMO_STEPS.append(seed_funds)  # after activities: expenses link to them
+DEMO_STEPS.append(seed_supervision)  # after assessments: visits follow the children's levels
 
 _CATEGORY_WEIGHTS = [
     ("orphan", 6),

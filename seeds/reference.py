@@ -25,4 +25,10 @@ def seed_reference() -> None:
         if db.session.get(Setting, key) is None:
             db.session.add(Setting(key=key, value=value, label=label))
     # Areas with seeded rule tables add their seed call here.
+    from seeds.rules import seed_rules
+
+    seed_rules()
+    from services.funds import seed_settings as seed_fund_settings
+
+    seed_fund_settings()
     db.session.flush()

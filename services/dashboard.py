@@ -1,8 +1,23 @@
 """Figures of the 工作台, computed for a village scope."""
 
-from sqlalchemy import func, select
+import calendar
+import datetime as dt
+from dataclasses import dataclass
 
-from models import Category, Child, Village, child_category, db
+from sqlalchemy import and_, case, exists, func, select
+from sqlalchemy.orm import joinedload
+
+from choices import AssessmentStatus, ServiceStatus
+from models import (
+    Assessment,
+    Category,
+    Child,
+    ChildGuardian,
+    SupportService,
+    Village,
+    child_category,
+    db,
+)
 from services.scoping import scope
 
 
@@ -11,37 +26,204 @@ def _active_children(village_ids):
 
 
 def register_counts(village_ids) -> dict:
-    """Active children in scope: total, by category, by level, by village."""
-    active = _active_children(village_ids).subquery()
-    total = db.session.scalar(select(func.count()).select_from(active))
+    """Active children in scope: total, by category, by level, by village (the map's counts, summed)."""
+    from services.riskmap import NONE, level_counts
+
+    per_village_level = level_counts(village_ids)
+    by_level: dict = {}
+    per_village: dict = {}
+    for (village_id, level), n in per_village_level.items():
+        key = None if level == NONE else level
+        by_level[key] = by_level.get(key, 0) + n
+        per_village[village_id] = per_village.get(village_id, 0) + n
+    villages = db.session.execute(
+        scope(select(Village.id, Village.name), Village, village_ids).order_by(Village.sort_order, Village.id)
+    ).all()
+    active = _active_children(village_ids)
     by_category = db.session.execute(
         select(Category.name, func.count(child_category.c.child_id))
         .select_from(Category)
         .join(child_category, child_category.c.category_id == Category.id)
-        .where(child_category.c.child_id.in_(select(active.c.id)))
+        .where(child_category.c.child_id.in_(active))
         .group_by(Category.id, Category.name, Category.sort_order)
         .order_by(Category.sort_order)
     ).all()
-    by_level = dict(
-        db.session.execute(
-            select(Child.current_level, func.count())
-            .where(Child.id.in_(select(active.c.id)))
-            .group_by(Child.current_level)
-        ).all()
-    )
-    by_village = db.session.execute(
-        scope(
-            select(Village.name, func.count(Child.id))
-            .join(Child, (Child.village_id == Village.id) & Child.archived_at.is_(None))
-            .group_by(Village.id, Village.name, Village.sort_order)
-            .order_by(Village.sort_order),
-            Village,
-            village_ids,
-        )
-    ).all()
     return {
-        "total": total,
+        "total": sum(per_village.values()),
         "by_category": [tuple(r) for r in by_category],
         "by_level": by_level,
-        "by_village": [tuple(r) for r in by_village],
+        "by_village": [(name, per_village.get(village_id, 0)) for village_id, name in villages],
     }
+
+
+# --------------------------------------------------------------------------- plan progress
+
+# Work plan 四: the three phases, as (month, day) spans of the plan year. They overlap by design
+# (February and November belong to two phases each), so a day may lie in two phases.
+PHASES = [
+    ("部署启动", (1, 1), (2, 28), "成立领导小组、业务培训、全面摸排、完成信息建档"),
+    ("重点推进", (2, 1), (11, 30), "识别评估、风险分级、分层赋能、监督巡查、个案帮扶"),
+    ("总结提升", (11, 1), (12, 31), "梳理成效、总结典型案例、迎接区级评估验收"),
+]
+
+
+def plan_phases(today: dt.date) -> list[dict]:
+    phases = []
+    for name, (m1, d1), (m2, d2), work in PHASES:
+        start = dt.date(today.year, m1, d1)
+        end = dt.date(today.year, m2, d2)
+        if (m2, d2) == (2, 28) and calendar.isleap(today.year):
+            end = dt.date(today.year, 2, 29)
+        phases.append(
+            {"name": name, "start": start, "end": end, "work": work, "current": start <= today <= end}
+        )
+    return phases
+
+
+@dataclass(frozen=True)
+class Rate:
+    key: str
+    name: str
+    numerator: int
+    denominator: int
+    definition: str
+
+    @property
+    def percent(self) -> float | None:
+        return round(100 * self.numerator / self.denominator, 1) if self.denominator else None
+
+
+RATE_DEFINITIONS = {
+    "filing": (
+        "建档完成率",
+        "在册儿童中档案要素齐全（至少一名监护人、至少一个困境类别、已填住址）的人数 ÷ 在册儿童人数",
+    ),
+    "coverage": (
+        "评估覆盖率",
+        "在册儿童中在复评周期内（有已审核评估且“下次评估”日期不早于今天）的人数 ÷ 在册儿童人数",
+    ),
+    "measures": (
+        "分层赋能落实率",
+        "应完成日期已过（早于今天）且未取消的分层赋能服务中，在应完成日期当天或之前落实的项数 ÷ 这些服务的项数",
+    ),
+    "patrol": (
+        "巡查按期率",
+        "已评定等级的在册儿童中“下次走访”日期未逾期（不早于今天）的人数 ÷ 已评定等级的在册儿童人数",
+    ),
+}
+
+
+def _count(stmt) -> int:
+    return db.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+
+
+def plan_rates(village_ids, today: dt.date) -> list[Rate]:
+    """The plan's progress rates for the villages in scope, each with its numerator and denominator."""
+
+    def tally(condition):
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    levelled = Child.current_level.is_not(None)
+    children = db.session.execute(
+        scope(
+            select(
+                func.count(),
+                tally(
+                    and_(
+                        Child.address.is_not(None),
+                        Child.address != "",
+                        exists().where(ChildGuardian.child_id == Child.id),
+                        exists().where(child_category.c.child_id == Child.id),
+                    )
+                ),
+                tally(Child.next_assessment_due >= today),
+                tally(levelled),
+                tally(and_(levelled, Child.next_visit_due >= today)),
+            ).where(Child.archived_at.is_(None)),
+            Child,
+            village_ids,
+        )
+    ).one()
+    registered, complete, covered, levelled_count, on_schedule = (int(n) for n in children)
+    services = db.session.execute(
+        scope(
+            select(
+                func.count(),
+                tally(
+                    and_(
+                        SupportService.status == ServiceStatus.DELIVERED.value,
+                        SupportService.delivered_on <= SupportService.due_on,
+                    )
+                ),
+            ).where(SupportService.due_on < today, SupportService.status != ServiceStatus.CANCELLED.value),
+            SupportService,
+            village_ids,
+        )
+    ).one()
+    due_count, in_time = (int(n) for n in services)
+    figures = {
+        "filing": (complete, registered),
+        "coverage": (covered, registered),
+        "measures": (in_time, due_count),
+        "patrol": (on_schedule, levelled_count),
+    }
+    rates = []
+    for key, (numerator, denominator) in figures.items():
+        name, definition = RATE_DEFINITIONS[key]
+        rates.append(Rate(key, name, numerator, denominator, definition))
+    return rates
+
+
+# --------------------------------------------------------------------------- the user's own work
+
+LIST_LIMIT = 8
+
+
+def overdue_work(village_ids, *, user_id: int, may_review: bool, today: dt.date) -> dict:
+    """What waits for this user, in their villages: reviews, own drafts, overdue reassessments and measures."""
+    scoped_assessments = scope(select(Assessment), Assessment, village_ids)
+    to_review = []
+    to_review_count = 0
+    if may_review:
+        pending = scoped_assessments.where(
+            Assessment.status == AssessmentStatus.SUBMITTED.value, Assessment.created_by_id != user_id
+        )
+        to_review_count = _count(pending)
+        to_review = db.session.scalars(
+            pending.options(joinedload(Assessment.child).joinedload(Child.village))
+            .order_by(Assessment.assessed_on)
+            .limit(LIST_LIMIT)
+        ).all()
+    drafts = scoped_assessments.where(
+        Assessment.status == AssessmentStatus.DRAFT.value, Assessment.created_by_id == user_id
+    )
+    reassess = _active_children_rows(village_ids).where(Child.next_assessment_due < today)
+    never = _active_children(village_ids).where(Child.current_level.is_(None))
+    measures = scope(
+        select(SupportService).where(
+            SupportService.status == ServiceStatus.PLANNED.value, SupportService.due_on < today
+        ),
+        SupportService,
+        village_ids,
+    )
+    return {
+        "to_review": to_review,
+        "to_review_count": to_review_count,
+        "drafts": db.session.scalars(drafts.order_by(Assessment.assessed_on).limit(LIST_LIMIT)).all(),
+        "drafts_count": _count(drafts),
+        "reassess": db.session.scalars(
+            reassess.options(joinedload(Child.village)).order_by(Child.next_assessment_due).limit(LIST_LIMIT)
+        ).all(),
+        "reassess_count": _count(reassess),
+        "never_assessed_count": _count(never),
+        "measures": db.session.scalars(
+            measures.options(joinedload(SupportService.child))
+            .order_by(SupportService.due_on)
+            .limit(LIST_LIMIT)
+        ).all(),
+        "measures_count": _count(measures),
+    }
+
+
+def _active_children_rows(village_ids):
+    return scope(select(Child).where(Child.archived_at.is_(None)), Child, village_ids)

@@ -1,6 +1,9 @@
 """Login, logout and changing one's own password (outside Flask-Admin, in Chinese)."""
 
+import datetime as dt
+
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_admin import BaseView, expose
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from werkzeug.security import check_password_hash
@@ -48,6 +51,7 @@ def login():
             # A fresh session on login: nothing from before survives (no fixation).
             session.clear()
             session.permanent = True
+            session["seen"] = dt.datetime.now(dt.UTC).timestamp()
             login_user(user)
             audit.set_actor(audit.Actor(user.id, user.username, request.remote_addr))
             audit.record(db.session, "login", table="user_account", record_id=user.id, summary=user.username)
@@ -67,24 +71,41 @@ def logout():
     return redirect(url_for("auth.login"))
 
 
-@bp.route("/password", methods=["GET", "POST"])
+@bp.route("/password")
 @login_required
 def change_password():
-    form = PasswordForm()
-    if form.validate_on_submit():
-        if not check_password_hash(current_user.password_hash, form.current.data):
-            form.current.errors.append("当前密码不正确")
-        else:
-            try:
-                check_password_policy(form.new.data, current_user.username)
-            except InvalidInput as bad:
-                form.new.errors.append(str(bad))
+    return redirect(url_for("password.index"))
+
+
+class PasswordView(BaseView):
+    """修改密码: every logged-in account, whatever its role; not in the menu (it is in the user menu)."""
+
+    def is_accessible(self):
+        return current_user.is_authenticated
+
+    def is_visible(self):
+        return False
+
+    def inaccessible_callback(self, name, **kwargs):
+        return redirect(url_for("auth.login", next=request.full_path))
+
+    @expose("/", methods=("GET", "POST"))
+    def index(self):
+        form = PasswordForm()
+        if form.validate_on_submit():
+            if not check_password_hash(current_user.password_hash, form.current.data):
+                form.current.errors.append("当前密码不正确")
             else:
-                user = current_user._get_current_object()
-                set_password(user, form.new.data)
-                db.session.commit()
-                # The epoch moved, so re-login this session under the new id; others are ended.
-                login_user(user)
-                flash("密码已修改，其他设备上的登录已失效", "success")
-                return redirect(url_for("admin.index"))
-    return render_template("auth/password.html", form=form)
+                try:
+                    check_password_policy(form.new.data, current_user.username)
+                except InvalidInput as bad:
+                    form.new.errors.append(str(bad))
+                else:
+                    user = current_user._get_current_object()
+                    set_password(user, form.new.data)
+                    db.session.commit()
+                    # The epoch moved, so re-login this session under the new id; others are ended.
+                    login_user(user)
+                    flash("密码已修改，其他设备上的登录已失效", "success")
+                    return redirect(url_for("admin.index"))
+        return self.render("auth/password.html", form=form)

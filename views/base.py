@@ -1,3 +1,4 @@
+# PARALLEL ENGINEERS: read /work/main/PARALLEL_WORK.md first (rules: no git commands, no rewriting shared files, deadline 02:20 UTC).
 """The one place where roles and village scoping meet Flask-Admin.
 
 Every view of the panel derives from ``SecureView`` (custom pages) or ``ScopedModelView`` (CRUD).
@@ -162,9 +163,14 @@ class ScopedModelView(ModelView):
         refused = super()._handle_view(name, **kwargs)
         if refused is not None:
             return refused
+        if name in self.extra_write_endpoints and not self.may_write:
+            abort(403)
         if name in WRITE_ENDPOINTS and not self._allowed(name):
             abort(403)
         return None
+
+    # Custom @expose methods of a view that change data: only roles that may write reach them.
+    extra_write_endpoints: frozenset[str] = frozenset()
 
     def _allowed(self, name) -> bool:
         return {
@@ -278,8 +284,17 @@ class ScopedModelView(ModelView):
 
     # --- two people editing one record ---------------------------------------------------
 
+    # Unique columns whose duplicates the view reports itself (scoped, with a better message).
+    uniqueness_checked_by_view: tuple[str, ...] = ()
+
     def scaffold_form(self):
+        from flask_admin.contrib.sqla.validators import Unique
+
         form_class = super().scaffold_form()
+        for name in self.uniqueness_checked_by_view:
+            unbound = getattr(form_class, name)
+            validators = unbound.kwargs.get("validators") or []
+            unbound.kwargs["validators"] = [v for v in validators if not isinstance(v, Unique)]
         if hasattr(self.model, "version"):
             form_class.version_seen = HiddenField()
         return form_class

@@ -4,10 +4,12 @@ from flask import redirect, request, url_for
 from flask_admin import AdminIndexView, expose
 from flask_login import current_user
 
-from choices import LEVEL_COLOURS, Level
-from services.dashboard import register_counts
+from choices import LEVEL_COLOURS, Level, ServiceKind
+from services import clock
+from services.assessment import may_review
+from services.dashboard import overdue_work, plan_phases, plan_rates, register_counts
 from services.permissions import can_read
-from views.base import current_role, current_scope
+from views.base import current_role, current_scope, level_badge
 
 
 class DashboardView(AdminIndexView):
@@ -19,12 +21,26 @@ class DashboardView(AdminIndexView):
 
     @expose("/")
     def index(self):
-        counts = None
-        if can_read(current_role(), "children"):
-            counts = register_counts(current_scope())
+        role = current_role()
+        scope = current_scope()
+        today = clock.today()
+        counts = rates = work = None
+        if can_read(role, "children"):
+            counts = register_counts(scope)
+            rates = plan_rates(scope, today)
+        if can_read(role, "assessments"):
+            work = overdue_work(scope, user_id=current_user.id, may_review=may_review(role), today=today)
         return self.render(
             "admin/index.html",
             counts=counts,
+            rates=rates,
+            work=work,
+            phases=plan_phases(today),
+            today=today,
             levels=list(Level),
             level_colours=LEVEL_COLOURS,
+            level_badge=level_badge,
+            service_kind=ServiceKind.label_of,
+            may_map=can_read(role, "map"),
+            may_services=can_read(role, "services"),
         )

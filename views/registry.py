@@ -4,6 +4,7 @@ from flask import current_app, flash, has_request_context, jsonify, redirect, re
 from flask_admin import expose
 from flask_admin.contrib.sqla.filters import DateBetweenFilter, FilterEqual
 from flask_admin.model.form import InlineFormAdmin
+from flask_admin.model.template import EndpointLinkRowAction as RowLink
 from flask_login import current_user
 from markupsafe import Markup
 from wtforms import SelectField, StringField, TextAreaField
@@ -23,7 +24,7 @@ from choices import (
 )
 from models import Category, Child, ChildGuardian, Guardian, Staff, Village, db
 from services import audit, clock
-from services.permissions import may_reveal_id
+from services.permissions import can_read, may_reveal_id
 from services.register import (
     archive_child,
     check_child_identity,
@@ -144,6 +145,9 @@ class StaffView(ScopedModelView):
     }
     form_choices = {"leading_group_role": [("", "（无）")] + LeadingGroupRole.choices()}
     choice_columns = {"kind": StaffKind, "leading_group_role": LeadingGroupRole}
+    column_extra_row_actions = [
+        RowLink("fa fa-flag", "participation.index", title="培训与活动参与", id_arg="staff")
+    ]
     allow_delete = False
 
     def validate_form(self, form):
@@ -166,12 +170,6 @@ class GuardianLinkInline(InlineFormAdmin):
     column_labels = {"guardian": "已登记的监护人", "relation": "关系", "is_primary": "主要监护人"}
     form_args = {"guardian": {"description": "输入姓名或电话查找；兄弟姐妹可共用同一监护人"}}
     form_choices = {"relation": Relation.choices()}
-    form_extra_fields = {
-        "new_name": StringField("或新增：姓名", validators=[Optional()]),
-        "new_phone": StringField("电话", validators=[Optional()]),
-        "new_id_number": StringField("身份证号", validators=[Optional()]),
-        "new_status": SelectField("监护状态", choices=GuardianStatus.choices(), validators=[Optional()]),
-    }
 
     def __init__(self):
         super().__init__(
@@ -183,6 +181,15 @@ class GuardianLinkInline(InlineFormAdmin):
             },
         )
 
+    def postprocess_form(self, form_class):
+        # The guardian may be left empty when a new one is typed in (checked in on_model_change).
+        form_class.guardian.kwargs["validators"] = [Optional()]
+        form_class.new_name = StringField("或新增：姓名", validators=[Optional()])
+        form_class.new_phone = StringField("电话", validators=[Optional()])
+        form_class.new_id_number = StringField("身份证号", validators=[Optional()])
+        form_class.new_status = SelectField("监护状态", choices=GuardianStatus.choices(), validators=[Optional()])
+        return form_class
+
     def on_model_change(self, form, model, is_created):
         if model.guardian is None:
             name = (form.new_name.data or "").strip()
@@ -193,7 +200,7 @@ class GuardianLinkInline(InlineFormAdmin):
                 phone=clean_phone(form.new_phone.data),
                 id_number=clean_id_number(form.new_id_number.data) if form.new_id_number.data else None,
                 status=form.new_status.data or GuardianStatus.NORMAL.value,
-                village_id=model.child.village_id,
+                village=model.child.village,
             )
 
 
@@ -305,13 +312,16 @@ class ChildView(ScopedModelView):
     form_args = {
         "name": {"description": "最多50个字"},
         "id_number": {"description": "18位，末位可为X；保存时校验地区码、出生日期与校验位"},
-        "birth_date": {"description": "可不填，按身份证号自动填写", "validators": [Optional()]},
+        "birth_date": {"description": "可不填，按身份证号自动填写"},
+        "gender": {"default": ""},
         "categories": {"description": "可多选"},
         "disability_kind": {"description": "残疾儿童填写，如 视力、听力、肢体、智力、精神"},
         "disability_grade": {"description": "残疾儿童填写，如 一级"},
     }
     form_widget_args = {"id_number": {"autocomplete": "off", "maxlength": 18}}
     inline_models = (GuardianLinkInline(),)
+    extra_write_endpoints = frozenset({"archive_view"})
+    uniqueness_checked_by_view = ("id_number",)
     allow_delete = False
 
     def get_query(self):
@@ -319,6 +329,13 @@ class ChildView(ScopedModelView):
 
     def get_count_query(self):
         return super().get_count_query().filter(Child.archived_at.is_(None))
+
+    def scaffold_form(self):
+        form_class = super().scaffold_form()
+        # Birth date and gender may be left blank: they follow the ID number (checked against it).
+        form_class.birth_date.kwargs["validators"] = [Optional()]
+        form_class.gender.kwargs["validators"] = [Optional()]
+        return form_class
 
     def search_placeholder(self):
         return "姓名 / 拼音 / 首字母 / 身份证号 / 后4位"
@@ -366,14 +383,20 @@ class ChildView(ScopedModelView):
         actions = []
         if can_dossier() and "dossier.index" in current_app.view_functions:
             actions.append(EndpointLinkRowAction("fa fa-folder-open", "dossier.index", title="一人一档"))
+        if can_read(current_role(), "assessments"):
+            actions.append(
+                EndpointLinkRowAction("fa fa-line-chart", "assessment_form.child_history", title="评估与服务")
+            )
+        if can_read(current_role(), "activities"):
+            actions.append(
+                EndpointLinkRowAction("fa fa-flag", "participation.index", title="活动参与", id_arg="child")
+            )
         if self.may_write:
             actions.append(EndpointLinkRowAction("fa fa-archive", ".archive_view", title="归档"))
         return actions
 
     @expose("/archive/", methods=("GET", "POST"))
     def archive_view(self):
-        if not self.may_write:
-            return self.inaccessible_callback("archive_view")
         child = self.get_one(request.args.get("id"))
         if child is None:
             flash("记录不存在。", "error")
@@ -439,6 +462,7 @@ class ArchivedChildView(ScopedModelView):
     choice_columns = {"gender": Gender, "status": ChildStatus}
     allow_create = False
     allow_edit = False
+    extra_write_endpoints = frozenset({"restore_view"})
 
     @property
     def can_delete(self):
@@ -466,8 +490,6 @@ class ArchivedChildView(ScopedModelView):
 
     @expose("/restore/", methods=("GET", "POST"))
     def restore_view(self):
-        if not self.may_write:
-            return self.inaccessible_callback("restore_view")
         child = self.get_one(request.args.get("id"))
         if child is None:
             flash("记录不存在。", "error")
@@ -503,6 +525,8 @@ class GuardianView(ScopedModelView):
     column_list = ("name", "phone", "id_number", "status", "low_income", "village", "child_links")
     column_labels = {**LABELS, "child_links": "监护的儿童", "status": "监护状态"}
     column_searchable_list = ("name", "phone")
+    column_default_sort = ("id", True)
+    uniqueness_checked_by_view = ("id_number",)
     column_filters = (
         VillageFilter(Guardian.village_id),
         ChoiceFilter(Guardian.status, "监护状态", GuardianStatus),
@@ -530,6 +554,9 @@ class GuardianView(ScopedModelView):
     form_args = {
         "status": {"label": "监护状态", "description": "改为服刑/失联/死亡/重病时，系统会提示重新评估"}
     }
+    column_extra_row_actions = [
+        RowLink("fa fa-flag", "participation.index", title="活动参与", id_arg="guardian")
+    ]
     allow_delete = False
 
     def validate_form(self, form):

@@ -11,6 +11,7 @@ from choices import AuditAction, Role
 from models import AuditLog, Setting, User, Village, db
 from services.accounts import set_password
 from services.validation import InvalidInput
+from views.auth import PasswordView
 from views.base import ChoiceFilter, ReadOnlyModelView, ScopedModelView
 from views.labels import LABELS
 
@@ -154,6 +155,7 @@ def register(admin):
     admin.add_view(UserView(User, name="账号", endpoint="user"))
     admin.add_view(AuditLogView(AuditLog, name="操作日志", endpoint="auditlog"))
     admin.add_view(SettingView(Setting, name="系统设置", endpoint="setting"))
+    admin.add_view(PasswordView(name="修改密码", endpoint="password", url="/admin/account/password"))
 
 
 __all__ = ["register", "Village"]

@@ -1,0 +1,191 @@
+"""Supervision at 100,000 children: 1,000,000 visits, a full alert-rules run, alert centre, case board.
+
+``python -m bench.supervision`` runs this area alone on its own database file.
+"""
+
+import datetime as dt
+import random
+import time
+import tracemalloc
+
+from sqlalchemy import insert, select
+
+from bench.harness import CHILDREN
+from choices import CaseStage, CaseType, ReporterKind, Urgency, VisitKind
+from models import Case, CaseEvent, Child, MandatoryReport, Visit, db
+from services import clock
+from services.alerts import run_rules
+
+VISITS = 10 * CHILDREN  # 1,000,000 at the benchmark's 100,000 children
+CASES = 3_000
+REPORTS = 3_000
+BATCH = 50_000
+
+
+def build(app) -> None:
+    """Bulk-insert the visits (10 per child on average), cases with their events, and reports."""
+    rng = random.Random(44)
+    today = clock.today()
+    children = db.session.execute(
+        select(Child.id, Child.village_id).where(Child.archived_at.is_(None)).order_by(Child.id)
+    ).all()
+    kinds = [k.value for k in VisitKind]
+    next_id = (db.session.scalar(select(db.func.max(Visit.id))) or 0) + 1
+    per_child = max(VISITS // len(children), 1)
+    rows = []
+    written = 0
+    for child_id, _ in children:
+        last = today - dt.timedelta(days=rng.randint(0, 40))
+        for k in range(per_child):
+            visited_on = last - dt.timedelta(days=30 * k)
+            rows.append(
+                {
+                    "id": next_id,
+                    "child_id": child_id,
+                    "visited_on": visited_on,
+                    "kind": kinds[k % 4],
+                    "child_seen": True,
+                    "guardian_present": True,
+                    "living_ok": True,
+                    "school_ok": True,
+                    "harm_signs": False,
+                    "risk_found": False,
+                    "next_due": visited_on + dt.timedelta(days=30),
+                    "version": 1,
+                }
+            )
+            next_id += 1
+        if len(rows) >= BATCH:
+            db.session.execute(insert(Visit), rows)
+            written += len(rows)
+            rows = []
+        if written + len(rows) >= VISITS:
+            break
+    if rows:
+        db.session.execute(insert(Visit), rows)
+    _build_cases(rng, children, today)
+    _build_reports(rng, children, today)
+    db.session.commit()
+
+
+def _build_cases(rng, children, today) -> None:
+    stages = [s.value for s in CaseStage]
+    types = [t.value for t in CaseType]
+    next_id = (db.session.scalar(select(db.func.max(Case.id))) or 0) + 1
+    cases, events = [], []
+    for n in range(CASES):
+        child_id, _ = children[rng.randrange(len(children))]
+        opened = today - dt.timedelta(days=rng.randint(0, 365))
+        changed = dt.datetime.combine(opened + dt.timedelta(days=rng.randint(0, 20)), dt.time(10))
+        cases.append(
+            {
+                "id": next_id + n,
+                "child_id": child_id,
+                "case_type": types[n % 3],
+                "opened_on": opened,
+                "reported_to_bureau_on": opened + dt.timedelta(days=1) if n % 7 else None,
+                "stage": stages[n % 5],
+                "stage_changed_at": min(changed, dt.datetime.combine(today, dt.time(9))),
+                "plan_goals": "演示目标",
+                "plan_measures": "演示措施",
+                "version": 1,
+            }
+        )
+        events.append({"case_id": next_id + n, "at": changed, "kind": "open", "to_stage": "identify"})
+    db.session.execute(insert(Case), cases)
+    db.session.execute(insert(CaseEvent), events)
+
+
+def _build_reports(rng, children, today) -> None:
+    now = dt.datetime.combine(today, dt.time(9))
+    rows = []
+    for n in range(REPORTS):
+        child_id, village_id = children[rng.randrange(len(children))]
+        received = now - dt.timedelta(hours=rng.randint(1, 24 * 200))
+        rows.append(
+            {
+                "reporter_kind": ReporterKind.GRID.value,
+                "anonymous": False,
+                "received_at": received,
+                "child_id": child_id,
+                "village_id": village_id,
+                "situation": "演示强制报告",
+                "urgency": Urgency.URGENT.value,
+                "first_response_at": received + dt.timedelta(hours=2) if n % 10 else None,
+                "version": 1,
+            }
+        )
+    db.session.execute(insert(MandatoryReport), rows)
+
+
+def measure(bench) -> None:
+    today = clock.today()
+    visits = db.session.scalar(select(db.func.count()).select_from(Visit))
+    start = time.perf_counter()
+    first = run_rules(today)
+    bench.add(
+        "alert rules: full run (raising)",
+        [(time.perf_counter() - start) * 1000],
+        15000,
+        f"{visits:,} visits; {first.raised:,} raised, {first.holding:,} holding",
+    )
+    start = time.perf_counter()
+    again = run_rules(today)
+    bench.add(
+        "alert rules: full run (repeat, idempotent)",
+        [(time.perf_counter() - start) * 1000],
+        15000,
+        f"{again.raised} raised, {again.cleared} cleared",
+    )
+    tracemalloc.start()
+    run_rules(today + dt.timedelta(days=1))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    bench.add(
+        "alert rules: peak Python memory of a run",
+        [0.0],
+        None,
+        f"{peak / 2**20:.0f} MB (tracemalloc; target ≤ 300 MB)",
+    )
+    pages = [
+        ("alert centre (supervisor)", "supervisor", "/admin/alerts/", 60),
+        ("alert centre (director1)", "director1", "/admin/alerts/", 60),
+        ("alert centre red, page 20", "supervisor", "/admin/alerts/?severity=red&page=20", 60),
+        ("case board (supervisor)", "supervisor", "/admin/caseboard/", 100),
+        ("case board (social)", "social", "/admin/caseboard/", 100),
+    ]
+    for what, username, url, target in pages:
+        with bench.app.app_context():  # each account gets its own g (Flask-Login caches the user there)
+            bench.time_get(what, username, url, target)
+
+
+def main() -> int:
+    from bench.harness import BENCH_DIR, Bench, make_app, print_table
+
+    db_path = BENCH_DIR / f"bench-supervision-{CHILDREN}.db"
+    fresh = not db_path.exists()
+    app = make_app(db_path)
+    with app.app_context():
+        if fresh:
+            from seeds.demo import seed_demo
+
+            start = time.perf_counter()
+            db.create_all()
+            seed_demo(children=CHILDREN)
+            print(f"built {CHILDREN} children in {time.perf_counter() - start:.0f} s", flush=True)
+            start = time.perf_counter()
+            build(app)
+            db.session.execute(db.text("ANALYZE"))
+            db.session.commit()
+            print(f"built supervision data in {time.perf_counter() - start:.0f} s", flush=True)
+    bench = Bench(app)
+    with app.app_context():
+        measure(bench)
+    import resource
+
+    print_table(bench.rows, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,838 @@
+"""Risk alerts: the system rules of SPEC.md, the idempotent rule run, and the handling loop.
+
+Each rule is one function ``rule(today, now) -> list[Condition]``: the conditions holding on that
+day, as plain values, computed with a few set-based queries (never one query per child).
+``run_rules`` turns them into alerts: one Alert per new condition (``condition_key``), nothing for a
+condition that already has its alert, and ``condition_cleared_at`` on alerts whose condition is gone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import and_, exists, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
+
+from choices import (
+    GUARDIAN_STATUSES_NEEDING_REASSESSMENT,
+    AlertRule,
+    AlertSource,
+    AlertStatus,
+    AssessmentStatus,
+    CaseStage,
+    GuardianStatus,
+    Level,
+    ReporterKind,
+    ReportOutcome,
+    ServiceKind,
+    ServiceStatus,
+    Severity,
+    Urgency,
+)
+from models import (
+    Alert,
+    AlertStep,
+    ApiToken,
+    Assessment,
+    Case,
+    Child,
+    ChildGuardian,
+    Guardian,
+    LevelRule,
+    MandatoryReport,
+    RuleRun,
+    Setting,
+    SupportService,
+    User,
+    Visit,
+    db,
+    utcnow,
+)
+from services.scoping import scope
+from services.validation import InvalidInput
+
+DEFAULT_DEADLINE_HOURS = {Severity.RED: 24, Severity.ORANGE: 72, Severity.YELLOW: 7 * 24}
+DEFAULT_VISIT_DAYS = {Level.RED: 7, Level.ORANGE: 15, Level.YELLOW: 30, Level.GREEN: 90}
+# A child not yet assessed is visited as often as a yellow one until the first assessment.
+UNASSESSED_VISIT_DAYS = 30
+SAFETY_NET_DAYS = 3
+REPORT_RESPONSE_HOURS = 24
+CASE_STALE_DAYS = 30
+ADULT_NOTICE_DAYS = 90
+BUREAU_REPORT_DAYS = 3
+RUN_EVERY = dt.timedelta(hours=1)
+_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """One condition holding on the day of a run, identified by ``key``."""
+
+    key: str
+    severity: str
+    village_id: int
+    child_id: int | None
+    detail: str
+    report_id: int | None = None
+    case_id: int | None = None
+
+
+RuleCheck = Callable[[dt.date, dt.datetime], list[Condition]]
+RULES: dict[AlertRule, RuleCheck] = {}
+
+
+def rule(name: AlertRule):
+    def register(fn: RuleCheck) -> RuleCheck:
+        RULES[name] = fn
+        return fn
+
+    return register
+
+
+def end_of(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(23, 59, 59))
+
+
+def severity_for_level(level: str | None) -> str:
+    if level == Level.RED:
+        return Severity.RED.value
+    if level == Level.ORANGE:
+        return Severity.ORANGE.value
+    return Severity.YELLOW.value
+
+
+def deadline_hours(severity: str) -> int:
+    """Hours to handle an alert of ``severity``: a town setting, else SPEC.md's 24 h / 72 h / 7 days."""
+    default = DEFAULT_DEADLINE_HOURS[Severity(severity)]
+    row = db.session.get(Setting, f"alert_deadline_hours_{severity}")
+    try:
+        return int(row.value) if row else default
+    except ValueError:
+        return default
+
+
+def deadline_for(severity: str, raised_at: dt.datetime) -> dt.datetime:
+    return raised_at + dt.timedelta(hours=deadline_hours(severity))
+
+
+def is_overdue(alert: Alert, now: dt.datetime) -> bool:
+    """逾期: still not done when its deadline has passed."""
+    return alert.status != AlertStatus.DONE and alert.deadline < now
+
+
+def visit_days_by_level() -> dict[str, int]:
+    days = {level.value: n for level, n in DEFAULT_VISIT_DAYS.items()}
+    for level, n in db.session.execute(select(LevelRule.level, LevelRule.visit_days)):
+        if n:
+            days[level] = n
+    return days
+
+
+def _active_child():
+    return Child.archived_at.is_(None)
+
+
+def _approved(assessment, today):
+    return and_(assessment.status == AssessmentStatus.APPROVED.value, assessment.assessed_on <= today)
+
+
+# --------------------------------------------------------------------------- the rules
+
+
+@rule(AlertRule.VISIT_OVERDUE)
+def visit_overdue(today: dt.date, now: dt.datetime | None = None) -> list[Condition]:
+    """The next visit is due from the latest contact: the last visit, or a later approved assessment."""
+    days = visit_days_by_level()
+    last = (
+        select(Visit.child_id, func.max(Visit.visited_on).label("last_visit"))
+        .where(Visit.visited_on <= today)
+        .group_by(Visit.child_id)
+        .subquery()
+    )
+    rows = db.session.execute(
+        select(
+            Child.id,
+            Child.village_id,
+            Child.current_level,
+            Child.next_visit_due,
+            Child.level_assessed_on,
+            last.c.last_visit,
+        )
+        .outerjoin(last, last.c.child_id == Child.id)
+        .where(_active_child(), or_(Child.next_visit_due.is_not(None), last.c.last_visit.is_not(None)))
+    )
+    found = []
+    for child_id, village_id, level, next_due, assessed_on, last_visit in rows:
+        due = next_visit_due(level, next_due, assessed_on, last_visit, days)
+        if due is not None and due < today:
+            found.append(
+                Condition(
+                    key=f"{AlertRule.VISIT_OVERDUE.value}:child:{child_id}",
+                    severity=severity_for_level(level),
+                    village_id=village_id,
+                    child_id=child_id,
+                    detail=f"应于 {due:%Y-%m-%d} 前巡查走访，已逾期 {(today - due).days} 天"
+                    + (f"（上次走访 {last_visit:%Y-%m-%d}）" if last_visit else "（尚无走访记录）"),
+                )
+            )
+    return found
+
+
+def next_visit_due(level, next_due, assessed_on, last_visit, days) -> dt.date | None:
+    """The visit due date counted from the latest contact with the child."""
+    if last_visit is not None and (next_due is None or assessed_on is None or last_visit >= assessed_on):
+        return last_visit + dt.timedelta(days=days.get(level, UNASSESSED_VISIT_DAYS))
+    return next_due
+
+
+@rule(AlertRule.REASSESSMENT_OVERDUE)
+def reassessment_overdue(today: dt.date, now: dt.datetime | None = None) -> list[Condition]:
+    rows = db.session.execute(
+        select(Child.id, Child.village_id, Child.current_level, Child.next_assessment_due).where(
+            _active_child(), Child.next_assessment_due < today
+        )
+    )
+    return [
+        Condition(
+            key=f"{AlertRule.REASSESSMENT_OVERDUE.value}:child:{child_id}",
+            severity=severity_for_level(level),
+            village_id=village_id,
+            child_id=child_id,
+            detail=f"应于 {due:%Y-%m-%d} 前复评，已逾期 {(today - due).days} 天",
+        )
+        for child_id, village_id, level, due in rows
+    ]
+
+
+@rule(AlertRule.RED_WITHOUT_SAFETY_NET)
+def red_without_safety_net(today: dt.date, now: dt.datetime | None = None) -> list[Condition]:
+    """A red child with no delivered 兜底保障 service more than 3 days after turning red."""
+    delivered = exists().where(
+        SupportService.child_id == Child.id,
+        SupportService.kind == ServiceKind.SAFETY_NET.value,
+        SupportService.status == ServiceStatus.DELIVERED.value,
+        or_(SupportService.delivered_on.is_(None), SupportService.delivered_on <= today),
+    )
+    red = db.session.execute(
+        select(Child.id, Child.village_id, Child.level_assessed_on).where(
+            _active_child(), Child.current_level == Level.RED.value, ~delivered
+        )
+    ).all()
+    if not red:
+        return []
+    red_since = _red_since([child_id for child_id, _, _ in red], today)
+    found = []
+    for child_id, village_id, assessed_on in red:
+        since = red_since.get(child_id, assessed_on)
+        if since is None or today <= since + dt.timedelta(days=SAFETY_NET_DAYS):
+            continue
+        found.append(
+            Condition(
+                key=f"{AlertRule.RED_WITHOUT_SAFETY_NET.value}:child:{child_id}",
+                severity=Severity.RED.value,
+                village_id=village_id,
+                child_id=child_id,
+                detail=f"{since:%Y-%m-%d} 评估为红色，{SAFETY_NET_DAYS}日内应落实兜底保障政策对接，"
+                f"至今未落实（{(today - since).days} 天）",
+            )
+        )
+    return found
+
+
+def _red_since(child_ids: list[int], today: dt.date) -> dict[int, dt.date]:
+    """The first day of each child's current run of red approved assessments."""
+    a, b = aliased(Assessment), aliased(Assessment)
+    last_not_red = (
+        select(func.max(b.assessed_on))
+        .where(b.child_id == a.child_id, _approved(b, today), b.level != Level.RED.value)
+        .scalar_subquery()
+    )
+    since = {}
+    for start in range(0, len(child_ids), _CHUNK):
+        chunk = child_ids[start : start + _CHUNK]
+        since.update(
+            db.session.execute(
+                select(a.child_id, func.min(a.assessed_on))
+                .where(
+                    a.child_id.in_(chunk),
+                    _approved(a, today),
+                    a.level == Level.RED.value,
+                    or_(last_not_red.is_(None), a.assessed_on > last_not_red),
+                )
+                .group_by(a.child_id)
+            ).all()
+        )
+    return since
+
+
+@rule(AlertRule.LEVEL_WORSENED)
+def level_worsened(today: dt.date, now: dt.datetime | None = None) -> list[Condition]:
+    """The child's latest approved assessment is marked worse than the one before."""
+    a, later, prev = aliased(Assessment), aliased(Assessment), aliased(Assessment)
+    newer = exists().where(
+        later.child_id == a.child_id,
+        _approved(later, today),
+        or_(later.assessed_on > a.assessed_on, and_(later.assessed_on == a.assessed_on, later.id > a.id)),
+    )
+    previous_level = (
+        select(prev.level)
+        .where(
+            prev.child_id == a.child_id,
+            _approved(prev, today),
+            or_(prev.assessed_on < a.assessed_on, and_(prev.assessed_on == a.assessed_on, prev.id < a.id)),
+        )
+        .order_by(prev.assessed_on.desc(), prev.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    rows = db.session.execute(
+        select(a.id, a.child_id, Child.village_id, a.level, a.assessed_on, previous_level)
+        .join(Child, Child.id == a.child_id)
+        .where(_approved(a, today), a.worsened.is_(True), _active_child(), ~newer)
+    )
+    return [
+        Condition(
+            key=f"{AlertRule.LEVEL_WORSENED.value}:assessment:{assessment_id}",
+            severity=severity_for_level(level),
+            village_id=village_id,
+            child_id=child_id,
+            detail=f"{assessed_on:%Y-%m-%d} 评估等级由{Level.label_of(before) or '—'}升为{Level.label_of(level)}",
+        )
+        for assessment_id, child_id, village_id, level, assessed_on, before in rows
+    ]
+
+
+@rule(AlertRule.REPORT_UNANSWERED)
+def report_unanswered(today: dt.date, now: dt.datetime | None = None) -> list[Condition]:
+    now = now or end_of(today)
+    limit = now - dt.timedelta(hours=REPORT_RESPONSE_HOURS)
+    rows = db.session.execute(
+        select(
+            MandatoryReport.id,
+            MandatoryReport.village_id,
+            MandatoryReport.child_id,
+            MandatoryReport.received_at,
+        ).where(MandatoryReport.first_response_at.is_(None), MandatoryReport.received_at <= limit)
+    )
+    return [
+        Condition(
+            key=f"{AlertRule.REPORT_UNANSWERED.value}:report:{report_id}",
+            severity=Severity.RED.value,
+            village_id=village_id,
+            child_id=child_id,
+            report_id=report_id,
+            detail=f"{received:%Y-%m-%d %H:%M} 接报，超过{REPORT_RESPONSE_HOURS}小时仍未首次响应",
+        )
+        for report_id, village_id, child_id, received in rows
+    ]
+
+
+@rule(AlertRule.CASE_STAGE_STALE)
+def case_stage_stale(today: dt.date, now: dt.datetime | None = None) -> list[Condition]:
+    """An open case whose stage has not changed for 30 days (counted in calendar days)."""
+    before = dt.datetime.combine(today - dt.timedelta(days=CASE_STALE_DAYS - 1), dt.time.min)
+    rows = db.session.execute(
+        select(Case.id, Case.child_id, Child.village_id, Case.stage, Case.stage_changed_at)
+        .join(Child, Child.id == Case.child_id)
+        .where(Case.stage != CaseStage.CLOSED.value, Case.stage_changed_at < before)
+    )
+    return [
+        Condition(
+            key=f"{AlertRule.CASE_STAGE_STALE.value}:case:{case_id}",
+            severity=Severity.ORANGE.value,
+            village_id=village_id,
+            child_id=child_id,
+            case_id=case_id,
+            detail=f"个案自 {changed:%Y-%m-%d} 起停留在「{CaseStage.label_of(stage)}」阶段已 "
+            f"{(today - changed.date()).days} 天",
+        )
+        for case_id, child_id, village_id, stage, changed in rows
+    ]
+
+
+@rule(AlertRule.GUARDIAN_STATUS_CHANGED)
+def guardian_status_changed(today: dt.date, now: dt.datetime | None = None) -> list[Condition]:
+    """A guardian became 服刑/失联/死亡/重病 and the child has not been reassessed since."""
+    reassessed = exists().where(
+        Assessment.child_id == ChildGuardian.child_id,
+        _approved(Assessment, today),
+        Assessment.assessed_on >= Guardian.status_changed_on,
+    )
+    rows = db.session.execute(
+        select(
+            ChildGuardian.child_id,
+            Child.village_id,
+            Guardian.id,
+            Guardian.name,
+            Guardian.status,
+            Guardian.status_changed_on,
+        )
+        .join(Guardian, Guardian.id == ChildGuardian.guardian_id)
+        .join(Child, Child.id == ChildGuardian.child_id)
+        .where(
+            Guardian.status.in_([s.value for s in GUARDIAN_STATUSES_NEEDING_REASSESSMENT]),
+            Guardian.status_changed_on <= today,
+            _active_child(),
+            ~reassessed,
+        )
+    )
+    grave = {GuardianStatus.MISSING.value, GuardianStatus.DECEASED.value}
+    return [
+        Condition(
+            key=f"{AlertRule.GUARDIAN_STATUS_CHANGED.value}:child:{child_id}:guardian:{guardian_id}:{status}",
+            severity=Severity.RED.value if status in grave else Severity.ORANGE.value,
+            village_id=village_id,
+            child_id=child_id,
+            detail=f"监护人{name}于 {changed:%Y-%m-%d} 状态变为「{GuardianStatus.label_of(status)}」，"
+            "请重新评估监护能力",
+        )
+        for child_id, village_id, guardian_id, name, status, changed in rows
+    ]
+
+
+def eighteenth_birthday(birth: dt.date) -> dt.date:
+    try:
+        return birth.replace(year=birth.year + 18)
+    except ValueError:  # born on 29 February
+        return dt.date(birth.year + 18, 3, 1)
+
+
+@rule(AlertRule.TURNING_18)
+def turning_18(today: dt.date, now: dt.datetime | None = None) -> list[Condition]:
+    """The 18th birthday falls within the next 90 days (today excluded, the 90th day included)."""
+    earliest = _years_before(today, 18) - dt.timedelta(days=2)
+    latest = _years_before(today + dt.timedelta(days=ADULT_NOTICE_DAYS), 18) + dt.timedelta(days=2)
+    rows = db.session.execute(
+        select(Child.id, Child.village_id, Child.birth_date).where(
+            _active_child(), Child.birth_date.between(earliest, latest)
+        )
+    )
+    found = []
+    for child_id, village_id, birth in rows:
+        adult_on = eighteenth_birthday(birth)
+        if today < adult_on <= today + dt.timedelta(days=ADULT_NOTICE_DAYS):
+            found.append(
+                Condition(
+                    key=f"{AlertRule.TURNING_18.value}:child:{child_id}",
+                    severity=Severity.YELLOW.value,
+                    village_id=village_id,
+                    child_id=child_id,
+                    detail=f"将于 {adult_on:%Y-%m-%d} 年满18周岁（{(adult_on - today).days} 天后），"
+                    "请制定过渡衔接计划",
+                )
+            )
+    return found
+
+
+def _years_before(day: dt.date, years: int) -> dt.date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:
+        return dt.date(day.year - years, 2, 28)
+
+
+@rule(AlertRule.NEVER_ASSESSED)
+def never_assessed(today: dt.date, now: dt.datetime | None = None) -> list[Condition]:
+    """A registered child with no approved assessment (counts from the day of registration)."""
+    assessed = exists().where(Assessment.child_id == Child.id, _approved(Assessment, today))
+    registered_by = dt.datetime.combine(today + dt.timedelta(days=1), dt.time.min)
+    rows = db.session.execute(
+        select(Child.id, Child.village_id).where(_active_child(), Child.created_at < registered_by, ~assessed)
+    )
+    return [
+        Condition(
+            key=f"{AlertRule.NEVER_ASSESSED.value}:child:{child_id}",
+            severity=Severity.YELLOW.value,
+            village_id=village_id,
+            child_id=child_id,
+            detail="已建档但尚无审核通过的监护能力评估，请安排评估",
+        )
+        for child_id, village_id in rows
+    ]
+
+
+@rule(AlertRule.CASE_UNREPORTED)
+def case_unreported(today: dt.date, now: dt.datetime | None = None) -> list[Condition]:
+    """A case not reported to the district bureau within 3 days of opening."""
+    rows = db.session.execute(
+        select(Case.id, Case.child_id, Child.village_id, Case.opened_on)
+        .join(Child, Child.id == Case.child_id)
+        .where(
+            Case.reported_to_bureau_on.is_(None),
+            Case.opened_on < today - dt.timedelta(days=BUREAU_REPORT_DAYS),
+        )
+    )
+    return [
+        Condition(
+            key=f"{AlertRule.CASE_UNREPORTED.value}:case:{case_id}",
+            severity=Severity.RED.value,
+            village_id=village_id,
+            child_id=child_id,
+            case_id=case_id,
+            detail=f"个案于 {opened:%Y-%m-%d} 立案，应在{BUREAU_REPORT_DAYS}日内上报区民政局，至今未报",
+        )
+        for case_id, child_id, village_id, opened in rows
+    ]
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass
+class RunSummary:
+    raised: int = 0
+    cleared: int = 0
+    recurred: int = 0
+    holding: int = 0
+
+
+def run_rules(today: dt.date, now: dt.datetime | None = None) -> RunSummary:
+    """Run every rule for ``today`` and reconcile alerts; commits. Safe to repeat."""
+    now = now or end_of(today)
+    try:
+        summary = _run(today, now)
+    except IntegrityError:  # another process raised the same alert a moment ago: reconcile again
+        db.session.rollback()
+        summary = _run(today, now)
+    db.session.add(RuleRun(as_of=today, raised=summary.raised, cleared=summary.cleared))
+    db.session.commit()
+    return summary
+
+
+def _run(today, now) -> RunSummary:
+    summary = RunSummary()
+    for name, check in RULES.items():
+        conditions = check(today, now)
+        summary.holding += len(conditions)
+        _reconcile(name, conditions, now, summary)
+        del conditions
+    db.session.flush()
+    return summary
+
+
+def _reconcile(name: AlertRule, conditions: list[Condition], now: dt.datetime, summary: RunSummary) -> None:
+    live: dict[str, list] = {}
+    for row in db.session.execute(
+        select(Alert.id, Alert.condition_key, Alert.status, Alert.condition_cleared_at).where(
+            Alert.rule == name.value,
+            or_(Alert.status != AlertStatus.DONE.value, Alert.condition_cleared_at.is_(None)),
+        )
+    ):
+        live.setdefault(row.condition_key, []).append(row)
+    holding = set()
+    new_rows, recurred_ids = [], []
+    for cond in conditions:
+        if cond.key in holding:
+            continue
+        holding.add(cond.key)
+        alerts = live.get(cond.key)
+        if not alerts:
+            new_rows.append(_alert_row(name, cond, now))
+        elif all(a.condition_cleared_at is not None for a in alerts):
+            # Cleared, not yet closed, and holding again: the same open alert carries on.
+            recurred_ids.extend(a.id for a in alerts if a.status != AlertStatus.DONE.value)
+    cleared_ids = [
+        a.id
+        for key, alerts in live.items()
+        if key not in holding
+        for a in alerts
+        if a.condition_cleared_at is None
+    ]
+    for start in range(0, len(new_rows), 5000):
+        db.session.execute(insert(Alert.__table__), new_rows[start : start + 5000])
+    _update(cleared_ids, condition_cleared_at=now)
+    _update(recurred_ids, condition_cleared_at=None)
+    summary.raised += len(new_rows)
+    summary.cleared += len(cleared_ids)
+    summary.recurred += len(recurred_ids)
+
+
+def _alert_row(name: AlertRule, cond: Condition, now: dt.datetime) -> dict:
+    return {
+        "source": AlertSource.RULE.value,
+        "rule": name.value,
+        "condition_key": cond.key,
+        "severity": cond.severity,
+        "child_id": cond.child_id,
+        "village_id": cond.village_id,
+        "title": name.label,
+        "detail": cond.detail,
+        "raised_at": now,
+        "deadline": deadline_for(cond.severity, now),
+        "status": AlertStatus.OPEN.value,
+        "report_id": cond.report_id,
+        "case_id": cond.case_id,
+        "version": 1,
+    }
+
+
+def _update(ids: list[int], **values) -> None:
+    for start in range(0, len(ids), _CHUNK):
+        db.session.execute(
+            update(Alert.__table__)
+            .where(Alert.__table__.c.id.in_(ids[start : start + _CHUNK]))
+            .values(version=Alert.__table__.c.version + 1, **values)
+        )
+
+
+def last_run_at() -> dt.datetime | None:
+    return db.session.scalar(select(func.max(RuleRun.started_at)))
+
+
+def run_if_stale(today: dt.date, now: dt.datetime) -> RunSummary | None:
+    """The alert centre's trigger: run the rules when the last run is over an hour old."""
+    last = last_run_at()
+    if last is not None and utcnow() - last < RUN_EVERY:
+        return None
+    return run_rules(today, now)
+
+
+# --------------------------------------------------------------------------- handling
+
+
+def raise_alert(
+    *,
+    source: str,
+    severity: str,
+    village_id: int,
+    title: str,
+    now: dt.datetime,
+    child_id: int | None = None,
+    detail: str | None = None,
+    condition_key: str | None = None,
+    report_id: int | None = None,
+) -> Alert:
+    """An alert raised by a person's finding (a visit's 发现风险, a triaged report)."""
+    if condition_key:
+        existing = db.session.scalar(
+            select(Alert).where(Alert.condition_key == condition_key, Alert.status != AlertStatus.DONE.value)
+        )
+        if existing is not None:
+            return existing
+    alert = Alert(
+        source=source,
+        severity=severity,
+        village_id=village_id,
+        child_id=child_id,
+        title=title[:200],
+        detail=detail,
+        condition_key=condition_key,
+        raised_at=now,
+        deadline=deadline_for(severity, now),
+        status=AlertStatus.OPEN.value,
+        report_id=report_id,
+    )
+    db.session.add(alert)
+    db.session.flush()
+    return alert
+
+
+def _require_open(alert: Alert) -> None:
+    if alert.status == AlertStatus.DONE:
+        raise InvalidInput("该预警已办结，不能再修改")
+
+
+def assign_handler(alert: Alert, handler_id: int | None, *, user_id: int | None, now: dt.datetime) -> None:
+    _require_open(alert)
+    handler = db.session.get(User, handler_id) if handler_id else None
+    if handler is None or not handler.active:
+        raise InvalidInput("请选择处置人")
+    alert.handler_id = handler.id
+    if alert.status == AlertStatus.OPEN:
+        alert.status = AlertStatus.IN_PROGRESS.value
+    db.session.add(AlertStep(alert_id=alert.id, at=now, user_id=user_id, note=f"指派处置人：{handler}"))
+
+
+def add_step(alert: Alert, note: str, *, user_id: int | None, now: dt.datetime) -> AlertStep:
+    _require_open(alert)
+    note = (note or "").strip()
+    if not note:
+        raise InvalidInput("请填写处置情况")
+    if alert.status == AlertStatus.OPEN:
+        alert.status = AlertStatus.IN_PROGRESS.value
+    step = AlertStep(alert_id=alert.id, at=now, user_id=user_id, note=note)
+    db.session.add(step)
+    return step
+
+
+def set_ticket(alert: Alert, ticket: str) -> None:
+    ticket = (ticket or "").strip()
+    if len(ticket) > 50:
+        raise InvalidInput("141平台工单号不能超过50个字符")
+    alert.ticket_141 = ticket or None
+
+
+def close_alert(alert: Alert, result: str, *, user_id: int | None, now: dt.datetime) -> None:
+    _require_open(alert)
+    result = (result or "").strip()
+    if not result:
+        raise InvalidInput("办结时请填写处置结果")
+    alert.status = AlertStatus.DONE.value
+    alert.result = result
+    alert.closed_at = now
+    db.session.add(AlertStep(alert_id=alert.id, at=now, user_id=user_id, note=f"办结：{result}"))
+
+
+# --------------------------------------------------------------------------- the 141 feed
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(name: str, user_id: int) -> tuple[ApiToken, str]:
+    """A new token for the 141 platform; only its hash is stored, the token is shown once."""
+    name = (name or "").strip()
+    if not name:
+        raise InvalidInput("请填写令牌名称（如 141基层智治平台）")
+    user = db.session.get(User, user_id) if user_id else None
+    if user is None:
+        raise InvalidInput("请选择令牌代表的账号（决定可见范围）")
+    plain = "th_" + secrets.token_urlsafe(32)
+    token = ApiToken(name=name, user_id=user.id, token_hash=hash_token(plain), active=True)
+    db.session.add(token)
+    db.session.flush()
+    return token, plain
+
+
+def user_for_token(plain: str | None, now: dt.datetime) -> User | None:
+    if not plain:
+        return None
+    token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(plain.strip())))
+    if token is None or not token.active or not token.user.active:
+        return None
+    token.last_used_at = now
+    return token.user
+
+
+def open_alerts_feed(village_ids, now: dt.datetime, limit: int = 1000) -> list[dict]:
+    """Open alerts in the scope, most urgent deadline first, as plain JSON-ready values."""
+    stmt = scope(
+        select(Alert, Child.name)
+        .outerjoin(Child, Child.id == Alert.child_id)
+        .where(Alert.status != AlertStatus.DONE.value)
+        .order_by(Alert.deadline, Alert.id)
+        .limit(limit),
+        Alert,
+        village_ids,
+    )
+    feed = []
+    for alert, child_name in db.session.execute(stmt):
+        feed.append(
+            {
+                "id": alert.id,
+                "title": alert.title,
+                "detail": alert.detail,
+                "source": AlertSource.label_of(alert.source),
+                "rule": alert.rule,
+                "severity": alert.severity,
+                "severity_label": Severity.label_of(alert.severity),
+                "status": alert.status,
+                "status_label": AlertStatus.label_of(alert.status),
+                "village": alert.village.name,
+                "child": child_name,
+                "raised_at": alert.raised_at.isoformat(timespec="minutes"),
+                "deadline": alert.deadline.isoformat(timespec="minutes"),
+                "overdue": is_overdue(alert, now),
+                "ticket_141": alert.ticket_141,
+                "condition_cleared": alert.condition_cleared_at is not None,
+            }
+        )
+    return feed
+
+
+# --------------------------------------------------------------------------- mandatory reports
+
+URGENCY_SEVERITY = {
+    Urgency.CRITICAL.value: Severity.RED.value,
+    Urgency.URGENT.value: Severity.ORANGE.value,
+    Urgency.NORMAL.value: Severity.YELLOW.value,
+}
+
+
+def check_report(report: MandatoryReport, now: dt.datetime) -> dict[str, str]:
+    """Field → Chinese error for a mandatory report's intake; empty when all is well."""
+    errors = {}
+    if report.received_at is None:
+        errors["received_at"] = "请填写接报时间"
+    elif report.received_at > now + dt.timedelta(minutes=5):
+        errors["received_at"] = "接报时间不能晚于现在"
+    if not report.child_id and not (report.child_description or "").strip():
+        errors["child_description"] = "请从名册中选择儿童，或描述儿童情况（姓名、年龄、住址等）"
+    if not (report.situation or "").strip():
+        errors["situation"] = "请填写报告的情况"
+    if not report.village_id:
+        errors["village"] = "请选择村（社区）"
+    if report.first_response_at and report.received_at and report.first_response_at < report.received_at:
+        errors["first_response_at"] = "首次响应时间不能早于接报时间"
+    return errors
+
+
+def response_time(report: MandatoryReport, now: dt.datetime) -> tuple[dt.timedelta, bool]:
+    """Time from receipt to the first response (or to now while unanswered), and whether over 24 h."""
+    end = report.first_response_at or now
+    elapsed = end - report.received_at
+    return elapsed, elapsed > dt.timedelta(hours=REPORT_RESPONSE_HOURS)
+
+
+def format_elapsed(elapsed: dt.timedelta) -> str:
+    minutes = max(int(elapsed.total_seconds() // 60), 0)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}小时{minutes:02d}分"
+
+
+def record_first_response(
+    report: MandatoryReport, at: dt.datetime | None, note: str, now: dt.datetime
+) -> None:
+    if report.first_response_at is not None:
+        raise InvalidInput("已记录首次响应")
+    at = at or now
+    if at < report.received_at:
+        raise InvalidInput("首次响应时间不能早于接报时间")
+    if at > now + dt.timedelta(minutes=5):
+        raise InvalidInput("首次响应时间不能晚于现在")
+    note = (note or "").strip()
+    if not note:
+        raise InvalidInput("请填写首次响应情况（如 电话联系监护人、上门核实）")
+    report.first_response_at = at
+    report.first_response_note = note
+
+
+def triage_report(
+    report: MandatoryReport, outcome: str, note: str, *, user_id: int | None, now: dt.datetime
+) -> Alert | None:
+    """分流: 转预警 raises an alert, 核实无风险 closes the matter; 转个案 is opened by services.cases."""
+    if report.outcome:
+        raise InvalidInput("该报告已分流处理")
+    try:
+        outcome = ReportOutcome(outcome)
+    except ValueError:
+        raise InvalidInput("请选择分流结果（转预警/转个案/核实无风险）") from None
+    note = (note or "").strip()
+    if not note:
+        raise InvalidInput("请填写分流说明")
+    if report.first_response_at is None:
+        report.first_response_at = now
+        report.first_response_note = note
+    report.outcome = outcome.value
+    report.outcome_note = note
+    if outcome != ReportOutcome.TO_ALERT:
+        return None
+    alert = raise_alert(
+        source=AlertSource.REPORT.value,
+        severity=URGENCY_SEVERITY.get(report.urgency, Severity.ORANGE.value),
+        village_id=report.village_id,
+        child_id=report.child_id,
+        title=f"强制报告：{ReporterKind.label_of(report.reporter_kind)}报告",
+        detail=f"{report.situation.strip()[:500]}\n分流说明：{note}",
+        condition_key=f"report:{report.id}",
+        report_id=report.id,
+        now=now,
+    )
+    db.session.add(AlertStep(alert_id=alert.id, at=now, user_id=user_id, note=f"由强制报告转入：{note}"))
+    return alert

@@ -1,0 +1,452 @@
+"""资金使用台账.xlsx: sheets 汇总, 资金来源, 支出明细, 问题清单 (XlsxWriter).
+
+Every sheet opens with a title row (town and period), frozen header rows and an autofilter; money is
+¥#,##0.00 and dates yyyy-mm-dd. Totals are formulas (SUMIFS over 支出明细, SUBTOTAL over the rows)
+written with their computed value cached, so a reader without a calculation engine sees the numbers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import xlsxwriter
+from sqlalchemy import func, select
+from sqlalchemy.orm import aliased
+
+from choices import ExpenseCategory, ExpenseStatus, FundKind
+from models import Activity, Expense, FundSource, User, db
+from services.fund_checks import Finding
+from services.funds import Budget, category_budgets, cents, source_budgets, totals
+from services.xlsx_export import DATE_FORMAT, DATETIME_FORMAT, MONEY_FORMAT, display_width
+
+FILENAME = "资金使用台账.xlsx"
+SHEETS = ("汇总", "资金来源", "支出明细", "问题清单")
+TARGET_LABELS = {"expense": "支出", "source": "资金来源", "activity": "活动"}
+
+EXPENSE_HEADERS = (
+    ("编号", 8),
+    ("支出日期", 12),
+    ("来源编号", 9),
+    ("资金来源", 26),
+    ("支出类别", 10),
+    ("收款方", 24),
+    ("用途", 36),
+    ("金额", 14),
+    ("状态", 8),
+    ("凭证号", 14),
+    ("发票", 6),
+    ("关联活动", 24),
+    ("经办人", 12),
+    ("审批人", 12),
+    ("审批时间", 17),
+    ("支付时间", 17),
+    ("集体决策文号", 16),
+    ("冲销原支出", 10),
+)
+# Column letters of 支出明细 used by the formulas of 汇总.
+X_SOURCE, X_CATEGORY, X_AMOUNT, X_STATUS = "C", "E", "H", "I"
+X_FIRST_ROW = 4  # first data row of 支出明细, 1-based (title, totals, blank-free header above)
+
+
+def period_text(start: dt.date | None, end: dt.date | None) -> str:
+    if not start and not end:
+        return "全部期间"
+    first = f"{start:%Y-%m-%d}" if start else "最早"
+    last = f"{end:%Y-%m-%d}" if end else "至今"
+    return f"{first} 至 {last}"
+
+
+class _Formats:
+    def __init__(self, wb):
+        self.title = wb.add_format({"bold": True, "font_size": 14})
+        self.subtitle = wb.add_format({"font_color": "#555555"})
+        self.header = wb.add_format(
+            {"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True, "valign": "vcenter"}
+        )
+        self.money = wb.add_format({"num_format": MONEY_FORMAT})
+        self.date = wb.add_format({"num_format": DATE_FORMAT})
+        self.datetime = wb.add_format({"num_format": DATETIME_FORMAT})
+        self.percent = wb.add_format({"num_format": "0.00%"})
+        self.total_label = wb.add_format({"bold": True, "top": 1})
+        self.total_money = wb.add_format({"bold": True, "top": 1, "num_format": MONEY_FORMAT})
+        self.total_percent = wb.add_format({"bold": True, "top": 1, "num_format": "0.00%"})
+        self.text = wb.add_format({"text_wrap": False})
+
+
+def _title(ws, fmt, town: str, what: str, period: str, width: int) -> None:
+    ws.merge_range(0, 0, 0, max(width - 1, 1), f"{town} {what}（{period}）", fmt.title)
+    ws.set_row(0, 24)
+
+
+def _header(ws, fmt, row: int, headers) -> None:
+    for col, (label, width) in enumerate(headers):
+        ws.write_string(row, col, label, fmt.header)
+        ws.set_column(col, col, max(width, display_width(label) + 2))
+
+
+def _date(value):
+    return dt.datetime(value.year, value.month, value.day) if value else None
+
+
+def _money(value) -> float:
+    return float(value or 0)
+
+
+def write_ledger(
+    target,
+    *,
+    town: str,
+    start: dt.date | None,
+    end: dt.date | None,
+    findings: list[Finding],
+    generated_at: dt.datetime,
+) -> dict:
+    """Write the ledger for expenses dated within [start, end]; returns what it wrote (for the audit)."""
+    period = period_text(start, end)
+    wb = xlsxwriter.Workbook(target, {"constant_memory": True, "strings_to_formulas": False})
+    fmt = _Formats(wb)
+    try:
+        summary_ws = wb.add_worksheet(SHEETS[0])
+        sources_ws = wb.add_worksheet(SHEETS[1])
+        expenses_ws = wb.add_worksheet(SHEETS[2])
+        findings_ws = wb.add_worksheet(SHEETS[3])
+        budgets = source_budgets(start, end)
+        n_expenses, last_row = _write_expenses(expenses_ws, fmt, town, period, start, end)
+        _write_summary(
+            summary_ws,
+            fmt,
+            town,
+            period,
+            budgets,
+            category_budgets(start, end, budgets),
+            last_row,
+            len(findings),
+            generated_at,
+        )
+        n_sources = _write_sources(sources_ws, fmt, town, period)
+        _write_findings(findings_ws, fmt, town, period, findings)
+        summary_ws.activate()
+    finally:
+        wb.close()
+    return {"expenses": n_expenses, "sources": n_sources, "findings": len(findings)}
+
+
+def _sumifs(status: str | None, key_col: str, key_cell: str, last_row: int) -> str:
+    rng = f"'支出明细'!${{col}}${X_FIRST_ROW}:${{col}}${max(last_row, X_FIRST_ROW)}"
+    amount = rng.format(col=X_AMOUNT)
+    parts = [amount, rng.format(col=key_col), key_cell]
+    if status:
+        parts += [rng.format(col=X_STATUS), f'"{ExpenseStatus(status).label}"']
+    return "=SUMIFS(" + ",".join(parts) + ")"
+
+
+def _write_summary(
+    ws, fmt, town, period, budgets: list[Budget], categories: list[Budget], last_row, n_findings, generated_at
+) -> None:
+    headers = (
+        ("来源编号", 9),
+        ("资金来源", 28),
+        ("资金类型", 16),
+        ("预算金额", 16),
+        ("已支付", 16),
+        ("已审批待付", 16),
+        ("草稿", 14),
+        ("余额", 16),
+        ("执行率", 10),
+    )
+    _title(ws, fmt, town, "困境儿童关爱服务资金使用台账 · 汇总", period, len(headers))
+    ws.write_string(
+        1,
+        0,
+        f"期间：{period}　生成时间：{generated_at:%Y-%m-%d %H:%M}　问题清单：{n_findings}条",
+        fmt.subtitle,
+    )
+    ws.write_string(2, 0, "一、按资金来源", fmt.total_label)
+    head = 3
+    _header(ws, fmt, head, headers)
+    ws.freeze_panes(head + 1, 0)
+    row = head
+    for b in budgets:
+        row += 1
+        r = row + 1  # 1-based row number for formulas
+        ws.write_number(row, 0, b.key)
+        ws.write_string(row, 1, b.name)
+        ws.write_string(row, 2, b.kind)
+        ws.write_number(row, 3, _money(b.budget), fmt.money)
+        ws.write_formula(row, 4, _sumifs("paid", X_SOURCE, f"$A{r}", last_row), fmt.money, _money(b.paid))
+        ws.write_formula(
+            row, 5, _sumifs("approved", X_SOURCE, f"$A{r}", last_row), fmt.money, _money(b.approved)
+        )
+        ws.write_formula(row, 6, _sumifs("draft", X_SOURCE, f"$A{r}", last_row), fmt.money, _money(b.draft))
+        ws.write_formula(row, 7, f"=D{r}-E{r}-F{r}", fmt.money, _money(b.balance))
+        rate = b.execution_rate
+        ws.write_formula(
+            row, 8, f'=IF(D{r}=0,"",E{r}/D{r})', fmt.percent, float(rate) if rate is not None else ""
+        )
+    first, last = head + 2, row + 1
+    ws.autofilter(head, 0, max(row, head + 1), len(headers) - 1)
+    row += 1
+    total = totals(budgets)
+    ws.write_string(row, 0, "合计", fmt.total_label)
+    ws.write_blank(row, 1, None, fmt.total_label)
+    ws.write_blank(row, 2, None, fmt.total_label)
+    for col, value in (
+        (3, total.budget),
+        (4, total.paid),
+        (5, total.approved),
+        (6, total.draft),
+        (7, total.balance),
+    ):
+        letter = "DEFGH"[col - 3]
+        ws.write_formula(
+            row, col, f"=SUBTOTAL(9,{letter}{first}:{letter}{last})", fmt.total_money, _money(value)
+        )
+    r = row + 1
+    rate = total.execution_rate
+    ws.write_formula(
+        row, 8, f'=IF(D{r}=0,"",E{r}/D{r})', fmt.total_percent, float(rate) if rate is not None else ""
+    )
+
+    row += 2
+    ws.write_string(row, 0, "二、按支出类别", fmt.total_label)
+    row += 1
+    cat_headers = (
+        "类别代码",
+        "支出类别",
+        "",
+        "可使用资金",
+        "已支付",
+        "已审批待付",
+        "草稿",
+        "占已支付",
+        "执行率",
+    )
+    for col, label in enumerate(cat_headers):
+        ws.write_string(row, col, label, fmt.header)
+    cat_first = row + 2
+    cat_last = row + 1 + len(categories)
+    cat_total = totals(categories)
+    for b in categories:
+        row += 1
+        r = row + 1
+        ws.write_string(row, 0, b.key)
+        ws.write_string(row, 1, b.name)
+        ws.write_number(row, 3, _money(b.budget), fmt.money)
+        ws.write_formula(row, 4, _sumifs("paid", X_CATEGORY, f"$B{r}", last_row), fmt.money, _money(b.paid))
+        ws.write_formula(
+            row, 5, _sumifs("approved", X_CATEGORY, f"$B{r}", last_row), fmt.money, _money(b.approved)
+        )
+        ws.write_formula(row, 6, _sumifs("draft", X_CATEGORY, f"$B{r}", last_row), fmt.money, _money(b.draft))
+        share = float(b.paid / cat_total.paid) if cat_total.paid else ""
+        ws.write_formula(row, 7, f'=IF(E${cat_last + 1}=0,"",E{r}/E${cat_last + 1})', fmt.percent, share)
+        rate = b.execution_rate
+        ws.write_formula(
+            row, 8, f'=IF(D{r}=0,"",E{r}/D{r})', fmt.percent, float(rate) if rate is not None else ""
+        )
+    row += 1
+    ws.write_string(row, 0, "合计", fmt.total_label)
+    for col, value in ((4, cat_total.paid), (5, cat_total.approved), (6, cat_total.draft)):
+        letter = "DEFGH"[col - 3]
+        ws.write_formula(
+            row, col, f"=SUM({letter}{cat_first}:{letter}{cat_last})", fmt.total_money, _money(value)
+        )
+    row += 1
+    ws.write_string(
+        row,
+        1,
+        "可使用资金：允许用于该类别（或未限定用途）的资金来源合计，可用于多个类别的资金在各类别中重复计入。",
+        fmt.subtitle,
+    )
+
+
+def _write_sources(ws, fmt, town, period) -> int:
+    headers = (
+        ("编号", 8),
+        ("资金来源", 28),
+        ("资金类型", 16),
+        ("金额", 16),
+        ("到账日期", 12),
+        ("文号", 22),
+        ("允许用途", 30),
+        ("有效期起", 12),
+        ("有效期止", 12),
+        ("备注", 30),
+    )
+    _title(ws, fmt, town, "资金来源", period, len(headers))
+    head = 2
+    sources = db.session.scalars(select(FundSource).order_by(FundSource.received_on, FundSource.id)).all()
+    total = sum((Decimal(s.amount) for s in sources), Decimal("0.00"))
+    ws.write_string(1, 2, "合计（随筛选变化）", fmt.total_label)
+    last = head + 1 + len(sources)
+    ws.write_formula(1, 3, f"=SUBTOTAL(9,D{head + 2}:D{max(last, head + 2)})", fmt.total_money, _money(total))
+    _header(ws, fmt, head, headers)
+    ws.freeze_panes(head + 1, 0)
+    row = head
+    for s in sources:
+        row += 1
+        ws.write_number(row, 0, s.id)
+        ws.write_string(row, 1, s.name)
+        ws.write_string(row, 2, FundKind.label_of(s.kind))
+        ws.write_number(row, 3, _money(s.amount), fmt.money)
+        ws.write_datetime(row, 4, _date(s.received_on), fmt.date)
+        if s.document_no:
+            ws.write_string(row, 5, s.document_no)
+        cats = "、".join(ExpenseCategory.label_of(c) for c in s.allowed_categories or []) or "不限"
+        ws.write_string(row, 6, cats)
+        if s.valid_from:
+            ws.write_datetime(row, 7, _date(s.valid_from), fmt.date)
+        if s.valid_to:
+            ws.write_datetime(row, 8, _date(s.valid_to), fmt.date)
+        if s.notes:
+            ws.write_string(row, 9, s.notes)
+    ws.autofilter(head, 0, max(row, head + 1), len(headers) - 1)
+    return len(sources)
+
+
+def _write_expenses(ws, fmt, town, period, start, end) -> tuple[int, int]:
+    """The detail rows; returns (rows written, 1-based number of the last data row)."""
+    _title(ws, fmt, town, "资金支出明细", period, len(EXPENSE_HEADERS))
+    head = X_FIRST_ROW - 2  # 0-based header row; totals sit in row 1 above it
+    handler, approver = aliased(User), aliased(User)
+    stmt = (
+        select(
+            Expense.id,
+            Expense.spent_on,
+            Expense.source_id,
+            FundSource.name,
+            Expense.category,
+            Expense.payee,
+            Expense.purpose,
+            Expense.amount,
+            Expense.status,
+            Expense.voucher_no,
+            Expense.invoice_attached,
+            Activity.title,
+            handler.display_name,
+            handler.username,
+            approver.display_name,
+            approver.username,
+            Expense.approved_at,
+            Expense.paid_at,
+            Expense.collective_decision_ref,
+            Expense.reverses_id,
+        )
+        .join(FundSource, Expense.source_id == FundSource.id)
+        .outerjoin(Activity, Expense.activity_id == Activity.id)
+        .outerjoin(handler, Expense.handler_id == handler.id)
+        .outerjoin(approver, Expense.approver_id == approver.id)
+        .order_by(Expense.spent_on, Expense.id)
+    )
+    if start:
+        stmt = stmt.where(Expense.spent_on >= start)
+    if end:
+        stmt = stmt.where(Expense.spent_on <= end)
+    rows = db.session.execute(stmt.execution_options(yield_per=2000))
+    # Totals (row 1) must be written before the data rows in constant_memory mode: sum first.
+    counted = db.session.execute(
+        select(func.count(), cents(Expense.amount)).where(
+            *([Expense.spent_on >= start] if start else []), *([Expense.spent_on <= end] if end else [])
+        )
+    ).one()
+    n_rows, total_cents = counted
+    last = X_FIRST_ROW + max(n_rows, 1) - 1
+    ws.write_string(1, 6, "合计（随筛选变化）", fmt.total_label)
+    ws.write_formula(1, 7, f"=SUBTOTAL(9,H{X_FIRST_ROW}:H{last})", fmt.total_money, int(total_cents) / 100)
+    _header(ws, fmt, head, EXPENSE_HEADERS)
+    ws.freeze_panes(head + 1, 2)
+    labels_status = {s.value: s.label for s in ExpenseStatus}
+    labels_category = {c.value: c.label for c in ExpenseCategory}
+    write_string, write_number, write_datetime = ws.write_string, ws.write_number, ws.write_datetime
+    money, date_fmt, datetime_fmt = fmt.money, fmt.date, fmt.datetime
+    row = head
+    for (
+        eid,
+        spent_on,
+        source_id,
+        source_name,
+        category,
+        payee,
+        purpose,
+        amount,
+        status,
+        voucher,
+        invoice,
+        activity,
+        h_display,
+        h_user,
+        a_display,
+        a_user,
+        approved_at,
+        paid_at,
+        decision,
+        reverses,
+    ) in rows:
+        row += 1
+        write_number(row, 0, eid)
+        write_datetime(row, 1, dt.datetime(spent_on.year, spent_on.month, spent_on.day), date_fmt)
+        write_number(row, 2, source_id)
+        write_string(row, 3, source_name)
+        write_string(row, 4, labels_category.get(category, category))
+        write_string(row, 5, payee)
+        if purpose:
+            write_string(row, 6, purpose[:32767])
+        write_number(row, 7, float(amount), money)
+        write_string(row, 8, labels_status.get(status, status))
+        if voucher:
+            write_string(row, 9, voucher)
+        write_string(row, 10, "有" if invoice else "无")
+        if activity:
+            write_string(row, 11, activity)
+        if h_user:
+            write_string(row, 12, h_display or h_user)
+        if a_user:
+            write_string(row, 13, a_display or a_user)
+        if approved_at:
+            write_datetime(row, 14, approved_at, datetime_fmt)
+        if paid_at:
+            write_datetime(row, 15, paid_at, datetime_fmt)
+        if decision:
+            write_string(row, 16, decision)
+        if reverses:
+            write_number(row, 17, reverses)
+    ws.autofilter(head, 0, max(row, head + 1), len(EXPENSE_HEADERS) - 1)
+    return row - head, last
+
+
+def _write_findings(ws, fmt, town, period, findings: list[Finding]) -> None:
+    headers = (
+        ("序号", 6),
+        ("严重程度", 9),
+        ("问题类型", 24),
+        ("说明", 90),
+        ("对象", 9),
+        ("对象编号", 9),
+        ("资金来源编号", 9),
+        ("涉及金额", 16),
+        ("日期", 12),
+    )
+    _title(ws, fmt, town, "资金使用问题清单", period, len(headers))
+    head = 2
+    ws.write_string(1, 0, f"共{len(findings)}条（由系统按资金使用检查规则自动生成）", fmt.subtitle)
+    _header(ws, fmt, head, headers)
+    ws.freeze_panes(head + 1, 0)
+    row = head
+    for i, f in enumerate(findings, start=1):
+        row += 1
+        ws.write_number(row, 0, i)
+        ws.write_string(row, 1, f.severity_label)
+        ws.write_string(row, 2, f.rule_label)
+        ws.write_string(row, 3, f.message)
+        ws.write_string(row, 4, TARGET_LABELS.get(f.target, f.target))
+        ws.write_number(row, 5, f.target_id)
+        if f.source_id:
+            ws.write_number(row, 6, f.source_id)
+        if f.amount is not None:
+            ws.write_number(row, 7, float(f.amount), fmt.money)
+        if f.spent_on:
+            ws.write_datetime(row, 8, _date(f.spent_on), fmt.date)
+    ws.autofilter(head, 0, max(row, head + 1), len(headers) - 1)
+
+
+__all__ = ["FILENAME", "SHEETS", "period_text", "write_ledger"]

@@ -1,0 +1,60 @@
+"""director1 in Chromium: opens the red walk, ticks 30 children and guardians by typing and Enter, saves once."""
+
+from tests.e2e.conftest import login, screenshot
+
+RED_WALK = "重走微长征·童心向未来"
+
+
+def _search_term(row: dict, i: int) -> str:
+    """Alternate the three ways people are found: ID last 4, pinyin initials, Chinese name."""
+    if i % 3 == 0 and row["d"]:
+        return row["d"]
+    if i % 3 == 1 and row["i"]:
+        return row["i"]
+    return row["n"]
+
+
+def test_director_ticks_thirty_with_the_keyboard_and_saves_once(page):
+    login(page, "director1")
+    page.goto(page.base_url + "/admin/activity/")
+    row = page.locator("table.model-list tr", has_text=RED_WALK)
+    row.locator("a[title='活动签到']").click()
+    page.wait_for_url("**/admin/activity/attendance/**")
+    page.locator("#roll-search").wait_for()
+
+    roll = page.eval_on_selector_all(
+        "#roll tbody tr",
+        "rows => rows.map(r => ({k: r.dataset.k, n: r.cells[1].textContent, i: r.dataset.i, d: r.dataset.d,"
+        " checked: r.querySelector('input').checked}))",
+    )
+    people = [r for r in roll if r["k"] in ("child", "guardian") and not r["checked"]]
+    assert len(people) >= 30, f"the roll of director1's village has only {len(people)} people"
+    assert {r["k"] for r in people[:30]} <= {"child", "guardian"}
+    # Pick 30 of both kinds: children first in the roll, so take from each end.
+    children = [r for r in people if r["k"] == "child"]
+    guardians = [r for r in people if r["k"] == "guardian"]
+    chosen = children[:15] + guardians[:15]
+    chosen += [r for r in people if r not in chosen][: 30 - len(chosen)]
+
+    posts = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    search = page.locator("#roll-search")
+    for i, person in enumerate(chosen):
+        search.fill("")
+        search.type(_search_term(person, i))
+        page.keyboard.press("Enter")
+    assert page.locator("#att-ticked").inner_text() == "30"
+    assert page.locator("#roll tbody input[name=present]:checked").count() == 30
+    assert "已勾选" in page.locator("#last-ticked").inner_text()
+
+    page.keyboard.press("Control+s")
+    page.wait_for_load_state("load")
+    page.locator(".alert-success", has_text="签到已保存").wait_for()
+    assert len(posts) == 1
+
+    page.reload()
+    page.locator("#roll-search").wait_for()
+    assert page.locator("#roll tbody input[name=present]:checked").count() == 30
+    assert page.locator("#att-ticked").inner_text() == "30"
+    page.select_option("#f-state", "on")
+    screenshot(page, "attendance")

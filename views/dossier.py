@@ -1,0 +1,185 @@
+"""一人一档: one page (and its print layout) with everything about one child."""
+
+from __future__ import annotations
+
+from flask import current_app, request, url_for
+from flask_admin import expose
+
+from choices import (
+    AlertSource,
+    AlertStatus,
+    AssessmentStatus,
+    CaseStage,
+    CaseType,
+    ChildStatus,
+    ExpenseCategory,
+    ExpenseStatus,
+    Gender,
+    GuardianStatus,
+    IdentificationSource,
+    Level,
+    Relation,
+    ReporterKind,
+    ReportOutcome,
+    ServiceKind,
+    ServiceStatus,
+    Severity,
+    VisitKind,
+)
+from models import Child, db
+from services import audit, clock
+from services.dossier import case_path, load_dossier
+from services.search import child_search_clause
+from services.validation import mask_id_number
+from views.base import SecureView, current_scope, scoped_query
+
+# Where each section's records live. Areas choose their own endpoint names, so a few are tried;
+# a section whose area has no view yet is shown without links.
+RECORD_ENDPOINTS = {
+    "child": ("child", "child_archive"),
+    "guardian": ("guardian",),
+    "assessment": ("assessment",),
+    "service": ("supportservice", "support_service", "service"),
+    "visit": ("visit",),
+    "report": ("mandatoryreport", "mandatory_report", "report"),
+    "alert": ("alert", "alerts"),
+    "case": ("case", "case_file", "cases"),
+    "activity": ("activity",),
+    "attendance": ("attendance",),
+    "pairing": ("pairing", "mentorpairing", "mentor_pairing"),
+    "expense": ("expense",),
+}
+
+LABELS = {
+    "gender": Gender,
+    "status": ChildStatus,
+    "source": IdentificationSource,
+    "relation": Relation,
+    "guardian_status": GuardianStatus,
+    "level": Level,
+    "assessment_status": AssessmentStatus,
+    "service_kind": ServiceKind,
+    "service_status": ServiceStatus,
+    "visit_kind": VisitKind,
+    "reporter": ReporterKind,
+    "report_outcome": ReportOutcome,
+    "alert_source": AlertSource,
+    "severity": Severity,
+    "alert_status": AlertStatus,
+    "case_type": CaseType,
+    "case_stage": CaseStage,
+    "expense_category": ExpenseCategory,
+    "expense_status": ExpenseStatus,
+}
+
+
+class RecordLinks:
+    """URLs of the records the dossier shows; built once per page (cheap for 500 rows)."""
+
+    def __init__(self):
+        functions = current_app.view_functions
+        self._details: dict[str, tuple[str, str] | None] = {}
+        self._index: dict[str, str | None] = {}
+        for kind, candidates in RECORD_ENDPOINTS.items():
+            self._details[kind] = None
+            self._index[kind] = None
+            for endpoint in candidates:
+                if f"{endpoint}.details_view" in functions:
+                    self._details[kind] = (url_for(f"{endpoint}.details_view") + "?id=", "")
+                elif f"{endpoint}.detail_view" in functions:
+                    self._details[kind] = _path_detail(f"{endpoint}.detail_view")
+                for index in (f"{endpoint}.index_view", f"{endpoint}.index"):
+                    if index in functions:
+                        self._index[kind] = url_for(index)
+                        break
+                if self._details[kind] or self._index[kind]:
+                    break
+
+    def record(self, kind: str, record_id) -> str | None:
+        parts = self._details.get(kind)
+        return f"{parts[0]}{record_id}{parts[1]}" if parts and record_id is not None else None
+
+    def section(self, kind: str) -> str | None:
+        return self._index.get(kind)
+
+
+def _path_detail(endpoint: str) -> tuple[str, str] | None:
+    """A details page taking the id in its path (e.g. /admin/alerts/<int:alert_id>/): prefix and suffix."""
+    rule = next(iter(current_app.url_map.iter_rules(endpoint)), None)
+    if rule is None or len(rule.arguments) != 1:
+        return None
+    marker = 987654321
+    url = url_for(endpoint, **{next(iter(rule.arguments)): marker})
+    prefix, _, suffix = url.partition(str(marker))
+    return prefix, suffix
+
+
+def _label(kind: str, value) -> str:
+    return LABELS[kind].label_of(value)
+
+
+class DossierView(SecureView):
+    area = "dossier"
+
+    def _child_id(self):
+        return request.args.get("id", type=int)
+
+    @expose("/")
+    def index(self):
+        child_id = self._child_id()
+        if child_id is None and not request.args.get("id"):
+            return self._finder()
+        return self._page("dossier/index.html", child_id, printing=False)
+
+    @expose("/print/")
+    def print_view(self):
+        return self._page("dossier/print.html", self._child_id(), printing=True)
+
+    def _page(self, template: str, child_id, printing: bool):
+        dossier = load_dossier(child_id, current_scope(), clock.today())
+        if dossier is None:
+            return self.render("dossier/missing.html"), 404
+        child = dossier.child
+        # Rendered before the audit row is committed: a commit expires every loaded record.
+        page = self.render(
+            template,
+            d=dossier,
+            child=child,
+            masked_id=mask_id_number(child.id_number),
+            links=RecordLinks(),
+            label=_label,
+            mask=mask_id_number,
+            case_path=case_path,
+            printed_at=clock.now(),
+        )
+        audit.record(
+            db.session,
+            "view",
+            table="child",
+            record_id=child.id,
+            summary=f"{'打印' if printing else '查阅'}一人一档：{child.name}",
+        )
+        db.session.commit()
+        return page
+
+    def _finder(self):
+        """Without an id: a search box to open a child's dossier."""
+        term = (request.args.get("q") or "").strip()
+        children = []
+        if term:
+            clause = child_search_clause(term)
+            if clause is not None:
+                children = (
+                    scoped_query(Child)
+                    .filter(clause)
+                    .order_by(Child.archived_at.is_not(None), Child.name)
+                    .limit(50)
+                    .all()
+                )
+        return self.render(
+            "dossier/find.html", term=term, children=children, mask=mask_id_number, label=_label
+        )
+
+
+def register(admin, category: str) -> None:
+    admin.add_view(DossierView(name="一人一档", endpoint="dossier", url="dossier", category=category))
