@@ -187,6 +187,7 @@ def test_dossier_of_a_child_without_records_has_every_section(client, auth):
 
     child = Child(
         name="新登记儿童",
+        gender="M",
         id_number=id_number(dt.date(2016, 1, 2), 900, True),
         birth_date=dt.date(2016, 1, 2),
         village_id=_village("桃源村").id,

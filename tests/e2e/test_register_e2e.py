@@ -24,6 +24,10 @@ def test_director_registers_a_child_and_finds_it_by_initials(page):
     assert page.input_value("#id_number") == BAD
 
     page.fill("#id_number", GOOD)
+    # A guardian typed in on the child's form (the inline "添加 监护人" button works under the CSP).
+    page.click("text=添加 监护人")
+    page.fill("#guardian_links-0-new_name", "欧阳母亲")
+    page.fill("#guardian_links-0-new_phone", "13987654321")
     page.click("input[type=submit][value='保存']")
     page.wait_for_url("**/admin/child/**")
     page.locator(".alert-success").wait_for()
@@ -33,6 +37,8 @@ def test_director_registers_a_child_and_finds_it_by_initials(page):
     page.wait_for_url("**search=oyxl**")
     assert page.locator("table.model-list td", has_text="欧阳晓琳").count() == 1
     assert GOOD not in page.content()  # the list shows the number masked
+    page.goto(page.base_url + "/admin/guardian/?search=欧阳母亲")
+    assert page.locator("table.model-list td", has_text="欧阳晓琳").count() == 1
     screenshot(page, "register-search")
 
     page.click("#user-menu")
