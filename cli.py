@@ -63,7 +63,15 @@ def register_cli(app: Flask) -> None:
         help="按此日期运行（YYYY-MM-DD），默认今天",
     )
     def run_alert_rules_command(today):
-        """Run the alert rules once (for cron or the Windows task scheduler); safe to repeat."""
+        """Run the alert rules once; safe to repeat (an open alert is never raised twice).
+
+        \b
+        Schedule it hourly, e.g. Linux cron:
+          0 * * * *  cd /opt/tonghu && .venv/bin/flask --app app run-alert-rules
+        Windows task scheduler (任务计划程序), a task repeating every hour running:
+          C:\\tonghu\\.venv\\Scripts\\flask.exe --app app run-alert-rules  (start in C:\\tonghu)
+        The alert centre also runs the rules when the last run is over an hour old.
+        """
         from services import clock
         from services.alerts import run_rules
 

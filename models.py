@@ -498,6 +498,34 @@ class SupportService(ChildOwned, Versioned, db.Model):
     assessment: Mapped[Assessment | None] = relationship()
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
+    __table_args__ = (
+        # The dashboard: overdue measures (status, due date) and the delivery rate (from the index alone).
+        Index("ix_support_service_status_due", "status", "due_on"),
+        Index("ix_support_service_due_delivery", "due_on", "status", "delivered_on", "child_id"),
+    )
+
+
+# Covering indexes for the risk map and the dashboard, which count every child by village and level
+# and by its due dates: answered from the index alone, without reading the child rows.
+Index(
+    "ix_child_level_dues",
+    Child.archived_at,
+    Child.village_id,
+    Child.current_level,
+    Child.level_assessed_on,
+    Child.next_assessment_due,
+    Child.next_visit_due,
+)
+# The level of each child on a past date (as-of map): the latest approved assessment, from the index.
+Index(
+    "ix_assessment_level_history",
+    Assessment.child_id,
+    Assessment.status,
+    Assessment.assessed_on,
+    Assessment.id,
+    Assessment.level,
+)
+
 
 # --------------------------------------------------------------------------- supervision
 
@@ -796,8 +824,14 @@ class Expense(Versioned, db.Model):
     approved_at: Mapped[dt.datetime | None]
     paid_at: Mapped[dt.datetime | None]
     collective_decision_ref: Mapped[str | None] = mapped_column(String(100))
-    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("expense.id"))
+    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("expense.id"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    # Covering indexes: budget sums per source and per activity read the index alone.
+    __table_args__ = (
+        Index("ix_expense_source_status_amount", "source_id", "status", "amount"),
+        Index("ix_expense_activity_status_amount", "activity_id", "status", "amount"),
+    )
 
 
 class ApiToken(db.Model):

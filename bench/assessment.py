@@ -3,7 +3,6 @@
 import datetime as dt
 import re
 
-from flask.testing import FlaskClient
 from sqlalchemy import insert
 
 from bench.harness import CHILDREN
@@ -68,19 +67,7 @@ def _token(client, url) -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
 
 
-class FreshContextClient(FlaskClient):
-    """Each request in its own app context, as in production: bench.run holds one open around
-    measure(), and without this every client would share its ``g`` (and the first user logged in)."""
-
-    def open(self, *args, **kwargs):
-        with self.application.app_context():
-            return super().open(*args, **kwargs)
-
-
 def measure(bench):
-    if bench.app.test_client_class is not FreshContextClient:
-        bench.app.test_client_class = FreshContextClient
-        bench._clients.clear()
     n = db.session.scalar(db.select(db.func.count(Assessment.id)))
     note = f"{n:,} assessments"
     bench.time_get("dashboard (clerk, whole town)", "clerk", "/admin/", 200, note=note)

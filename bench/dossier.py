@@ -7,7 +7,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-from openpyxl import Workbook
+import xlsxwriter
 from sqlalchemy import insert, select
 
 from choices import AssessmentStatus, ServiceStatus
@@ -224,10 +224,11 @@ def build(app):
 
 
 def ledger_file(rows: int = LEDGER_ROWS) -> Path:
-    """A 10,000-row ledger of new children (ID serials no demo child or guardian uses)."""
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet("儿童名单")
-    sheet.append([c.header + ("*" if c.required else "") for c in COLUMNS])
+    """A 10,000-row ledger of new children (ID serials no demo child or guardian uses), written as Excel does."""
+    path = Path(tempfile.mkdtemp()) / "ledger-10000.xlsx"
+    book = xlsxwriter.Workbook(str(path))
+    sheet = book.add_worksheet("儿童名单")
+    sheet.write_row(0, 0, [c.header + ("*" if c.required else "") for c in COLUMNS])
     keys = [c.key for c in COLUMNS]
     villages = [v for (v,) in db.session.execute(select(Village.name).order_by(Village.sort_order))]
     for n in range(rows):
@@ -243,9 +244,10 @@ def ledger_file(rows: int = LEDGER_ROWS) -> Path:
             "g1_phone": f"135{n:08d}",
             "g1_status": "外出务工",
         }
-        sheet.append([values.get(k) for k in keys])
-    path = Path(tempfile.mkdtemp()) / "ledger-10000.xlsx"
-    book.save(path)
+        for col, key in enumerate(keys):
+            if values.get(key) is not None:
+                sheet.write_string(n + 1, col, values[key])
+    book.close()
     return path
 
 

@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from flask.testing import FlaskClient
+
 from app import create_app
 from models import db
 
@@ -69,9 +71,19 @@ class Bench:
         print(f"  {what}: {row.median_ms:.1f} ms (target {target_ms})", flush=True)
 
 
+class FreshContextClient(FlaskClient):
+    """Each request in its own app context (own g and session), as in production."""
+
+    def open(self, *args, **kwargs):
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
 def make_app(db_path: Path):
     url = os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{db_path}"
-    return create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench"})
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench"})
+    app.test_client_class = FreshContextClient
+    return app
 
 
 def print_table(rows: list[Row], peak_mb: float) -> None:

@@ -5,40 +5,55 @@ Each area adds a module to AREAS with build(app) (extra data, optional) and meas
 
 import importlib
 import resource
+import subprocess
 import sys
 import time
 
 from bench.harness import BENCH_DIR, CHILDREN, Bench, db, make_app, print_table
 
 AREAS = ("bench.register",)
+AREAS += ("bench.assessment",)
 AREAS += ("bench.activities",)
 AREAS += ("bench.funds",)
+AREAS += ("bench.supervision",)
+AREAS += ("bench.dossier",)
 
 
-def main() -> int:
-    db_path = BENCH_DIR / f"bench-{CHILDREN}.db"
-    fresh = not db_path.exists()
+def build(db_path, modules) -> None:
+    """Write the benchmark database (run in a child process, so its memory is not the app's)."""
     app = make_app(db_path)
-    modules = [importlib.import_module(name) for name in AREAS]
     with app.app_context():
-        if fresh:
-            start = time.perf_counter()
-            db.create_all()
-            from seeds.demo import seed_demo
+        start = time.perf_counter()
+        db.create_all()
+        from seeds.demo import seed_demo
 
-            seed_demo(children=CHILDREN)
-            print(f"built {CHILDREN} children in {time.perf_counter() - start:.0f} s", flush=True)
-            for module in modules:
-                if hasattr(module, "build"):
-                    start = time.perf_counter()
-                    module.build(app)
-                    print(
-                        f"built data of {module.__name__} in {time.perf_counter() - start:.0f} s", flush=True
-                    )
-            db.session.execute(db.text("ANALYZE"))
-            db.session.commit()
+        seed_demo(children=CHILDREN)
+        print(f"built {CHILDREN} children in {time.perf_counter() - start:.0f} s", flush=True)
+        for module in modules:
+            if hasattr(module, "build"):
+                start = time.perf_counter()
+                module.build(app)
+                print(f"built data of {module.__name__} in {time.perf_counter() - start:.0f} s", flush=True)
+        db.session.execute(db.text("ANALYZE"))
+        db.session.commit()
+
+
+def main(argv: list[str]) -> int:
+    only = [a for a in argv if not a.startswith("--")]
+    names = [n for n in AREAS if not only or n.rsplit(".", 1)[-1] in only]
+    modules = [importlib.import_module(name) for name in names]
+    suffix = "-" + "-".join(only) if only else ""
+    db_path = BENCH_DIR / f"bench-{CHILDREN}{suffix}.db"
+    if "--build" in argv:
+        build(db_path, modules)
+        return 0
+    if not db_path.exists():
+        print(f"building the benchmark database {db_path.name} (once; delete it to rebuild) …", flush=True)
+        subprocess.run([sys.executable, "-m", "bench.run", "--build", *only], check=True)
+    app = make_app(db_path)
     bench = Bench(app)
     for module in modules:
+        print(f"{module.__name__}:", flush=True)
         with app.app_context():
             module.measure(bench)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -47,4 +62,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

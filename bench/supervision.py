@@ -8,7 +8,7 @@ import random
 import time
 import tracemalloc
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, literal, select
 
 from bench.harness import CHILDREN
 from choices import CaseStage, CaseType, ReporterKind, Urgency, VisitKind
@@ -30,7 +30,6 @@ def build(app) -> None:
         select(Child.id, Child.village_id).where(Child.archived_at.is_(None)).order_by(Child.id)
     ).all()
     kinds = [k.value for k in VisitKind]
-    next_id = (db.session.scalar(select(db.func.max(Visit.id))) or 0) + 1
     per_child = max(VISITS // len(children), 1)
     rows = []
     written = 0
@@ -40,7 +39,6 @@ def build(app) -> None:
             visited_on = last - dt.timedelta(days=30 * k)
             rows.append(
                 {
-                    "id": next_id,
                     "child_id": child_id,
                     "visited_on": visited_on,
                     "kind": kinds[k % 4],
@@ -54,7 +52,6 @@ def build(app) -> None:
                     "version": 1,
                 }
             )
-            next_id += 1
         if len(rows) >= BATCH:
             db.session.execute(insert(Visit), rows)
             written += len(rows)
@@ -71,15 +68,14 @@ def build(app) -> None:
 def _build_cases(rng, children, today) -> None:
     stages = [s.value for s in CaseStage]
     types = [t.value for t in CaseType]
-    next_id = (db.session.scalar(select(db.func.max(Case.id))) or 0) + 1
-    cases, events = [], []
+    first_new = (db.session.scalar(select(db.func.max(Case.id))) or 0) + 1
+    cases = []
     for n in range(CASES):
         child_id, _ = children[rng.randrange(len(children))]
         opened = today - dt.timedelta(days=rng.randint(0, 365))
         changed = dt.datetime.combine(opened + dt.timedelta(days=rng.randint(0, 20)), dt.time(10))
         cases.append(
             {
-                "id": next_id + n,
                 "child_id": child_id,
                 "case_type": types[n % 3],
                 "opened_on": opened,
@@ -91,9 +87,15 @@ def _build_cases(rng, children, today) -> None:
                 "version": 1,
             }
         )
-        events.append({"case_id": next_id + n, "at": changed, "kind": "open", "to_stage": "identify"})
     db.session.execute(insert(Case), cases)
-    db.session.execute(insert(CaseEvent), events)
+    db.session.execute(
+        insert(CaseEvent).from_select(
+            ["case_id", "at", "kind", "to_stage"],
+            select(Case.id, Case.stage_changed_at, literal("open"), literal("identify")).where(
+                Case.id >= first_new
+            ),
+        )
+    )
 
 
 def _build_reports(rng, children, today) -> None:

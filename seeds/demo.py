@@ -96,9 +96,27 @@ def seed_demo(children: int = 240, seed: int = 2026) -> dict:
         setting = session.get(Setting, "demo_data")
         setting.value = "1"
         session.commit()
+        sync_id_sequences(session)
     finally:
         session.info.pop("skip_audit", None)
     return summary
+
+
+def sync_id_sequences(session) -> None:
+    """Rows bulk-inserted with explicit ids leave PostgreSQL's sequences behind; move them on."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    session.flush()
+    for table in db.metadata.sorted_tables:
+        pk = list(table.primary_key.columns)
+        if len(pk) != 1 or not isinstance(pk[0].type, db.Integer):
+            continue
+        session.execute(
+            db.text(
+                f"SELECT setval(pg_get_serial_sequence('{table.name}', '{pk[0].name}'), "
+                f"COALESCE((SELECT MAX({pk[0].name}) FROM {table.name}), 0) + 1, false)"
+            )
+        )
 
 
 def _seed(session, rng: random.Random, n_children: int) -> dict:
@@ -174,9 +192,11 @@ def _seed(session, rng: random.Random, n_children: int) -> dict:
 
     categories = {c.code: c.id for c in session.scalars(db.select(Category))}
     n_guardians = _seed_children(session, rng, villages, directors, mothers, categories, n_children)
+    sync_id_sequences(session)
     # Later areas add their demo records here, in dependency order.
     for step in DEMO_STEPS:
         step(session, rng)
+        sync_id_sequences(session)
     return {
         "村（社区）": len(villages),
         "工作人员": len(staff_rows),

@@ -32,12 +32,7 @@ def seed_supervision(session, rng=None, *, today: dt.date | None = None) -> None
         .where(Child.archived_at.is_(None))
         .order_by(Child.id)
     ).all()
-    directors = dict(
-        session.execute(
-            select(Staff.village_id, Staff.id).where(Staff.kind == StaffKind.DIRECTOR.value)
-        ).all()
-    )
-    _seed_visits(session, local, children, directors, today)
+    _seed_visits(session, local, children, today)
     if len(children) > SMALL_TOWN:
         return
     users = {u.username: u for u in session.scalars(select(User))}
@@ -49,11 +44,11 @@ def seed_supervision(session, rng=None, *, today: dt.date | None = None) -> None
     run_rules(today, now)
 
 
-def _seed_visits(session, rng, children, directors, today) -> None:
+def _seed_visits(session, rng, children, today) -> None:
     kinds = [k.value for k in VisitKind]
-    next_id = (session.scalar(select(db.func.max(Visit.id))) or 0) + 1
-    visits, links = [], []
-    for child_id, village_id, level in children:
+    first_new = (session.scalar(select(db.func.max(Visit.id))) or 0) + 1
+    visits = []
+    for child_id, _village_id, level in children:
         if rng.random() < 0.15:
             continue  # not visited yet
         days = DEFAULT_VISIT_DAYS.get(Level(level), UNASSESSED_VISIT_DAYS) if level else UNASSESSED_VISIT_DAYS
@@ -62,7 +57,6 @@ def _seed_visits(session, rng, children, directors, today) -> None:
         for visited_on in (last - dt.timedelta(days=days), last):
             visits.append(
                 {
-                    "id": next_id,
                     "child_id": child_id,
                     "visited_on": visited_on,
                     "kind": rng.choice(kinds),
@@ -77,13 +71,18 @@ def _seed_visits(session, rng, children, directors, today) -> None:
                     "version": 1,
                 }
             )
-            if village_id in directors:
-                links.append({"visit_id": next_id, "staff_id": directors[village_id]})
-            next_id += 1
     for start in range(0, len(visits), 20000):
         session.execute(insert(Visit), visits[start : start + 20000])
-    for start in range(0, len(links), 20000):
-        session.execute(insert(visit_staff), links[start : start + 20000])
+    # The village's 儿童主任 made each visit (ids left to the database, so PostgreSQL sequences stay right).
+    session.execute(
+        insert(visit_staff).from_select(
+            ["visit_id", "staff_id"],
+            select(Visit.id, Staff.id)
+            .join(Child, Child.id == Visit.child_id)
+            .join(Staff, (Staff.village_id == Child.village_id) & (Staff.kind == StaffKind.DIRECTOR.value))
+            .where(Visit.id >= first_new),
+        )
+    )
 
 
 def _child_in(children, village_index: int, nth: int = 0):

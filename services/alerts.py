@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import and_, exists, func, insert, or_, select, update
+from sqlalchemy import and_, case, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
@@ -67,6 +67,7 @@ ADULT_NOTICE_DAYS = 90
 BUREAU_REPORT_DAYS = 3
 RUN_EVERY = dt.timedelta(hours=1)
 _CHUNK = 500
+_INSERT_BATCH = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,27 +149,47 @@ def _approved(assessment, today):
 def visit_overdue(today: dt.date, now: dt.datetime | None = None) -> list[Condition]:
     """The next visit is due from the latest contact: the last visit, or a later approved assessment."""
     days = visit_days_by_level()
-    last = (
-        select(Visit.child_id, func.max(Visit.visited_on).label("last_visit"))
-        .where(Visit.visited_on <= today)
-        .group_by(Visit.child_id)
-        .subquery()
+    last_visit = (
+        select(func.max(Visit.visited_on))
+        .where(Visit.child_id == Child.id, Visit.visited_on <= today)
+        .correlate(Child)
+        .scalar_subquery()
     )
-    rows = db.session.execute(
+    # OFFSET 0 keeps the last visit computed once per child (SQLite and PostgreSQL alike).
+    contact = (
         select(
             Child.id,
             Child.village_id,
             Child.current_level,
             Child.next_visit_due,
             Child.level_assessed_on,
-            last.c.last_visit,
+            last_visit.label("last_visit"),
         )
-        .outerjoin(last, last.c.child_id == Child.id)
-        .where(_active_child(), or_(Child.next_visit_due.is_not(None), last.c.last_visit.is_not(None)))
+        .where(_active_child())
+        .offset(0)
+        .subquery()
+    )
+    c = contact.c
+    visit_counts = c.last_visit.is_not(None) & (
+        c.next_visit_due.is_(None) | c.level_assessed_on.is_(None) | (c.last_visit >= c.level_assessed_on)
+    )
+    cutoff = case(
+        *[(c.current_level == level, today - dt.timedelta(days=n)) for level, n in days.items()],
+        else_=today - dt.timedelta(days=UNASSESSED_VISIT_DAYS),
+    )
+    rows = db.session.execute(
+        select(
+            c.id, c.village_id, c.current_level, c.next_visit_due, c.level_assessed_on, c.last_visit
+        ).where(
+            or_(
+                visit_counts & (c.last_visit < cutoff),
+                ~visit_counts.self_group() & (c.next_visit_due < today),
+            )
+        )
     )
     found = []
-    for child_id, village_id, level, next_due, assessed_on, last_visit in rows:
-        due = next_visit_due(level, next_due, assessed_on, last_visit, days)
+    for child_id, village_id, level, next_due, assessed_on, last in rows:
+        due = next_visit_due(level, next_due, assessed_on, last, days)
         if due is not None and due < today:
             found.append(
                 Condition(
@@ -177,7 +198,7 @@ def visit_overdue(today: dt.date, now: dt.datetime | None = None) -> list[Condit
                     village_id=village_id,
                     child_id=child_id,
                     detail=f"应于 {due:%Y-%m-%d} 前巡查走访，已逾期 {(today - due).days} 天"
-                    + (f"（上次走访 {last_visit:%Y-%m-%d}）" if last_visit else "（尚无走访记录）"),
+                    + (f"（上次走访 {last:%Y-%m-%d}）" if last else "（尚无走访记录）"),
                 )
             )
     return found
@@ -272,12 +293,13 @@ def _red_since(child_ids: list[int], today: dt.date) -> dict[int, dt.date]:
 
 @rule(AlertRule.LEVEL_WORSENED)
 def level_worsened(today: dt.date, now: dt.datetime | None = None) -> list[Condition]:
-    """The child's latest approved assessment is marked worse than the one before."""
+    """The child's latest approved assessment (the one behind Child.level_assessed_on) is marked worse."""
     a, later, prev = aliased(Assessment), aliased(Assessment), aliased(Assessment)
-    newer = exists().where(
+    same_day_later = exists().where(
         later.child_id == a.child_id,
-        _approved(later, today),
-        or_(later.assessed_on > a.assessed_on, and_(later.assessed_on == a.assessed_on, later.id > a.id)),
+        later.status == AssessmentStatus.APPROVED.value,
+        later.assessed_on == a.assessed_on,
+        later.id > a.id,
     )
     previous_level = (
         select(prev.level)
@@ -292,8 +314,14 @@ def level_worsened(today: dt.date, now: dt.datetime | None = None) -> list[Condi
     )
     rows = db.session.execute(
         select(a.id, a.child_id, Child.village_id, a.level, a.assessed_on, previous_level)
-        .join(Child, Child.id == a.child_id)
-        .where(_approved(a, today), a.worsened.is_(True), _active_child(), ~newer)
+        .select_from(Child)
+        .join(
+            a,
+            (a.child_id == Child.id)
+            & (a.status == AssessmentStatus.APPROVED.value)
+            & (a.assessed_on == Child.level_assessed_on),
+        )
+        .where(_active_child(), a.worsened.is_(True), ~same_day_later)
     )
     return [
         Condition(
@@ -304,6 +332,7 @@ def level_worsened(today: dt.date, now: dt.datetime | None = None) -> list[Condi
             detail=f"{assessed_on:%Y-%m-%d} 评估等级由{Level.label_of(before) or '—'}升为{Level.label_of(level)}",
         )
         for assessment_id, child_id, village_id, level, assessed_on, before in rows
+        if assessed_on <= today  # filtered here: in SQL it would steer SQLite onto the date index
     ]
 
 
@@ -526,6 +555,7 @@ def _reconcile(name: AlertRule, conditions: list[Condition], now: dt.datetime, s
         live.setdefault(row.condition_key, []).append(row)
     holding = set()
     new_rows, recurred_ids = [], []
+    raised = 0
     for cond in conditions:
         if cond.key in holding:
             continue
@@ -533,6 +563,10 @@ def _reconcile(name: AlertRule, conditions: list[Condition], now: dt.datetime, s
         alerts = live.get(cond.key)
         if not alerts:
             new_rows.append(_alert_row(name, cond, now))
+            if len(new_rows) == _INSERT_BATCH:  # bounded memory on a first run over a big town
+                db.session.execute(insert(Alert.__table__), new_rows)
+                raised += len(new_rows)
+                new_rows = []
         elif all(a.condition_cleared_at is not None for a in alerts):
             # Cleared, not yet closed, and holding again: the same open alert carries on.
             recurred_ids.extend(a.id for a in alerts if a.status != AlertStatus.DONE.value)
@@ -543,11 +577,11 @@ def _reconcile(name: AlertRule, conditions: list[Condition], now: dt.datetime, s
         for a in alerts
         if a.condition_cleared_at is None
     ]
-    for start in range(0, len(new_rows), 5000):
-        db.session.execute(insert(Alert.__table__), new_rows[start : start + 5000])
+    if new_rows:
+        db.session.execute(insert(Alert.__table__), new_rows)
     _update(cleared_ids, condition_cleared_at=now)
     _update(recurred_ids, condition_cleared_at=None)
-    summary.raised += len(new_rows)
+    summary.raised += raised + len(new_rows)
     summary.cleared += len(cleared_ids)
     summary.recurred += len(recurred_ids)
 

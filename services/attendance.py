@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -82,7 +82,7 @@ class Roll:
     total_signed: int  # everyone signed in for the activity, including people out of the logger's scope
     too_long: bool = False
 
-    @property
+    @cached_property
     def present(self) -> int:
         return sum(1 for e in self.entries if e.present)
 
@@ -91,9 +91,14 @@ class Roll:
         """Signed-in people this logger cannot see (other villages)."""
         return self.total_signed - self.present
 
-    @property
+    @cached_property
     def eligible(self) -> int:
         return sum(1 for e in self.entries if e.eligible)
+
+    @cached_property
+    def keys(self) -> str:
+        """Every key on the roll, comma-separated: what the page showed, posted back with the ticks."""
+        return ",".join(e.key for e in self.entries)
 
     @property
     def rate(self) -> float | None:
@@ -366,6 +371,9 @@ def _guardian_entries(session, children, village_ids, villages, child_info, cate
         stmt = stmt.where(limit)
     by_id: dict[int, RollEntry] = {}
     links: dict[int, list[str]] = {}
+    cats: dict[int, set[int]] = {}
+    rank = {level.value: level.rank for level in Level}
+    relation_label = {r.value: r.label for r in Relation}
     for gid, name, full, initials, idn, vid, cid, relation in session.execute(stmt):
         child_name, level = child_info.get(cid, ("", None))
         entry = by_id.get(gid)
@@ -383,12 +391,15 @@ def _guardian_entries(session, children, village_ids, villages, child_info, cate
                 pinyin=full,
                 initials=initials,
             )
-        links.setdefault(gid, []).append(f"{child_name}的{Relation.label_of(relation)}")
-        entry.category_ids = tuple(sorted(set(entry.category_ids) | set(categories.get(cid, ()))))
-        if level and (entry.level is None or Level(level).rank > Level(entry.level).rank):
+            links[gid] = []
+            cats[gid] = set()
+        links[gid].append(f"{child_name}的{relation_label.get(relation, relation or '')}")
+        cats[gid].update(categories.get(cid, ()))
+        if level and (entry.level is None or rank.get(level, -1) > rank.get(entry.level, -1)):
             entry.level = level
     for gid, entry in by_id.items():
         entry.role = "、".join(links[gid])
+        entry.category_ids = tuple(sorted(cats[gid]))
     return list(by_id.values())
 
 

@@ -39,21 +39,39 @@ def register_counts(village_ids) -> dict:
     villages = db.session.execute(
         scope(select(Village.id, Village.name), Village, village_ids).order_by(Village.sort_order, Village.id)
     ).all()
-    active = _active_children(village_ids)
-    by_category = db.session.execute(
-        select(Category.name, func.count(child_category.c.child_id))
-        .select_from(Category)
-        .join(child_category, child_category.c.category_id == Category.id)
-        .where(child_category.c.child_id.in_(active))
-        .group_by(Category.id, Category.name, Category.sort_order)
-        .order_by(Category.sort_order)
-    ).all()
+    by_category = category_counts(village_ids)
     return {
         "total": sum(per_village.values()),
         "by_category": [tuple(r) for r in by_category],
         "by_level": by_level,
         "by_village": [(name, per_village.get(village_id, 0)) for village_id, name in villages],
     }
+
+
+def category_counts(village_ids) -> list[tuple[str, int]]:
+    """(category, active children) in category order: every link in scope minus the archived
+    children's links, which reads the link table's index rather than every child."""
+    link = child_category.c
+    if village_ids is None:
+        linked = select(link.category_id, func.count()).group_by(link.category_id)
+    else:
+        in_scope = scope(select(Child.id), Child, village_ids)
+        linked = (
+            select(link.category_id, func.count())
+            .where(link.child_id.in_(in_scope))
+            .group_by(link.category_id)
+        )
+    archived_children = scope(select(Child.id).where(Child.archived_at.is_not(None)), Child, village_ids)
+    archived = (
+        select(link.category_id, func.count())
+        .where(link.child_id.in_(archived_children))
+        .group_by(link.category_id)
+    )
+    counts = dict(db.session.execute(linked).all())
+    for category_id, n in db.session.execute(archived):
+        counts[category_id] -= n
+    categories = db.session.execute(select(Category.id, Category.name).order_by(Category.sort_order)).all()
+    return [(name, counts[category_id]) for category_id, name in categories if counts.get(category_id)]
 
 
 # --------------------------------------------------------------------------- plan progress

@@ -10,11 +10,12 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from sqlalchemy import select
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy import func, select
+from sqlalchemy.orm import aliased, joinedload, selectinload
 
 from choices import AlertStatus, AssessmentStatus, CaseStage, ExpenseStatus, ServiceStatus
 from models import (
+    Activity,
     Alert,
     Assessment,
     Attendance,
@@ -22,11 +23,15 @@ from models import (
     Child,
     ChildGuardian,
     Expense,
+    FundSource,
     MandatoryReport,
     MentorPairing,
+    Staff,
     SupportService,
+    User,
     Visit,
     db,
+    visit_staff,
 )
 from services.scoping import scope
 
@@ -60,6 +65,7 @@ class Dossier:
     attendance: list = field(default_factory=list)
     pairings: list = field(default_factory=list)
     expenses: list = field(default_factory=list)
+    visitors: dict = field(default_factory=dict)
     today: dt.date | None = None
 
     @property
@@ -146,6 +152,9 @@ def load_dossier(child_id, village_ids, today: dt.date) -> Dossier | None:
     def rows(stmt):
         return list(session.scalars(stmt).unique())
 
+    def table(stmt):
+        return session.execute(stmt).all()
+
     dossier = Dossier(child=child, today=today)
     dossier.guardian_links = rows(
         select(ChildGuardian)
@@ -153,10 +162,24 @@ def load_dossier(child_id, village_ids, today: dt.date) -> Dossier | None:
         .options(joinedload(ChildGuardian.guardian))
         .order_by(ChildGuardian.is_primary.desc(), ChildGuardian.id)
     )
-    dossier.assessments = rows(
-        select(Assessment)
+    # The long lists are read as plain rows (no ORM identity map): a child may have hundreds.
+    reviewer = aliased(User)
+    dossier.assessments = table(
+        select(
+            Assessment.id,
+            Assessment.assessed_on,
+            Assessment.total_score,
+            Assessment.level,
+            Assessment.override_level,
+            Assessment.override_reason,
+            Assessment.worsened,
+            Assessment.status,
+            Assessment.reviewed_at,
+            Assessment.next_reassess_on,
+            func.coalesce(reviewer.display_name, reviewer.username).label("reviewer"),
+        )
+        .outerjoin(reviewer, reviewer.id == Assessment.reviewed_by_id)
         .where(Assessment.child_id == cid)
-        .options(joinedload(Assessment.reviewed_by))
         .order_by(Assessment.assessed_on.desc(), Assessment.id.desc())
     )
     dossier.level_history = [
@@ -171,27 +194,70 @@ def load_dossier(child_id, village_ids, today: dt.date) -> Dossier | None:
         for a in reversed(dossier.assessments)
         if a.status == AssessmentStatus.APPROVED.value and a.level
     ]
-    dossier.services = rows(
-        select(SupportService)
+    dossier.services = table(
+        select(
+            SupportService.id,
+            SupportService.tier,
+            SupportService.kind,
+            SupportService.status,
+            SupportService.due_on,
+            SupportService.delivered_on,
+            SupportService.content,
+            SupportService.outcome,
+            Staff.name.label("provider_name"),
+        )
+        .outerjoin(Staff, Staff.id == SupportService.provider_id)
         .where(SupportService.child_id == cid)
-        .options(joinedload(SupportService.provider))
         .order_by(SupportService.due_on.desc().nulls_last(), SupportService.id.desc())
     )
-    dossier.visits = rows(
-        select(Visit)
+    dossier.visits = table(
+        select(
+            Visit.id,
+            Visit.visited_on,
+            Visit.kind,
+            Visit.risk_found,
+            Visit.harm_signs,
+            Visit.next_due,
+            Visit.notes,
+        )
         .where(Visit.child_id == cid)
-        .options(selectinload(Visit.visitors))
         .order_by(Visit.visited_on.desc(), Visit.id.desc())
     )
-    dossier.reports = rows(
-        select(MandatoryReport)
+    for visit_id, name in session.execute(
+        select(visit_staff.c.visit_id, Staff.name)
+        .join(Staff, Staff.id == visit_staff.c.staff_id)
+        .where(visit_staff.c.visit_id.in_(select(Visit.id).where(Visit.child_id == cid)))
+        .order_by(visit_staff.c.visit_id, Staff.id)
+    ):
+        dossier.visitors.setdefault(visit_id, []).append(name)
+    dossier.reports = table(
+        select(
+            MandatoryReport.id,
+            MandatoryReport.received_at,
+            MandatoryReport.reporter_kind,
+            MandatoryReport.anonymous,
+            MandatoryReport.situation,
+            MandatoryReport.first_response_at,
+            MandatoryReport.outcome,
+        )
         .where(MandatoryReport.child_id == cid)
         .order_by(MandatoryReport.received_at.desc())
     )
-    dossier.alerts = rows(
-        select(Alert)
+    handler = aliased(User)
+    dossier.alerts = table(
+        select(
+            Alert.id,
+            Alert.title,
+            Alert.severity,
+            Alert.source,
+            Alert.raised_at,
+            Alert.deadline,
+            Alert.status,
+            Alert.closed_at,
+            func.coalesce(handler.display_name, handler.username).label("handler_name"),
+        )
+        .outerjoin(handler, handler.id == Alert.handler_id)
         .where(Alert.child_id == cid)
-        .options(joinedload(Alert.handler))
         .order_by(Alert.raised_at.desc(), Alert.id.desc())
     )
     dossier.cases = rows(
@@ -204,22 +270,43 @@ def load_dossier(child_id, village_ids, today: dt.date) -> Dossier | None:
         )
         .order_by(Case.opened_on.desc(), Case.id.desc())
     )
-    dossier.attendance = rows(
-        select(Attendance)
+    dossier.attendance = table(
+        select(
+            Attendance.activity_id,
+            Attendance.signed_at,
+            Activity.title,
+            Activity.starts_at,
+            Activity.place,
+        )
+        .join(Activity, Activity.id == Attendance.activity_id)
         .where(Attendance.child_id == cid)
-        .options(joinedload(Attendance.activity))
         .order_by(Attendance.signed_at.desc())
     )
-    dossier.pairings = rows(
-        select(MentorPairing)
+    dossier.pairings = table(
+        select(
+            MentorPairing.id,
+            MentorPairing.start_on,
+            MentorPairing.end_on,
+            MentorPairing.notes,
+            Staff.name.label("staff_name"),
+        )
+        .join(Staff, Staff.id == MentorPairing.staff_id)
         .where(MentorPairing.child_id == cid)
-        .options(joinedload(MentorPairing.staff))
         .order_by(MentorPairing.start_on.desc())
     )
-    dossier.expenses = rows(
-        select(Expense)
+    dossier.expenses = table(
+        select(
+            Expense.id,
+            Expense.spent_on,
+            Expense.amount,
+            Expense.category,
+            Expense.payee,
+            Expense.purpose,
+            Expense.status,
+            FundSource.name.label("source_name"),
+        )
+        .join(FundSource, FundSource.id == Expense.source_id)
         .where(Expense.child_id == cid)
-        .options(joinedload(Expense.source))
         .order_by(Expense.spent_on.desc(), Expense.id.desc())
     )
     return dossier

@@ -15,8 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import and_, case, func, or_, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import Integer, and_, cast, func, or_, select
 
 from choices import ExpenseCategory, ExpenseStatus, FindingSeverity, FundRule
 from models import Activity, Expense, FundSource, db
@@ -51,9 +50,26 @@ class Finding:
 
 def _live():
     """An ordinary expense that still stands: not a counter-entry, not reversed by a paid one."""
-    counter = aliased(Expense)
-    reversed_ids = select(counter.reverses_id).where(counter.reverses_id.is_not(None), counter.status == PAID)
+    # The few reversed ids are read first: a NOT IN over a subquery makes SQLite walk the status index.
+    reversed_ids = db.session.info.get(_REVERSED_KEY)
+    if reversed_ids is None:
+        reversed_ids = _reversed_ids()
+    if not reversed_ids:
+        return Expense.reverses_id.is_(None)
     return and_(Expense.reverses_id.is_(None), Expense.id.not_in(reversed_ids))
+
+
+_REVERSED_KEY = "fund_checks.reversed_ids"
+
+
+def _reversed_ids() -> list[int]:
+    return [
+        rid
+        for rid, status in db.session.execute(
+            select(Expense.reverses_id, Expense.status).where(Expense.reverses_id.is_not(None))
+        )
+        if status == PAID
+    ]
 
 
 def _counted():
@@ -74,21 +90,20 @@ def _status(value) -> str:
 
 def overspend(th: Thresholds) -> list[Finding]:
     """A source whose counted spending (paid + approved + drafts) exceeds its amount."""
-    rows = db.session.execute(
-        select(
-            FundSource.id,
-            FundSource.name,
-            FundSource.amount,
-            cents(case((Expense.status == PAID, Expense.amount), else_=0)).label("paid"),
-            cents(case((Expense.status == APPROVED, Expense.amount), else_=0)).label("approved"),
-            cents(case((Expense.status == DRAFT, Expense.amount), else_=0)).label("draft"),
-        )
-        .join(Expense, Expense.source_id == FundSource.id)
+    sums: dict[int, dict[str, int]] = {}
+    for source_id, status, total in db.session.execute(
+        select(Expense.source_id, Expense.status, cents(Expense.amount))
         .where(_counted())
-        .group_by(FundSource.id, FundSource.name, FundSource.amount)
-    ).all()
+        .group_by(Expense.source_id, Expense.status)
+    ):
+        sums.setdefault(source_id, {})[status] = total
     findings = []
-    for source_id, name, amount, paid_c, approved_c, draft_c in rows:
+    for source_id, name, amount in db.session.execute(
+        select(FundSource.id, FundSource.name, FundSource.amount)
+    ):
+        if source_id not in sums:
+            continue
+        paid_c, approved_c, draft_c = (sums[source_id].get(s, 0) for s in (PAID, APPROVED, DRAFT))
         budget = Decimal(amount).quantize(Decimal("0.01"))
         paid, approved, draft = from_cents(paid_c), from_cents(approved_c), from_cents(draft_c)
         total = paid + approved + draft
@@ -122,8 +137,11 @@ def category_not_allowed(th: Thresholds) -> list[Finding]:
         sid: [c for c in (cats or []) if c]
         for sid, cats in db.session.execute(select(FundSource.id, FundSource.allowed_categories))
     }
+    everything = {c.value for c in ExpenseCategory}
     clauses = [
-        and_(Expense.source_id == sid, Expense.category.not_in(cats)) for sid, cats in allowed.items() if cats
+        and_(Expense.source_id == sid, Expense.category.not_in(cats))
+        for sid, cats in allowed.items()
+        if cats and not everything <= set(cats)
     ]
     if not clauses:
         return []
@@ -347,48 +365,51 @@ def no_collective_decision(th: Thresholds) -> list[Finding]:
 def split_payments(th: Thresholds) -> list[Finding]:
     """Same payee, within the window (first to last day < window days), each payment below the approval
     threshold, together above it. Overlapping windows merge into one finding per run of payments."""
+    amount_cents = cast(func.round(Expense.amount * 100), Integer)
     rows = db.session.execute(
-        select(Expense.payee, Expense.spent_on, Expense.id, Expense.amount, Expense.source_id)
+        select(Expense.payee, Expense.spent_on, Expense.id, amount_cents, Expense.source_id)
         .where(_live(), Expense.amount > 0, Expense.amount < th.approval)
         .order_by(Expense.payee, Expense.spent_on, Expense.id)
     ).all()
     window = th.split_days
+    limit = int(th.approval * 100)
     findings = []
     by_payee: dict[str, list] = {}
     for row in rows:
-        by_payee.setdefault(" ".join((row.payee or "").split()), []).append(row)
+        by_payee.setdefault(" ".join((row[0] or "").split()), []).append(row)
     for payee, payments in by_payee.items():
         if len(payments) < 2:
             continue
         flagged: list[tuple[int, int]] = []  # [start, end] index runs whose sum exceeds the threshold
-        start, running = 0, Decimal("0.00")
-        for end, row in enumerate(payments):
-            running += row.amount
-            while (row.spent_on - payments[start].spent_on).days >= window:
-                running -= payments[start].amount
+        start, running = 0, 0
+        for end, (_, spent_on, _, amount, _) in enumerate(payments):
+            running += amount
+            while (spent_on - payments[start][1]).days >= window:
+                running -= payments[start][3]
                 start += 1
-            if end > start and running > th.approval:
+            if end > start and running > limit:
                 if flagged and start <= flagged[-1][1]:
                     flagged[-1] = (flagged[-1][0], end)
                 else:
                     flagged.append((start, end))
         for first, last in flagged:
             run = payments[first : last + 1]
-            total = sum((r.amount for r in run), Decimal("0.00"))
-            days = (run[-1].spent_on - run[0].spent_on).days + 1
+            total = from_cents(sum(r[3] for r in run))
+            days = (run[-1][1] - run[0][1]).days + 1
+            ids = tuple(r[2] for r in run)
             findings.append(
                 Finding(
                     FundRule.SPLIT_PAYMENT.value,
                     FindingSeverity.HIGH.value,
-                    f"收款方「{payee}」在{run[0].spent_on:%Y-%m-%d}至{run[-1].spent_on:%Y-%m-%d}（{days}天）内"
-                    f"有{len(run)}笔支出：{_ids(r.id for r in run)}，每笔均低于审批限额{yuan(th.approval)}元，"
+                    f"收款方「{payee}」在{run[0][1]:%Y-%m-%d}至{run[-1][1]:%Y-%m-%d}（{days}天）内"
+                    f"有{len(run)}笔支出：{_ids(ids)}，每笔均低于审批限额{yuan(th.approval)}元，"
                     f"合计{yuan(total)}元超过限额，疑似拆分支付",
                     "expense",
-                    run[-1].id,
-                    source_id=run[-1].source_id,
+                    ids[-1],
+                    source_id=run[-1][4],
                     amount=total,
-                    spent_on=run[-1].spent_on,
-                    expense_ids=tuple(r.id for r in run),
+                    spent_on=run[-1][1],
+                    expense_ids=ids,
                 )
             )
     return findings
@@ -466,7 +487,11 @@ CHECKS: dict[str, Callable[[Thresholds], list[Finding]]] = {
 def run_all(th: Thresholds | None = None) -> list[Finding]:
     """Every check, most severe first."""
     th = th or load_thresholds()
-    findings = [f for check in CHECKS.values() for f in check(th)]
+    db.session.info[_REVERSED_KEY] = _reversed_ids()  # read once for all the checks of this run
+    try:
+        findings = [f for check in CHECKS.values() for f in check(th)]
+    finally:
+        db.session.info.pop(_REVERSED_KEY, None)
     findings.sort(key=lambda f: (SEVERITY_ORDER[f.severity], f.rule, f.target_id))
     return findings
 

@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-from sqlalchemy import Integer, case, cast, func, select
+from sqlalchemy import Integer, cast, func, select
 
 from choices import ExpenseCategory, ExpenseStatus, FundKind
 from models import Expense, FundSource, Setting, db
@@ -273,11 +273,15 @@ class Budget:
         return rate(self.paid, self.budget) if self.budget is not None else None
 
 
-def _by_status(column):
-    return [
-        cents(case((Expense.status == status.value, column), else_=0)).label(status.value)
-        for status in ExpenseStatus
-    ]
+def spending_by(key, start: dt.date | None = None, end: dt.date | None = None) -> dict:
+    """{key value: {status: Decimal}} of the expenses dated in the period, summed in exact cents."""
+    stmt = _period(
+        select(key, Expense.status, cents(Expense.amount)).group_by(key, Expense.status), start, end
+    )
+    result: dict = {}
+    for value, status, total in db.session.execute(stmt):
+        result.setdefault(value, {})[status] = from_cents(total)
+    return result
 
 
 def _period(stmt, start: dt.date | None, end: dt.date | None):
@@ -288,31 +292,27 @@ def _period(stmt, start: dt.date | None, end: dt.date | None):
     return stmt
 
 
+def _budget(key, name, budget, sums: dict | None, kind: str = "") -> Budget:
+    sums = sums or {}
+    zero = Decimal("0.00")
+    return Budget(
+        key=key,
+        name=name,
+        kind=kind,
+        budget=budget,
+        paid=sums.get(ExpenseStatus.PAID.value, zero),
+        approved=sums.get(ExpenseStatus.APPROVED.value, zero),
+        draft=sums.get(ExpenseStatus.DRAFT.value, zero),
+    )
+
+
 def source_budgets(start: dt.date | None = None, end: dt.date | None = None) -> list[Budget]:
     """Per source: budget, paid, approved, draft in the period (all sources, even without spending)."""
-    spent = {
-        row.source_id: row
-        for row in db.session.execute(
-            _period(
-                select(Expense.source_id, *_by_status(Expense.amount)).group_by(Expense.source_id), start, end
-            )
-        )
-    }
-    result = []
-    for source in db.session.scalars(select(FundSource).order_by(FundSource.received_on, FundSource.id)):
-        row = spent.get(source.id)
-        result.append(
-            Budget(
-                key=source.id,
-                name=source.name,
-                kind=FundKind.label_of(source.kind),
-                budget=Decimal(source.amount).quantize(CENT),
-                paid=from_cents(row.paid) if row else Decimal("0.00"),
-                approved=from_cents(row.approved) if row else Decimal("0.00"),
-                draft=from_cents(row.draft) if row else Decimal("0.00"),
-            )
-        )
-    return result
+    spent = spending_by(Expense.source_id, start, end)
+    return [
+        _budget(s.id, s.name, Decimal(s.amount).quantize(CENT), spent.get(s.id), FundKind.label_of(s.kind))
+        for s in db.session.scalars(select(FundSource).order_by(FundSource.received_on, FundSource.id))
+    ]
 
 
 def category_budgets(
@@ -323,17 +323,9 @@ def category_budgets(
     counts for each of them)."""
     budgets = {b.key: b.budget for b in (sources or source_budgets(start, end))}
     allowed = dict(db.session.execute(select(FundSource.id, FundSource.allowed_categories)).all())
-    spent = {
-        row.category: row
-        for row in db.session.execute(
-            _period(
-                select(Expense.category, *_by_status(Expense.amount)).group_by(Expense.category), start, end
-            )
-        )
-    }
+    spent = spending_by(Expense.category, start, end)
     result = []
     for category in ExpenseCategory:
-        row = spent.get(category.value)
         available = sum(
             (
                 budgets.get(sid) or Decimal("0.00")
@@ -342,16 +334,7 @@ def category_budgets(
             ),
             Decimal("0.00"),
         )
-        result.append(
-            Budget(
-                key=category.value,
-                name=category.label,
-                budget=available,
-                paid=from_cents(row.paid) if row else Decimal("0.00"),
-                approved=from_cents(row.approved) if row else Decimal("0.00"),
-                draft=from_cents(row.draft) if row else Decimal("0.00"),
-            )
-        )
+        result.append(_budget(category.value, category.label, available, spent.get(category.value)))
     return result
 
 

@@ -11,8 +11,7 @@ import datetime as dt
 from decimal import Decimal
 
 import xlsxwriter
-from sqlalchemy import func, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import Integer, cast, func, select
 
 from choices import ExpenseCategory, ExpenseStatus, FundKind
 from models import Activity, Expense, FundSource, User, db
@@ -21,14 +20,14 @@ from services.funds import Budget, category_budgets, cents, source_budgets, tota
 from services.xlsx_export import DATE_FORMAT, DATETIME_FORMAT, MONEY_FORMAT, display_width
 
 FILENAME = "资金使用台账.xlsx"
+CONSTANT_MEMORY = True
 SHEETS = ("汇总", "资金来源", "支出明细", "问题清单")
 TARGET_LABELS = {"expense": "支出", "source": "资金来源", "activity": "活动"}
 
 EXPENSE_HEADERS = (
     ("编号", 8),
     ("支出日期", 12),
-    ("来源编号", 9),
-    ("资金来源", 26),
+    ("资金来源", 28),
     ("支出类别", 10),
     ("收款方", 24),
     ("用途", 36),
@@ -39,14 +38,12 @@ EXPENSE_HEADERS = (
     ("关联活动", 24),
     ("经办人", 12),
     ("审批人", 12),
-    ("审批时间", 17),
-    ("支付时间", 17),
     ("集体决策文号", 16),
     ("冲销原支出", 10),
 )
 # Column letters of 支出明细 used by the formulas of 汇总.
-X_SOURCE, X_CATEGORY, X_AMOUNT, X_STATUS = "C", "E", "H", "I"
-X_FIRST_ROW = 4  # first data row of 支出明细, 1-based (title, totals, blank-free header above)
+X_SOURCE, X_CATEGORY, X_AMOUNT, X_STATUS = "C", "D", "G", "H"
+X_FIRST_ROW = 4  # first data row of 支出明细, 1-based (title, totals, header above it)
 
 
 def period_text(start: dt.date | None, end: dt.date | None) -> str:
@@ -104,7 +101,7 @@ def write_ledger(
 ) -> dict:
     """Write the ledger for expenses dated within [start, end]; returns what it wrote (for the audit)."""
     period = period_text(start, end)
-    wb = xlsxwriter.Workbook(target, {"constant_memory": True, "strings_to_formulas": False})
+    wb = xlsxwriter.Workbook(target, {"constant_memory": CONSTANT_MEMORY, "strings_to_formulas": False})
     fmt = _Formats(wb)
     try:
         summary_ws = wb.add_worksheet(SHEETS[0])
@@ -112,7 +109,8 @@ def write_ledger(
         expenses_ws = wb.add_worksheet(SHEETS[2])
         findings_ws = wb.add_worksheet(SHEETS[3])
         budgets = source_budgets(start, end)
-        n_expenses, last_row = _write_expenses(expenses_ws, fmt, town, period, start, end)
+        labels = source_labels()
+        n_expenses, last_row = _write_expenses(expenses_ws, fmt, town, period, start, end, labels)
         _write_summary(
             summary_ws,
             fmt,
@@ -123,6 +121,7 @@ def write_ledger(
             last_row,
             len(findings),
             generated_at,
+            labels,
         )
         n_sources = _write_sources(sources_ws, fmt, town, period)
         _write_findings(findings_ws, fmt, town, period, findings)
@@ -142,7 +141,7 @@ def _sumifs(status: str | None, key_col: str, key_cell: str, last_row: int) -> s
 
 
 def _write_summary(
-    ws, fmt, town, period, budgets: list[Budget], categories: list[Budget], last_row, n_findings, generated_at
+    ws, fmt, town, period, budgets: list[Budget], categories, last_row, n_findings, generated_at, labels
 ) -> None:
     headers = (
         ("来源编号", 9),
@@ -171,14 +170,14 @@ def _write_summary(
         row += 1
         r = row + 1  # 1-based row number for formulas
         ws.write_number(row, 0, b.key)
-        ws.write_string(row, 1, b.name)
+        ws.write_string(row, 1, labels.get(b.key, b.name))
         ws.write_string(row, 2, b.kind)
         ws.write_number(row, 3, _money(b.budget), fmt.money)
-        ws.write_formula(row, 4, _sumifs("paid", X_SOURCE, f"$A{r}", last_row), fmt.money, _money(b.paid))
+        ws.write_formula(row, 4, _sumifs("paid", X_SOURCE, f"$B{r}", last_row), fmt.money, _money(b.paid))
         ws.write_formula(
-            row, 5, _sumifs("approved", X_SOURCE, f"$A{r}", last_row), fmt.money, _money(b.approved)
+            row, 5, _sumifs("approved", X_SOURCE, f"$B{r}", last_row), fmt.money, _money(b.approved)
         )
-        ws.write_formula(row, 6, _sumifs("draft", X_SOURCE, f"$A{r}", last_row), fmt.money, _money(b.draft))
+        ws.write_formula(row, 6, _sumifs("draft", X_SOURCE, f"$B{r}", last_row), fmt.money, _money(b.draft))
         ws.write_formula(row, 7, f"=D{r}-E{r}-F{r}", fmt.money, _money(b.balance))
         rate = b.execution_rate
         ws.write_formula(
@@ -304,112 +303,103 @@ def _write_sources(ws, fmt, town, period) -> int:
     return len(sources)
 
 
-def _write_expenses(ws, fmt, town, period, start, end) -> tuple[int, int]:
+def source_labels() -> dict[int, str]:
+    """Source id → the name shown in the ledger; a name shared by two sources gets its number added,
+    so the SUMIFS of 汇总 can key on it."""
+    rows = db.session.execute(select(FundSource.id, FundSource.name)).all()
+    seen: dict[str, int] = {}
+    for _, name in rows:
+        seen[name] = seen.get(name, 0) + 1
+    return {sid: name if seen[name] == 1 else f"{name}（编号{sid}）" for sid, name in rows}
+
+
+def _write_expenses(ws, fmt, town, period, start, end, labels: dict[int, str]) -> tuple[int, int]:
     """The detail rows; returns (rows written, 1-based number of the last data row)."""
     _title(ws, fmt, town, "资金支出明细", period, len(EXPENSE_HEADERS))
     head = X_FIRST_ROW - 2  # 0-based header row; totals sit in row 1 above it
-    handler, approver = aliased(User), aliased(User)
+    users = {u.id: str(u) for u in db.session.scalars(select(User))}
+    activities = dict(db.session.execute(select(Activity.id, Activity.title)).all())
+    where = [*([Expense.spent_on >= start] if start else []), *([Expense.spent_on <= end] if end else [])]
+    n_rows, total_cents = db.session.execute(select(func.count(), cents(Expense.amount)).where(*where)).one()
+    # In constant_memory mode rows go out in order: the totals row (above the header) comes first.
+    last = X_FIRST_ROW + max(n_rows, 1) - 1
+    ws.write_string(1, 5, "合计（随筛选变化）", fmt.total_label)
+    ws.write_formula(
+        1,
+        6,
+        f"=SUBTOTAL(9,{X_AMOUNT}{X_FIRST_ROW}:{X_AMOUNT}{last})",
+        fmt.total_money,
+        int(total_cents) / 100,
+    )
+    _header(ws, fmt, head, EXPENSE_HEADERS)
+    ws.freeze_panes(head + 1, 2)
     stmt = (
         select(
             Expense.id,
             Expense.spent_on,
             Expense.source_id,
-            FundSource.name,
             Expense.category,
             Expense.payee,
             Expense.purpose,
-            Expense.amount,
+            cast(func.round(Expense.amount * 100), Integer),
             Expense.status,
             Expense.voucher_no,
             Expense.invoice_attached,
-            Activity.title,
-            handler.display_name,
-            handler.username,
-            approver.display_name,
-            approver.username,
-            Expense.approved_at,
-            Expense.paid_at,
+            Expense.activity_id,
+            Expense.handler_id,
+            Expense.approver_id,
             Expense.collective_decision_ref,
             Expense.reverses_id,
         )
-        .join(FundSource, Expense.source_id == FundSource.id)
-        .outerjoin(Activity, Expense.activity_id == Activity.id)
-        .outerjoin(handler, Expense.handler_id == handler.id)
-        .outerjoin(approver, Expense.approver_id == approver.id)
+        .where(*where)
         .order_by(Expense.spent_on, Expense.id)
+        .execution_options(yield_per=2000)
     )
-    if start:
-        stmt = stmt.where(Expense.spent_on >= start)
-    if end:
-        stmt = stmt.where(Expense.spent_on <= end)
-    rows = db.session.execute(stmt.execution_options(yield_per=2000))
-    # Totals (row 1) must be written before the data rows in constant_memory mode: sum first.
-    counted = db.session.execute(
-        select(func.count(), cents(Expense.amount)).where(
-            *([Expense.spent_on >= start] if start else []), *([Expense.spent_on <= end] if end else [])
-        )
-    ).one()
-    n_rows, total_cents = counted
-    last = X_FIRST_ROW + max(n_rows, 1) - 1
-    ws.write_string(1, 6, "合计（随筛选变化）", fmt.total_label)
-    ws.write_formula(1, 7, f"=SUBTOTAL(9,H{X_FIRST_ROW}:H{last})", fmt.total_money, int(total_cents) / 100)
-    _header(ws, fmt, head, EXPENSE_HEADERS)
-    ws.freeze_panes(head + 1, 2)
     labels_status = {s.value: s.label for s in ExpenseStatus}
     labels_category = {c.value: c.label for c in ExpenseCategory}
     write_string, write_number, write_datetime = ws.write_string, ws.write_number, ws.write_datetime
-    money, date_fmt, datetime_fmt = fmt.money, fmt.date, fmt.datetime
+    money, date_fmt = fmt.money, fmt.date
     row = head
     for (
         eid,
         spent_on,
         source_id,
-        source_name,
         category,
         payee,
         purpose,
-        amount,
+        amount_cents,
         status,
         voucher,
         invoice,
-        activity,
-        h_display,
-        h_user,
-        a_display,
-        a_user,
-        approved_at,
-        paid_at,
+        activity_id,
+        handler_id,
+        approver_id,
         decision,
         reverses,
-    ) in rows:
+    ) in db.session.execute(stmt):
         row += 1
         write_number(row, 0, eid)
         write_datetime(row, 1, dt.datetime(spent_on.year, spent_on.month, spent_on.day), date_fmt)
-        write_number(row, 2, source_id)
-        write_string(row, 3, source_name)
-        write_string(row, 4, labels_category.get(category, category))
-        write_string(row, 5, payee)
+        write_string(row, 2, labels[source_id])
+        write_string(row, 3, labels_category.get(category, category))
+        write_string(row, 4, payee)
         if purpose:
-            write_string(row, 6, purpose[:32767])
-        write_number(row, 7, float(amount), money)
-        write_string(row, 8, labels_status.get(status, status))
+            write_string(row, 5, purpose[:32767])
+        write_number(row, 6, amount_cents / 100, money)
+        write_string(row, 7, labels_status.get(status, status))
         if voucher:
-            write_string(row, 9, voucher)
-        write_string(row, 10, "有" if invoice else "无")
-        if activity:
-            write_string(row, 11, activity)
-        if h_user:
-            write_string(row, 12, h_display or h_user)
-        if a_user:
-            write_string(row, 13, a_display or a_user)
-        if approved_at:
-            write_datetime(row, 14, approved_at, datetime_fmt)
-        if paid_at:
-            write_datetime(row, 15, paid_at, datetime_fmt)
+            write_string(row, 8, voucher)
+        write_string(row, 9, "有" if invoice else "无")
+        if activity_id:
+            write_string(row, 10, activities.get(activity_id, str(activity_id)))
+        if handler_id:
+            write_string(row, 11, users.get(handler_id, str(handler_id)))
+        if approver_id:
+            write_string(row, 12, users.get(approver_id, str(approver_id)))
         if decision:
-            write_string(row, 16, decision)
+            write_string(row, 13, decision)
         if reverses:
-            write_number(row, 17, reverses)
+            write_number(row, 14, reverses)
     ws.autofilter(head, 0, max(row, head + 1), len(EXPENSE_HEADERS) - 1)
     return row - head, last
 

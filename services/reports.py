@@ -523,22 +523,71 @@ def _registers(figures: Figures, kids, village_ids) -> None:
 
 
 def _months(figures: Figures, village_ids) -> None:
+    """Per month of a phase: the few counts of the trend sheet (same definitions as the summary)."""
     period = figures.period
     year, month = period.start.year, period.start.month
     while dt.date(year, month, 1) <= period.end:
-        sub = compute_figures(month_period(year, month), village_ids, figures.scope_label)
-        s = sub.summary
+        p = month_period(year, month)
+        kids = _children(p, village_ids)
+        held = scope(
+            select(Activity.id).where(Activity.starts_at >= p.start_dt, Activity.starts_at < p.end_dt),
+            Activity,
+            village_ids,
+        )
+        raised = and_(
+            _alert_scope(kids, village_ids), Alert.raised_at >= p.start_dt, Alert.raised_at < p.end_dt
+        )
+        alerts, alerts_on_time = db.session.execute(
+            select(
+                func.count(),
+                func.sum(
+                    case(
+                        (
+                            and_(
+                                Alert.status == AlertStatus.DONE.value,
+                                Alert.closed_at.is_not(None),
+                                Alert.closed_at <= Alert.deadline,
+                            ),
+                            1,
+                        ),
+                        else_=0,
+                    )
+                ),
+            ).where(raised)
+        ).one()
         figures.months.append(
             (
-                sub.period.title,
-                s["assessments_done"],
-                s["visits"],
-                s["services_delivered"],
-                s["alerts_raised"],
-                s["alerts_on_time"],
-                s["cases_closed"],
-                s["activities"],
-                s["attendance"],
+                p.title,
+                _scalar(
+                    select(func.count()).where(
+                        Assessment.status == AssessmentStatus.APPROVED.value,
+                        Assessment.child_id.in_(kids),
+                        Assessment.assessed_on >= p.start,
+                        Assessment.assessed_on <= p.end,
+                    )
+                ),
+                _scalar(
+                    select(func.count()).where(
+                        Visit.child_id.in_(kids), Visit.visited_on >= p.start, Visit.visited_on <= p.end
+                    )
+                ),
+                _scalar(
+                    select(func.count()).where(
+                        SupportService.child_id.in_(kids),
+                        SupportService.status == ServiceStatus.DELIVERED.value,
+                        SupportService.delivered_on >= p.start,
+                        SupportService.delivered_on <= p.end,
+                    )
+                ),
+                alerts or 0,
+                int(alerts_on_time or 0),
+                _scalar(
+                    select(func.count()).where(
+                        Case.child_id.in_(kids), Case.closed_on >= p.start, Case.closed_on <= p.end
+                    )
+                ),
+                _scalar(select(func.count()).select_from(held.subquery())),
+                _scalar(select(func.count()).where(Attendance.activity_id.in_(held))),
             )
         )
         month += 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from choices import AssessmentStatus, Level
 from models import Assessment, Child, Village, child_category, db
@@ -18,46 +18,65 @@ GEOMETRY_TYPES = {"Polygon", "MultiPolygon"}
 NAME_KEYS = ("name", "NAME", "名称", "村名", "village")
 
 
-def levels_on(as_of: dt.date):
-    """Subquery (child_id, level): each child's latest approved assessment on or before ``as_of``."""
-    ranked = (
-        select(
-            Assessment.child_id,
-            Assessment.level,
-            func.row_number()
-            .over(
-                partition_by=Assessment.child_id,
-                order_by=(Assessment.assessed_on.desc(), Assessment.id.desc()),
-            )
-            .label("rank"),
+def level_on(as_of: dt.date):
+    """Correlated scalar: the level of the outer Child on ``as_of`` — that of its latest approved
+    assessment on or before the date (read from ix_assessment_level_history), else NULL."""
+    return (
+        select(Assessment.level)
+        .where(
+            Assessment.child_id == Child.id,
+            Assessment.status == AssessmentStatus.APPROVED.value,
+            Assessment.assessed_on <= as_of,
         )
-        .where(Assessment.status == AssessmentStatus.APPROVED.value, Assessment.assessed_on <= as_of)
-        .subquery()
+        .order_by(Assessment.assessed_on.desc(), Assessment.id.desc())
+        .limit(1)
+        .correlate(Child)
+        .scalar_subquery()
     )
-    return select(ranked.c.child_id, ranked.c.level).where(ranked.c.rank == 1).subquery()
 
 
 def level_counts(village_ids, *, category_id: int | None = None, as_of: dt.date | None = None):
     """{(village_id, level or "none"): children} for the children registered (not archived) then."""
     if as_of is None:
-        level = Child.current_level
-        stmt = select(Child.village_id, level, func.count()).where(Child.archived_at.is_(None))
-    else:
-        then = levels_on(as_of)
-        level = then.c.level
-        day_after = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
-        stmt = (
-            select(Child.village_id, level, func.count())
-            .select_from(Child)
-            .outerjoin(then, then.c.child_id == Child.id)
-            .where(Child.archived_at.is_(None) | (Child.archived_at >= day_after))
-        )
-    if category_id:
-        stmt = stmt.where(
-            Child.id.in_(select(child_category.c.child_id).where(child_category.c.category_id == category_id))
-        )
-    stmt = scope(stmt, Child, village_ids).group_by(Child.village_id, level)
-    return {(village_id, lvl or NONE): n for village_id, lvl, n in db.session.execute(stmt)}
+        stmt = select(Child.village_id, Child.current_level, func.count()).where(Child.archived_at.is_(None))
+        stmt = _in_category(scope(stmt, Child, village_ids), category_id)
+        rows = db.session.execute(stmt.group_by(Child.village_id, Child.current_level))
+        return {(village_id, level or NONE): n for village_id, level, n in rows}
+    # A child's current level, assessed on or before the date, was its level then; only children
+    # reassessed since need the history lookup.
+    level_then = case(
+        (Child.level_assessed_on.is_(None), None),
+        (Child.level_assessed_on <= as_of, Child.current_level),
+        else_=level_on(as_of),
+    )
+    day_after = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
+    registered = Child.archived_at.is_(None) | (Child.archived_at >= day_after)
+    # OFFSET 0 keeps the database from inlining the subquery, which would repeat the lookup per sum.
+    then = _in_category(
+        scope(select(Child.village_id, level_then.label("level")).where(registered), Child, village_ids),
+        category_id,
+    ).offset(0)
+    then = then.subquery()
+    levels = [level.value for level in Level]
+    stmt = select(
+        then.c.village_id,
+        func.count(),
+        *(func.coalesce(func.sum(case((then.c.level == value, 1), else_=0)), 0) for value in levels),
+    ).group_by(then.c.village_id)
+    counts = {}
+    for village_id, total, *per_level in db.session.execute(stmt):
+        counts.update({(village_id, value): n for value, n in zip(levels, per_level, strict=True) if n})
+        if total - sum(per_level):
+            counts[(village_id, NONE)] = total - sum(per_level)
+    return counts
+
+
+def _in_category(stmt, category_id):
+    if not category_id:
+        return stmt
+    return stmt.where(
+        Child.id.in_(select(child_category.c.child_id).where(child_category.c.category_id == category_id))
+    )
 
 
 def risk_index(counts: dict) -> float | None:

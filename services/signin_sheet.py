@@ -86,6 +86,8 @@ class SheetReading:
     matched: list[SheetMatch] = field(default_factory=list)
     problems: list[tuple[int, str]] = field(default_factory=list)
     unmarked: int = 0
+    # Marked rows naming someone not on the roll: (row, name, village) — candidates for walk-ins.
+    strangers: list[tuple[int, str, str]] = field(default_factory=list)
 
     @property
     def keys(self) -> list[str]:
@@ -159,6 +161,9 @@ def read_sheet(data: bytes, entries: list[RollEntry]) -> SheetReading:
         entry, how, problem = _match(row, col, name, by_key, by_id, by_name_village, by_name, villages)
         if entry is None:
             reading.problems.append((number, problem))
+            village = col(row, "村（社区）").replace(" ", "")
+            if "名单中没有" in problem and village:
+                reading.strangers.append((number, name, village))
             continue
         if entry.key in seen:
             reading.problems.append((number, f"“{name}”与第{seen[entry.key]}行是同一人，已忽略重复行"))

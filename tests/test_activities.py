@@ -203,15 +203,13 @@ def test_sheet_that_is_not_a_workbook_is_refused_in_chinese(app):
 def test_import_writes_nothing_until_confirmed(app, client, auth):
     auth.login("director1")
     walk = _by_title(RED_WALK_TITLE)
+    own = _villages()[0].name
     before = db.session.scalar(select(func.count()).where(Attendance.activity_id == walk.id))
     response = client.get(f"/admin/activity/signin-sheet/?id={walk.id}")
     assert response.status_code == 200
     assert response.mimetype.endswith("spreadsheetml.sheet")
-    filled = _fill(
-        response.data,
-        {4: ("√", None), 5: ("√", None), 6: (None, "某某")},
-        [(None, "查无此人", None, None, None, None, "√")],
-    )
+    extra = [(None, "查无此人", None, None, None, None, "√"), (None, "临时来客", None, own, None, None, "√")]
+    filled = _fill(response.data, {4: ("√", None), 5: ("√", None), 6: (None, "某某")}, extra)
     url = f"/admin/activity/signin-import/?id={walk.id}"
     token = csrf_token(client, url)
     page = client.post(
@@ -220,12 +218,22 @@ def test_import_writes_nothing_until_confirmed(app, client, auth):
         content_type="multipart/form-data",
     ).get_data(as_text=True)
     assert "查无此人" in page and "确认写入 3 人" in page
+    assert f'value="临时来客|{own}"' in page
     db.session.expire_all()
     assert db.session.scalar(select(func.count()).where(Attendance.activity_id == walk.id)) == before
     keys = page.split('name="keys" value="')[1].split('"')[0]
-    client.post(url, data={"csrf_token": token, "confirm": "1", "keys": keys})
+    client.post(url, data={"csrf_token": token, "confirm": "1", "keys": keys, "stranger": f"临时来客|{own}"})
     db.session.expire_all()
-    assert db.session.scalar(select(func.count()).where(Attendance.activity_id == walk.id)) == before + 3
+    assert db.session.scalar(select(func.count()).where(Attendance.activity_id == walk.id)) == before + 4
+    walk_in = db.session.scalar(select(Attendance).where(Attendance.walk_in_name == "临时来客"))
+    assert walk_in.walk_in_village_id == _villages()[0].id
+
+
+def test_sign_in_sheet_needs_write_access_to_import(app, client, auth):
+    auth.login("inspector")
+    walk = _by_title(RED_WALK_TITLE)
+    assert client.get(f"/admin/activity/signin-sheet/?id={walk.id}").status_code == 200
+    assert client.get(f"/admin/activity/signin-import/?id={walk.id}").status_code == 403
 
 
 # --------------------------------------------------------------------------- 爱心妈妈
@@ -390,3 +398,38 @@ def test_participation_history_of_child_guardian_and_staff(app, client, auth):
     auth.logout()
     auth.login("director1")
     assert client.get(f"/admin/participation/?child={attended.child_id}").status_code == 404
+
+
+def test_clerk_pairs_a_child_through_the_form(app, client, auth):
+    auth.login("clerk")
+    child = db.session.scalar(
+        select(Child).where(Child.caring_mother_id.is_(None)).order_by(Child.id).limit(1)
+    )
+    mother = _mother()
+    grid = db.session.scalar(select(Staff).where(Staff.kind == StaffKind.GRID.value).limit(1))
+    token = csrf_token(client, "/admin/pairing/new/")
+    form = {"csrf_token": token, "child": str(child.id), "start_on": "2026-03-01", "notes": ""}
+    page = client.post("/admin/pairing/new/", data={**form, "staff": str(grid.id)}).get_data(as_text=True)
+    assert "请选择爱心妈妈" in page  # a grid worker is not even offered
+    response = client.post("/admin/pairing/new/", data={**form, "staff": str(mother.id)})
+    assert response.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Child, child.id).caring_mother_id == mother.id
+    pairing = db.session.scalar(select(MentorPairing).where(MentorPairing.child_id == child.id))
+    url = f"/admin/pairing/session/?id={pairing.id}"
+    token = csrf_token(client, url)
+    page = client.post(
+        url, data={"csrf_token": token, "delivered_on": "2026-03-05", "duration_minutes": "60", "content": ""}
+    ).get_data(as_text=True)
+    assert "请填写帮扶内容" in page
+    client.post(
+        url,
+        data={
+            "csrf_token": token,
+            "delivered_on": "2026-03-05",
+            "duration_minutes": "60",
+            "content": "陪伴阅读",
+        },
+    )
+    page = client.get(f"/admin/pairing/details/?id={pairing.id}").get_data(as_text=True)
+    assert "陪伴阅读" in page

@@ -34,6 +34,7 @@ def make_child(birth=dt.date(2015, 3, 4), created=dt.datetime(2026, 1, 5, 9, 0),
     village = db.session.scalar(db.select(Village).order_by(Village.sort_order))
     child = Child(
         name="测试儿童",
+        gender="M",
         id_number=id_number(birth, next(_serial), True, region="500102"),
         birth_date=birth,
         village_id=village.id,
@@ -59,6 +60,11 @@ def assess(child, on, level, worsened=False, status=AssessmentStatus.APPROVED.va
         rule_version_id=version.id,
     )
     db.session.add(a)
+    if status == AssessmentStatus.APPROVED.value and (
+        child.level_assessed_on is None or on >= child.level_assessed_on
+    ):  # as the assessment area does on approval
+        child.level_assessed_on = on
+        child.current_level = level
     db.session.flush()
     return a
 

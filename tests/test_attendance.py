@@ -275,3 +275,35 @@ def test_read_only_role_cannot_save(app, client, auth):
 def test_guardian_rows_found_by_stored_pinyin(app):
     guardian = db.session.scalar(select(Guardian).limit(1))
     assert guardian.name_pinyin and guardian.name_initials  # filled by the demo step
+
+
+def test_roll_rows_escape_what_people_typed(app):
+    from services.attendance import RollEntry
+    from views.activities import roll_rows
+
+    entry = RollEntry(
+        key="w:1",
+        kind="walk_in",
+        name='<script>alert("x")</script>',
+        village_id=None,
+        village="<b>村</b>",
+        role="临时签到",
+        pinyin='"><img>',
+    )
+    html = str(roll_rows([entry], {}, may_write=True))
+    assert "<script>" not in html and "<b>" not in html and '"><img>' not in html
+    assert "&lt;script&gt;" in html
+
+
+def test_a_town_wide_roll_too_long_asks_for_a_village_first(app, client, auth, monkeypatch):
+    import services.attendance as attendance
+
+    monkeypatch.setattr(attendance, "ROLL_LIMIT", 50)
+    auth.login("clerk")
+    walk = db.session.scalar(select(Activity).where(Activity.title == RED_WALK_TITLE))
+    page = client.get(f"/admin/activity/attendance/?id={walk.id}").get_data(as_text=True)
+    assert "请先选择一个村（社区）" in page and 'name="present"' not in page
+    village = _villages()[1]
+    page = client.get(f"/admin/activity/attendance/?id={walk.id}&village={village.id}").get_data(as_text=True)
+    shown = re.search(r'name="shown" value="([^"]*)"', page).group(1).split(",")
+    assert set(k for k in shown if k.startswith("c:")) == _active_children(village.id)

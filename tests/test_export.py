@@ -86,10 +86,9 @@ def test_ledger_read_back(client, auth, quarter):
     details = book["支出明细"]
     assert "重庆市涪陵区罗云镇" in details["A1"].value and "2026-01-01 至 2026-03-31" in details["A1"].value
     header, rows = rows_of(details, 3)
-    assert header[:9] == [
+    assert header[:8] == [
         "编号",
         "支出日期",
-        "来源编号",
         "资金来源",
         "支出类别",
         "收款方",
@@ -101,12 +100,12 @@ def test_ledger_read_back(client, auth, quarter):
         len(rows) == db.session.scalar(db.select(db.func.count()).select_from(Expense).where(*PERIOD)) == 31
     )
     assert details.freeze_panes == "C4" and details.auto_filter.ref.startswith("A3:")
-    assert Decimal(str(details["H2"].value)).quantize(Decimal("0.01")) == db_sum(*PERIOD)
+    assert Decimal(str(details["G2"].value)).quantize(Decimal("0.01")) == db_sum(*PERIOD)
     assert (
-        details.cell(4, 8).number_format == "¥#,##0.00" and details.cell(4, 2).number_format == "yyyy-mm-dd"
+        details.cell(4, 7).number_format == "¥#,##0.00" and details.cell(4, 2).number_format == "yyyy-mm-dd"
     )
     assert isinstance(details.cell(4, 2).value, dt.datetime)
-    payees = {row[5] for row in rows}
+    payees = {row[4] for row in rows}
     assert set(INJECTIONS) <= payees  # formula-like text stays text
 
     summary = book["汇总"]
@@ -134,7 +133,7 @@ def test_ledger_read_back(client, auth, quarter):
 
     formulas = openpyxl.load_workbook(io.BytesIO(response.data))
     assert formulas["汇总"]["E5"].value.startswith("=SUMIFS('支出明细'!")
-    assert formulas["支出明细"]["H2"].value.startswith("=SUBTOTAL(9,H4:H")
+    assert formulas["支出明细"]["G2"].value.startswith("=SUBTOTAL(9,G4:G")
 
     sources = book["资金来源"]
     header, rows = rows_of(sources, 3)

@@ -18,8 +18,8 @@ KEY_INDEX = {c.key: i for i, c in enumerate(COLUMNS)}
 
 
 def new_id(n: int, male: bool = True, born: dt.date = dt.date(2015, 3, 4)) -> str:
-    """A valid ID number no demo child or guardian uses (serials 300+)."""
-    return id_number(born + dt.timedelta(days=n // 300), 300 + n % 300, male)
+    """A valid ID number no demo child or guardian uses (sequence numbers 600-999)."""
+    return id_number(born + dt.timedelta(days=n // 200), 300 + n % 200, male)
 
 
 def row(n: int, **values) -> dict:
@@ -234,6 +234,24 @@ def test_import_writes_children_guardians_and_links(client, auth):
     assert "新增3名" in log.summary
 
 
+def test_a_registered_guardian_is_linked_not_copied(client, auth):
+    village = db.session.scalar(db.select(Village).where(Village.name == "云岭村"))
+    guardian = Guardian(
+        name="已登记家长", id_number=new_id(7, born=dt.date(1998, 5, 5)), village_id=village.id
+    )
+    db.session.add(guardian)
+    db.session.commit()
+    guardians_before = db.session.scalar(db.select(db.func.count()).select_from(Guardian))
+    auth.login("clerk")
+    rows = [row(1, g1_name=guardian.name, g1_id_number=guardian.id_number, g1_relation="父")]
+    page = upload(client, ledger(rows)).get_data(as_text=True)
+    assert "新增监护人 0 名" in run(client, page).get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.scalar(db.select(db.func.count()).select_from(Guardian)) == guardians_before
+    child = db.session.scalar(db.select(Child).where(Child.id_number == new_id(1)))
+    assert [link.guardian_id for link in child.guardian_links] == [guardian.id]
+
+
 def test_error_in_row_999_of_1000_writes_nothing(client, auth, tmp_path):
     rows = [row(n) for n in range(1, 1001)]
     rows[998] = row(999, village="查无此村")
@@ -401,3 +419,15 @@ def test_a_token_serves_only_its_uploader(client, auth):
         "/admin/import/run/", data={"csrf_token": csrf, "token": "../../secret_key", "mode": "skip"}
     )
     assert response.status_code == 302
+
+
+def test_guardian_id_with_a_county_code_newer_than_the_birth_is_accepted():
+    from services.ledger_import import clean_adult_id_number
+    from services.validation import InvalidInput
+
+    older = id_number(dt.date(1985, 5, 5), 300, True)  # 涪陵区 500102 exists since 1997
+    assert clean_adult_id_number(older) == older
+    with pytest.raises(InvalidInput, match="校验位"):
+        clean_adult_id_number(older[:-1] + ("0" if older[-1] != "0" else "1"))
+    with pytest.raises(InvalidInput, match="行政区划"):
+        clean_adult_id_number("99" + older[2:])

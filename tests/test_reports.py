@@ -310,8 +310,13 @@ def test_phase_report_has_monthly_trend(work, client, auth):
     auth.login("clerk")
     response = client.get("/admin/reports/download/?kind=phase&year=2026&phase=deploy")
     book = load_workbook(io.BytesIO(response.data))
-    months = [row[0] for row in book["月度趋势"].iter_rows(min_row=2, values_only=True)]
-    assert months == ["2026年1月", "2026年2月"]
+    rows = [row for row in book["月度趋势"].iter_rows(min_row=2, values_only=True)]
+    assert [row[0] for row in rows] == ["2026年1月", "2026年2月"]
+    february = reports.compute_figures(reports.month_period(2026, 2), None).summary
+    keys = ("assessments_done", "visits", "services_delivered", "alerts_raised", "alerts_on_time")
+    keys += ("cases_closed", "activities", "attendance")
+    assert rows[1][1:] == tuple(february[key] for key in keys)
+    assert february["visits"] > 0
     assert "部署启动阶段" in book["汇总"]["A2"].value
 
 

@@ -370,6 +370,8 @@ def test_feed_needs_a_valid_token(client):
     token.active = False
     db.session.commit()
     assert client.get("/api/alerts", headers={"Authorization": f"Bearer {plain}"}).status_code == 401
+    _, finance = _token_for("finance")  # an account that may not read alerts gets none through a token
+    assert client.get("/api/alerts", headers={"Authorization": f"Bearer {finance}"}).status_code == 403
 
 
 def test_feed_is_scoped_like_the_tokens_account_and_lists_only_open_alerts(client):

@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+from html import escape
 
 from flask import abort, flash, redirect, request, send_file, url_for
 from flask_admin import expose
 from flask_admin.contrib.sqla.filters import DateBetweenFilter
 from flask_admin.model.template import EndpointLinkRowAction
 from flask_login import current_user
-from markupsafe import Markup, escape
+from markupsafe import Markup
 from wtforms import SelectMultipleField, StringField
 from wtforms.validators import Optional
 
@@ -83,8 +84,8 @@ _ROW = (
 
 
 def roll_rows(entries, category_names: dict[int, str], may_write: bool) -> Markup:
-    """The roll's table rows. Thousands of rows: every value is escaped here, once, with
-    markupsafe.escape; the row is put together with str.format (Markup.format is five times slower)."""
+    """The roll's table rows. Thousands of rows: every value is escaped here, once, with html.escape,
+    and the row is put together with str.format (Markup.format is five times slower)."""
     badges = {level.value: str(level_badge(level.value)) for level in Level}
     unassessed = str(level_badge(None))
     names: dict[tuple, tuple[str, str]] = {}
@@ -95,7 +96,7 @@ def roll_rows(entries, category_names: dict[int, str], may_write: bool) -> Marku
         if cats is None:
             cats = names[e.category_ids] = (
                 ",".join(str(c) for c in e.category_ids),
-                str(escape("、".join(category_names.get(c, "") for c in e.category_ids))),
+                escape("、".join(category_names.get(c, "") for c in e.category_ids)),
             )
         family = e.kind in ("child", "guardian")
         rows.append(
@@ -196,7 +197,7 @@ class ActivityView(ScopedModelView):
     }
     form_widget_args = {
         "place": {"list": "place-suggestions", "autocomplete": "off"},
-        "audience": {"size": 3},
+        "audience": {"data-role": "select2"},
     }
 
     column_formatters = {
@@ -389,9 +390,15 @@ class ActivityView(ScopedModelView):
         activity = self._activity_or_404()
         roll = build_roll(db.session, activity, current_scope())
         context = {"activity": activity, "reading": None, "roll": roll}
+        villages = {name: vid for vid, name in village_options()}
         if request.method == "POST" and request.form.get("confirm"):
             keys = parse_keys([request.form.get("keys", "")])
             present = {e.key for e in roll.entries if e.present}
+            walk_ins = []
+            for raw in request.form.getlist("stranger"):
+                name, _, village = raw.partition("|")
+                if village in villages:
+                    walk_ins.append((name, villages[village]))
             try:
                 result = save_attendance(
                     db.session,
@@ -399,6 +406,7 @@ class ActivityView(ScopedModelView):
                     keys | present,
                     set(),
                     current_scope(),
+                    walk_ins=walk_ins,
                     recorded_by_id=current_user.id,
                     now=clock.now(),
                 )
@@ -419,6 +427,9 @@ class ActivityView(ScopedModelView):
                 reading = read_sheet(upload.read(), roll.entries)
                 context["reading"] = reading
                 context["new_keys"] = [m.entry.key for m in reading.matched if not m.entry.present]
+                context["strangers"] = [
+                    (row, name, village) for row, name, village in reading.strangers if village in villages
+                ]
         return self.render("activities/signin_import.html", **context)
 
 
@@ -443,6 +454,7 @@ class MentorPairingView(ScopedModelView):
     column_default_sort = ("start_on", True)
     column_searchable_list = ("child.name", "staff.name")
     column_formatters = {"child.current_level": lambda v, c, m, n: level_badge(m.child.current_level)}
+    column_details_list = ("staff", "child", "child.village", "start_on", "end_on", "notes")
     form_columns = ("staff", "child", "start_on", "end_on", "notes")
     form_args = {
         "staff": {"description": "只能选择类型为“爱心妈妈”的在岗工作人员"},
@@ -481,6 +493,8 @@ class MentorPairingView(ScopedModelView):
         today = clock.today()
         if model.start_on <= today and (model.end_on is None or model.end_on >= today):
             model.child.caring_mother_id = model.staff.id
+        elif model.child.caring_mother_id == model.staff.id:
+            model.child.caring_mother_id = None
 
     @property
     def column_extra_row_actions(self):

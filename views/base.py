@@ -112,9 +112,19 @@ def level_badge(value) -> Markup:
 
 
 class SecureView(BaseView):
-    """A custom page: open to the roles that may read ``area``."""
+    """A custom page: open to the roles that may read ``area``; ``extra_write_endpoints`` (exposed
+    methods that change data) only to those that may write it."""
 
     area: str = "dashboard"
+    extra_write_endpoints: frozenset[str] = frozenset()
+
+    def _handle_view(self, name, **kwargs):
+        refused = super()._handle_view(name, **kwargs)
+        if refused is not None:
+            return refused
+        if name in self.extra_write_endpoints and not self.may_write:
+            abort(403)
+        return None
 
     def is_accessible(self):
         return current_user.is_authenticated and can_read(current_role(), self.area)

@@ -7,6 +7,7 @@ from flask_admin.model.form import InlineFormAdmin
 from flask_admin.model.template import EndpointLinkRowAction as RowLink
 from flask_login import current_user
 from markupsafe import Markup
+from sqlalchemy.orm import selectinload
 from wtforms import SelectField, StringField, TextAreaField
 from wtforms.validators import Optional
 
@@ -324,8 +325,13 @@ class ChildView(ScopedModelView):
     uniqueness_checked_by_view = ("id_number",)
     allow_delete = False
 
+    # Categories by a second small query: joining the many-to-many into the paged query makes SQLite
+    # materialise the whole link table.
+    column_auto_select_related = False
+    column_select_related_list = (Child.village,)
+
     def get_query(self):
-        return super().get_query().filter(Child.archived_at.is_(None))
+        return super().get_query().filter(Child.archived_at.is_(None)).options(selectinload(Child.categories))
 
     def get_count_query(self):
         return super().get_count_query().filter(Child.archived_at.is_(None))

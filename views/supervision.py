@@ -28,7 +28,7 @@ from choices import (
 from models import Alert, AlertStep, ApiToken, Child, MandatoryReport, User, Village, Visit, db
 from services import alerts as alert_service
 from services import clock
-from services.permissions import can_write
+from services.permissions import can_read, can_write
 from services.scoping import scope
 from services.validation import InvalidInput, clean_phone
 from services.visits import after_save, check_visit
@@ -418,14 +418,19 @@ class AlertCenterView(SecureView):
         total = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
         pages = max(1, math.ceil(total / PAGE_SIZE))
         page = min(max(args.get("page", 1, type=int), 1), pages)
-        alerts = db.session.execute(
-            stmt.add_columns(Child.name, Village.name)
-            .outerjoin(Child, Child.id == Alert.child_id)
-            .join(Village, Village.id == Alert.village_id)
-            .order_by(Alert.deadline, Alert.id)
-            .limit(PAGE_SIZE)
-            .offset((page - 1) * PAGE_SIZE)
+        # The page first, then its names: a join here would make the database sort every alert.
+        page_alerts = db.session.scalars(
+            stmt.order_by(Alert.deadline, Alert.id).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
         ).all()
+        child_names = dict(
+            db.session.execute(
+                select(Child.id, Child.name).where(
+                    Child.id.in_({a.child_id for a in page_alerts if a.child_id})
+                )
+            ).all()
+        )
+        village_names = dict(db.session.execute(select(Village.id, Village.name)).all())
+        alerts = [(a, child_names.get(a.child_id), village_names.get(a.village_id)) for a in page_alerts]
         counts = self._counts(now)
         return self.render(
             "supervision/alert_center.html",
@@ -620,6 +625,9 @@ def alerts_feed():
     user = alert_service.user_for_token(plain, now)
     if user is None:
         return jsonify(error="缺少或无效的接口令牌（请在请求头 Authorization: Bearer <令牌> 中提供）"), 401
+    if not can_read(user.role, "alerts"):
+        db.session.commit()
+        return jsonify(error="该令牌所代表的账号无权查看预警"), 403
     feed = alert_service.open_alerts_feed(user.village_scope(), now)
     db.session.commit()
     return jsonify(generated_at=now.isoformat(timespec="seconds"), count=len(feed), alerts=feed)

@@ -58,3 +58,27 @@ def test_director_ticks_thirty_with_the_keyboard_and_saves_once(page):
     assert page.locator("#att-ticked").inner_text() == "30"
     page.select_option("#f-state", "on")
     screenshot(page, "attendance")
+
+
+def test_clerk_filters_ticks_a_village_adds_a_walk_in_and_unticks(page):
+    login(page, "clerk")
+    page.goto(page.base_url + "/admin/activity/")
+    page.locator("table.model-list tr", has_text="业务培训").locator("a[title='活动签到']").click()
+    page.locator("#roll-search").wait_for()
+    before = int(page.locator("#att-ticked").inner_text())
+    village = page.locator("#f-village option").nth(2)
+    page.select_option("#f-village", village.get_attribute("value"))
+    page.select_option("#f-state", "off")
+    shown = int(page.locator("#match-count").inner_text())
+    assert shown > 0
+    page.click("#tick-shown")
+    page.fill("#walkin-name", "外单位观摩员")
+    page.keyboard.press("Enter")
+    assert int(page.locator("#att-ticked").inner_text()) == before + shown + 1
+    # Unticking one of those again before saving.
+    page.select_option("#f-state", "")
+    page.locator("#roll tbody tr:not([hidden]) input[name=present]:checked").first.uncheck()
+    page.click("#save-attendance")
+    page.locator(".alert-success", has_text="签到已保存").wait_for()
+    assert int(page.locator("#att-ticked").inner_text()) == before + shown
+    assert page.locator("#roll tbody tr", has_text="外单位观摩员").count() == 1
