@@ -502,6 +502,8 @@ class SupportService(ChildOwned, Versioned, db.Model):
         # The dashboard: overdue measures (status, due date) and the delivery rate (from the index alone).
         Index("ix_support_service_status_due", "status", "due_on"),
         Index("ix_support_service_due_delivery", "due_on", "status", "delivered_on", "child_id"),
+        # … and the same for one village's children, read child by child.
+        Index("ix_support_service_child_due", "child_id", "status", "due_on", "delivered_on"),
     )
 
 
@@ -616,8 +618,11 @@ class Alert(VillageOwned, Versioned, db.Model):
             sqlite_where=text("status != 'done'"),
             postgresql_where=text("status != 'done'"),
         ),
-        Index("ix_alert_status_deadline", "status", "deadline"),
-        Index("ix_alert_village_status_deadline", "village_id", "status", "deadline"),
+        # Covering indexes for the alert centre's counts by status and severity (town-wide and per village).
+        Index("ix_alert_status_severity", "status", "severity"),
+        Index("ix_alert_village_status_severity", "village_id", "status", "severity"),
+        Index("ix_alert_village_deadline", "village_id", "deadline"),
+        Index("ix_alert_severity_deadline", "severity", "deadline"),
     )
 
     def __str__(self) -> str:

@@ -279,6 +279,8 @@ def measure(bench):
         note="10 monthly trend columns",
     )
 
+    bench.time_get("likely duplicates page (all villages)", "clerk", "/admin/duplicates/", None, repeat=3)
+
     path = ledger_file()
     with bench.app.app_context(), bench.app.test_request_context():
         start = time.perf_counter()

@@ -105,7 +105,6 @@ def seed_assessments(session, rng=None, *, today: dt.date | None = None) -> None
     levels = [lv for lv, _ in LEVEL_WEIGHTS]
     weights = [w for _, w in LEVEL_WEIGHTS]
     methods = [m.value for m in AssessmentMethod]
-    next_id = (session.scalar(db.select(db.func.max(Assessment.id))) or 0) + 1
     children = session.execute(db.select(Child.id, Child.village_id).order_by(Child.id)).all()
     child_table = Child.__table__
     set_level = (
@@ -142,7 +141,6 @@ def seed_assessments(session, rng=None, *, today: dt.date | None = None) -> None
                 author = authors[child_id % len(authors)] if authors else None
                 rows.append(
                     {
-                        "id": next_id,
                         "child_id": child_id,
                         "assessed_on": assessed_on,
                         "methods": local.sample(methods, 2),
@@ -164,9 +162,9 @@ def seed_assessments(session, rng=None, *, today: dt.date | None = None) -> None
                         "version": 1,
                     }
                 )
+                # Ids are left to the database (PostgreSQL's sequence stays right); rows refer by position.
                 if village_id in directors:
-                    team_rows.append({"assessment_id": next_id, "staff_id": directors[village_id]})
-                next_id += 1
+                    team_rows.append({"assessment_id": len(rows) - 1, "staff_id": directors[village_id]})
                 previous = level
             row = rules["levels"][final.value]
             child_updates.append(
@@ -196,12 +194,16 @@ def seed_assessments(session, rng=None, *, today: dt.date | None = None) -> None
                         "duration_minutes": 60 if delivered else None,
                         "content": f"按{final.label}色等级分层赋能：{kind.label}",
                         "outcome": "家长表示有收获" if delivered else None,
-                        "assessment_id": next_id - 1,
+                        "assessment_id": len(rows) - 1,
                         "version": 1,
                     }
                 )
         if rows:
-            session.execute(insert(Assessment), rows)
+            ids = session.scalars(
+                insert(Assessment).returning(Assessment.id, sort_by_parameter_order=True), rows
+            ).all()
+            for row in team_rows + service_rows:
+                row["assessment_id"] = ids[row["assessment_id"]]
         if team_rows:
             session.execute(insert(assessment_team), team_rows)
         if service_rows:

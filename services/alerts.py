@@ -107,18 +107,19 @@ def severity_for_level(level: str | None) -> str:
     return Severity.YELLOW.value
 
 
-def deadline_hours(severity: str) -> int:
-    """Hours to handle an alert of ``severity``: a town setting, else SPEC.md's 24 h / 72 h / 7 days."""
-    default = DEFAULT_DEADLINE_HOURS[Severity(severity)]
-    row = db.session.get(Setting, f"alert_deadline_hours_{severity}")
-    try:
-        return int(row.value) if row else default
-    except ValueError:
-        return default
+def deadline_hours() -> dict[str, int]:
+    """Hours to handle an alert per severity: town settings, else SPEC.md's 24 h / 72 h / 7 days."""
+    hours = {severity.value: n for severity, n in DEFAULT_DEADLINE_HOURS.items()}
+    keys = {f"alert_deadline_hours_{s}": s for s in hours}
+    for key, value in db.session.execute(select(Setting.key, Setting.value).where(Setting.key.in_(keys))):
+        if value.strip().isdigit():
+            hours[keys[key]] = int(value)
+    return hours
 
 
-def deadline_for(severity: str, raised_at: dt.datetime) -> dt.datetime:
-    return raised_at + dt.timedelta(hours=deadline_hours(severity))
+def deadline_for(severity: str, raised_at: dt.datetime, hours: dict[str, int] | None = None) -> dt.datetime:
+    hours = hours or deadline_hours()
+    return raised_at + dt.timedelta(hours=hours[severity])
 
 
 def is_overdue(alert: Alert, now: dt.datetime) -> bool:
@@ -545,6 +546,7 @@ def _run(today, now) -> RunSummary:
 
 
 def _reconcile(name: AlertRule, conditions: list[Condition], now: dt.datetime, summary: RunSummary) -> None:
+    hours = deadline_hours()
     live: dict[str, list] = {}
     for row in db.session.execute(
         select(Alert.id, Alert.condition_key, Alert.status, Alert.condition_cleared_at).where(
@@ -562,7 +564,7 @@ def _reconcile(name: AlertRule, conditions: list[Condition], now: dt.datetime, s
         holding.add(cond.key)
         alerts = live.get(cond.key)
         if not alerts:
-            new_rows.append(_alert_row(name, cond, now))
+            new_rows.append(_alert_row(name, cond, now, hours))
             if len(new_rows) == _INSERT_BATCH:  # bounded memory on a first run over a big town
                 db.session.execute(insert(Alert.__table__), new_rows)
                 raised += len(new_rows)
@@ -586,7 +588,7 @@ def _reconcile(name: AlertRule, conditions: list[Condition], now: dt.datetime, s
     summary.recurred += len(recurred_ids)
 
 
-def _alert_row(name: AlertRule, cond: Condition, now: dt.datetime) -> dict:
+def _alert_row(name: AlertRule, cond: Condition, now: dt.datetime, hours: dict[str, int]) -> dict:
     return {
         "source": AlertSource.RULE.value,
         "rule": name.value,
@@ -597,7 +599,7 @@ def _alert_row(name: AlertRule, cond: Condition, now: dt.datetime) -> dict:
         "title": name.label,
         "detail": cond.detail,
         "raised_at": now,
-        "deadline": deadline_for(cond.severity, now),
+        "deadline": deadline_for(cond.severity, now, hours),
         "status": AlertStatus.OPEN.value,
         "report_id": cond.report_id,
         "case_id": cond.case_id,

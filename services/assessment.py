@@ -29,6 +29,7 @@ from models import (
     utcnow,
 )
 from services.permissions import REVIEWER_ROLES
+from services.scoping import scope
 from services.validation import InvalidInput
 
 SCORE_WORDS = {3: "良好", 2: "一般", 1: "较差", 0: "严重问题"}
@@ -122,10 +123,6 @@ def indicator_codes(rules: dict) -> list[str]:
     return [ind["code"] for group in rules["groups"] for ind in group["indicators"]]
 
 
-def max_total(rules: dict) -> int:
-    return 3 * len(indicator_codes(rules))
-
-
 def level_for_total(total: int, rules: dict) -> Level:
     """The most favourable level whose lowest total the score reaches."""
     for level in Level:  # green first
@@ -210,8 +207,6 @@ def save_assessment(
     submit: bool = False,
 ) -> Assessment:
     """Create or update a draft (optionally submitting it for review), scored under the current rules."""
-    from services.scoping import scope
-
     if assessment is not None and assessment.status != AssessmentStatus.DRAFT.value:
         raise AssessmentRefused({"status": "只有草稿可以修改；已提交或已审核的评估不能再改"})
     errors: dict[str, str] = {}
@@ -234,7 +229,7 @@ def save_assessment(
     rules = rules_version.snapshot
     scores: dict[str, int] = {}
     for code in indicator_codes(rules):
-        raw = (data.scores.get(code) or "").strip()
+        raw = str(data.scores.get(code, "")).strip()
         if raw not in ("0", "1", "2", "3"):
             errors[f"score_{code}"] = "请选择 0–3 分"
         else:
@@ -377,6 +372,17 @@ def apply_level(assessment: Assessment) -> None:
     assessment.next_reassess_on = child.next_assessment_due
 
 
+def refresh_level(child: Child) -> None:
+    """Recompute a child's derived level fields from its approved assessments (after a merge,
+    a deletion or an import moved assessments between children)."""
+    latest = latest_approved(child.id)
+    if latest is not None:
+        apply_level(latest)
+        return
+    child.current_level = child.level_assessed_on = None
+    child.next_visit_due = child.next_assessment_due = None
+
+
 def plan_measures(assessment: Assessment, today: dt.date) -> list[SupportService]:
     """Planned support services of the level's tier; a kind already planned for the child is not repeated."""
     level = Level(assessment.level)
@@ -439,8 +445,6 @@ def record_online_push(
     A child's open planned push is marked delivered; a child without one gets a delivered record.
     Children outside ``village_ids`` are ignored. Returns the number of children recorded.
     """
-    from services.scoping import scope
-
     if delivered_on > today:
         raise InvalidInput("推送日期不能晚于今天")
     if not (content or "").strip():
@@ -490,6 +494,7 @@ __all__ = [
     "check_level_rules",
     "check_service",
     "record_online_push",
+    "refresh_level",
     "current_rules",
     "level_for_total",
     "may_review",

@@ -266,9 +266,14 @@ def board(village_ids, per_stage: int = 30) -> dict[str, dict]:
     """The case board: per stage the count and the cases waiting longest (closed: the latest) as plain rows."""
     from services.scoping import scope
 
+    # Scoped through the joined child (the same village clause), so no list of child ids is built.
     counts = dict(
         db.session.execute(
-            scope(select(Case.stage, func.count()).group_by(Case.stage), Case, village_ids)
+            scope(
+                select(Case.stage, func.count()).join(Child, Child.id == Case.child_id).group_by(Case.stage),
+                Child,
+                village_ids,
+            )
         ).all()
     )
     columns = {}
@@ -289,7 +294,7 @@ def board(village_ids, per_stage: int = 30) -> dict[str, dict]:
                 .where(Case.stage == stage.value)
                 .order_by(order, Case.id)
                 .limit(per_stage),
-                Case,
+                Child,
                 village_ids,
             )
         ).all()

@@ -18,6 +18,7 @@ from models import (
     child_category,
     db,
 )
+from services.riskmap import NONE, level_counts
 from services.scoping import scope
 
 
@@ -27,8 +28,6 @@ def _active_children(village_ids):
 
 def register_counts(village_ids) -> dict:
     """Active children in scope: total, by category, by level, by village (the map's counts, summed)."""
-    from services.riskmap import NONE, level_counts
-
     per_village_level = level_counts(village_ids)
     by_level: dict = {}
     per_village: dict = {}
@@ -39,10 +38,9 @@ def register_counts(village_ids) -> dict:
     villages = db.session.execute(
         scope(select(Village.id, Village.name), Village, village_ids).order_by(Village.sort_order, Village.id)
     ).all()
-    by_category = category_counts(village_ids)
     return {
         "total": sum(per_village.values()),
-        "by_category": [tuple(r) for r in by_category],
+        "by_category": category_counts(village_ids),
         "by_level": by_level,
         "by_village": [(name, per_village.get(village_id, 0)) for village_id, name in villages],
     }
@@ -132,42 +130,69 @@ RATE_DEFINITIONS = {
 
 
 def _count(stmt) -> int:
-    return db.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    """Rows of a select, counted without reading its columns (so an index can answer)."""
+    return db.session.scalar(stmt.with_only_columns(func.count()).order_by(None)) or 0
+
+
+def _tally(condition):
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+def complete_files(village_ids, registered: int) -> int:
+    """Active children in scope whose file has an address, a guardian and a category.
+
+    Usually every child has a guardian and a category; then only the addresses need reading, and the
+    links are counted from their indexes. Otherwise every child is checked (exact, slower).
+    """
+    in_scope = scope(select(Child.id), Child, village_ids)
+    archived = in_scope.where(Child.archived_at.is_not(None))
+
+    def linked(child_id_column):
+        def distinct(children):
+            # GROUP BY walks the link table's index in order; count(DISTINCT …) would sort a copy.
+            children_linked = select(child_id_column).group_by(child_id_column)
+            if children is not None:
+                children_linked = children_linked.where(child_id_column.in_(children))
+            return db.session.scalar(select(func.count()).select_from(children_linked.subquery()))
+
+        return distinct(None if village_ids is None else in_scope) - distinct(archived)
+
+    active = scope(select(func.count()).where(Child.archived_at.is_(None)), Child, village_ids)
+    if linked(ChildGuardian.child_id) == registered and linked(child_category.c.child_id) == registered:
+        no_address = db.session.scalar(active.where((Child.address.is_(None)) | (Child.address == "")))
+        return registered - no_address
+    return db.session.scalar(
+        active.where(
+            Child.address.is_not(None),
+            Child.address != "",
+            exists().where(ChildGuardian.child_id == Child.id),
+            exists().where(child_category.c.child_id == Child.id),
+        )
+    )
 
 
 def plan_rates(village_ids, today: dt.date) -> list[Rate]:
     """The plan's progress rates for the villages in scope, each with its numerator and denominator."""
-
-    def tally(condition):
-        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
-
     levelled = Child.current_level.is_not(None)
     children = db.session.execute(
         scope(
             select(
                 func.count(),
-                tally(
-                    and_(
-                        Child.address.is_not(None),
-                        Child.address != "",
-                        exists().where(ChildGuardian.child_id == Child.id),
-                        exists().where(child_category.c.child_id == Child.id),
-                    )
-                ),
-                tally(Child.next_assessment_due >= today),
-                tally(levelled),
-                tally(and_(levelled, Child.next_visit_due >= today)),
+                _tally(Child.next_assessment_due >= today),
+                _tally(levelled),
+                _tally(and_(levelled, Child.next_visit_due >= today)),
             ).where(Child.archived_at.is_(None)),
             Child,
             village_ids,
         )
     ).one()
-    registered, complete, covered, levelled_count, on_schedule = (int(n) for n in children)
+    registered, covered, levelled_count, on_schedule = (int(n) for n in children)
+    complete = complete_files(village_ids, registered)
     services = db.session.execute(
         scope(
             select(
                 func.count(),
-                tally(
+                _tally(
                     and_(
                         SupportService.status == ServiceStatus.DELIVERED.value,
                         SupportService.delivered_on <= SupportService.due_on,
@@ -198,25 +223,22 @@ LIST_LIMIT = 8
 
 
 def overdue_work(village_ids, *, user_id: int, may_review: bool, today: dt.date) -> dict:
-    """What waits for this user, in their villages: reviews, own drafts, overdue reassessments and measures."""
+    """What waits for this user, in their villages: reviews, own drafts, overdue reassessments and measures.
+
+    Each item is a count and the first few rows, oldest first.
+    """
     scoped_assessments = scope(select(Assessment), Assessment, village_ids)
-    to_review = []
-    to_review_count = 0
-    if may_review:
-        pending = scoped_assessments.where(
-            Assessment.status == AssessmentStatus.SUBMITTED.value, Assessment.created_by_id != user_id
-        )
-        to_review_count = _count(pending)
-        to_review = db.session.scalars(
-            pending.options(joinedload(Assessment.child).joinedload(Child.village))
-            .order_by(Assessment.assessed_on)
-            .limit(LIST_LIMIT)
-        ).all()
+    pending = scoped_assessments.where(
+        Assessment.status == AssessmentStatus.SUBMITTED.value, Assessment.created_by_id != user_id
+    )
     drafts = scoped_assessments.where(
         Assessment.status == AssessmentStatus.DRAFT.value, Assessment.created_by_id == user_id
     )
-    reassess = _active_children_rows(village_ids).where(Child.next_assessment_due < today)
-    never = _active_children(village_ids).where(Child.current_level.is_(None))
+    reassess = scope(
+        select(Child).where(Child.archived_at.is_(None), Child.next_assessment_due < today),
+        Child,
+        village_ids,
+    )
     measures = scope(
         select(SupportService).where(
             SupportService.status == ServiceStatus.PLANNED.value, SupportService.due_on < today
@@ -224,24 +246,24 @@ def overdue_work(village_ids, *, user_id: int, may_review: bool, today: dt.date)
         SupportService,
         village_ids,
     )
-    return {
-        "to_review": to_review,
-        "to_review_count": to_review_count,
-        "drafts": db.session.scalars(drafts.order_by(Assessment.assessed_on).limit(LIST_LIMIT)).all(),
-        "drafts_count": _count(drafts),
-        "reassess": db.session.scalars(
-            reassess.options(joinedload(Child.village)).order_by(Child.next_assessment_due).limit(LIST_LIMIT)
-        ).all(),
-        "reassess_count": _count(reassess),
-        "never_assessed_count": _count(never),
-        "measures": db.session.scalars(
-            measures.options(joinedload(SupportService.child))
-            .order_by(SupportService.due_on)
-            .limit(LIST_LIMIT)
-        ).all(),
-        "measures_count": _count(measures),
-    }
-
-
-def _active_children_rows(village_ids):
-    return scope(select(Child).where(Child.archived_at.is_(None)), Child, village_ids)
+    work = {}
+    for key, stmt, order, load in (
+        (
+            "to_review",
+            pending if may_review else None,
+            Assessment.assessed_on,
+            joinedload(Assessment.child).joinedload(Child.village),
+        ),
+        ("drafts", drafts, Assessment.assessed_on, joinedload(Assessment.child)),
+        ("reassess", reassess, Child.next_assessment_due, joinedload(Child.village)),
+        ("measures", measures, SupportService.due_on, joinedload(SupportService.child)),
+    ):
+        count = _count(stmt) if stmt is not None else 0
+        work[f"{key}_count"] = count
+        # Most users have nothing in most lists: the rows are read only when there are some.
+        work[key] = (
+            db.session.scalars(stmt.options(load).order_by(order).limit(LIST_LIMIT)).unique().all()
+            if count
+            else []
+        )
+    return work

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, true, update
 
 from choices import ChildStatus
 from models import (
@@ -67,7 +67,8 @@ def _normalised_id(column):
 
 def find_duplicates(village_ids, limit: int = _GROUP_LIMIT) -> list[DuplicateGroup]:
     """Groups of children in scope that are likely one child, most certain signs first."""
-    in_scope = scope(select(Child.id), Child, village_ids)
+    # every village: no condition at all (an IN over the whole table only slows the grouping down)
+    in_scope = true() if village_ids is None else Child.id.in_(scope(select(Child.id), Child, village_ids))
     groups: dict[frozenset, DuplicateGroup] = {}
 
     def add(reason, ids):
@@ -80,7 +81,7 @@ def find_duplicates(village_ids, limit: int = _GROUP_LIMIT) -> list[DuplicateGro
 
     by_id = (
         select(_normalised_id(Child.id_number).label("k"))
-        .where(Child.id.in_(in_scope))
+        .where(in_scope)
         .group_by(_normalised_id(Child.id_number))
         .having(func.count() > 1)
         .limit(limit)
@@ -93,7 +94,7 @@ def find_duplicates(village_ids, limit: int = _GROUP_LIMIT) -> list[DuplicateGro
     )
     by_birth = (
         select(Child.name, Child.birth_date)
-        .where(Child.id.in_(in_scope))
+        .where(in_scope)
         .group_by(Child.name, Child.birth_date)
         .having(func.count() > 1)
         .limit(limit)
@@ -110,7 +111,7 @@ def find_duplicates(village_ids, limit: int = _GROUP_LIMIT) -> list[DuplicateGro
         select(Child.name.label("name"), Guardian.phone.label("phone"))
         .join(ChildGuardian, ChildGuardian.child_id == Child.id)
         .join(Guardian, Guardian.id == ChildGuardian.guardian_id)
-        .where(Child.id.in_(in_scope), Guardian.phone.is_not(None), Guardian.phone != "")
+        .where(in_scope, Guardian.phone.is_not(None), Guardian.phone != "")
         .group_by(Child.name, Guardian.phone)
         .having(func.count(func.distinct(Child.id)) > 1)
         .limit(limit)
@@ -141,7 +142,7 @@ def find_duplicates(village_ids, limit: int = _GROUP_LIMIT) -> list[DuplicateGro
 
 def _collect(statement, in_scope, add) -> None:
     keyed: dict = {}
-    for *key, child_id in db.session.execute(statement.where(Child.id.in_(in_scope))):
+    for *key, child_id in db.session.execute(statement.where(in_scope)):
         keyed.setdefault(tuple(key), set()).add(child_id)
     for ids in keyed.values():
         add(ids)
@@ -206,10 +207,12 @@ def merge_children(keep_id: int, other_id: int, village_ids, *, note: str = "") 
     ).rowcount
 
     for model, label in MOVED_TABLES:
+        values = {"child_id": keep_id, "version": model.version + 1}
+        if "village_id" in model.__table__.c:
+            # alerts and reports follow the kept child's village, so its director sees them
+            values["village_id"] = keep.village_id
         moved[label] = session.execute(
-            update(model)
-            .where(model.child_id == other_id)
-            .values(child_id=keep_id, version=model.version + 1)
+            update(model).where(model.child_id == other_id).values(**values)
         ).rowcount
 
     # categories: the kept child has every category either record had

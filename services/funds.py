@@ -146,8 +146,11 @@ def check_expense(expense: Expense) -> dict[str, str]:
     """Field → Chinese error for an expense being saved."""
     errors: dict[str, str] = {}
     if expense.reverses_id:
+        # A counter-entry mirrors its original: same source and category, the opposite amount.
         original = db.session.get(Expense, expense.reverses_id)
         expense.amount = -original.amount
+        expense.source = original.source
+        expense.category = original.category
     else:
         try:
             expense.amount = clean_amount(expense.amount)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
+import unicodedata
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,8 @@ from xml.etree import ElementTree
 
 import xlsxwriter
 from openpyxl import load_workbook
+from openpyxl.utils import get_column_letter
+from openpyxl.utils.datetime import from_excel
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from stdnum import numdb
 from stdnum.cn import ric
@@ -98,6 +101,7 @@ class Problem:
     row: int
     column: str
     message: str
+    letter: str = ""  # the spreadsheet column (B, C …) where the cell is
 
 
 @dataclass
@@ -246,8 +250,28 @@ def build_template(village_names: list[str], category_names: list[str]) -> bytes
 # --------------------------------------------------------------------------- reading
 
 
+# Header words of the clerks' own ledgers, read as the template's; a serial-number column is skipped.
+HEADER_ALIASES = {
+    "身份证号码": "身份证号",
+    "公民身份号码": "身份证号",
+    "村社区": "村（社区）",
+    "所在村": "村（社区）",
+    "所在村（社区）": "村（社区）",
+    "村（居）": "村（社区）",
+    "家庭住址": "住址",
+    "就读学校": "学校",
+    "儿童类别": "困境类别",
+    "监护人身份证号码": "监护人身份证号",
+    "监护人联系电话": "监护人电话",
+    "联系电话": "监护人电话",
+    "与儿童关系": "监护人关系",
+}
+IGNORED_HEADERS = {"序号", "编号"}
+
+
 def _normalise_header(value) -> str:
-    return re.sub(r"[\s*＊]", "", str(value or ""))
+    text = re.sub(r"[\s*＊]", "", str(value or "")).replace("(", "（").replace(")", "）")
+    return HEADER_ALIASES.get(text, text)
 
 
 def _merged_ranges(path: Path, sheet_name: str) -> list[str]:
@@ -351,7 +375,7 @@ def _header_keys(cells) -> list[str | None]:
     for header in headers:
         column = _BY_HEADER.get(header)
         if column is None:
-            if header:
+            if header and header not in IGNORED_HEADERS:
                 unknown.append(header)
             keys.append(None)
             continue
@@ -391,7 +415,9 @@ def _date(value) -> dt.date:
         return value.date()
     if isinstance(value, dt.date):
         return value
-    raw = _text(value).replace(" 00:00:00", "")
+    if isinstance(value, (int, float)) and 1 <= value < 100_000:
+        return from_excel(value).date()  # a date cell whose format was lost: Excel's day number
+    raw = _narrow(_text(value)).replace(" 00:00:00", "")
     for fmt in _DATE_FORMATS:
         try:
             return dt.datetime.strptime(raw, fmt).date()
@@ -403,7 +429,45 @@ def _date(value) -> dt.date:
 def _id_text(value) -> str:
     if isinstance(value, (int, float)):
         raise InvalidInput("身份证号被 Excel 存成了数字（末几位可能已丢失），请把该列设为文本格式后重新填写")
-    return _text(value)
+    return _narrow(_text(value)).replace(" ", "")
+
+
+def _narrow(text: str) -> str:
+    """Full-width digits, letters and spaces (typed with a Chinese input method) as plain ones."""
+    return unicodedata.normalize("NFKC", text)
+
+
+# Words ledgers use for the template's choices.
+ALIASES = {
+    "男性": "男",
+    "女性": "女",
+    "父亲": "父",
+    "爸爸": "父",
+    "母亲": "母",
+    "妈妈": "母",
+    "祖父": "祖父母",
+    "祖母": "祖父母",
+    "爷爷": "祖父母",
+    "奶奶": "祖父母",
+    "外祖父": "外祖父母",
+    "外祖母": "外祖父母",
+    "外公": "外祖父母",
+    "外婆": "外祖父母",
+    "外出打工": "外出务工",
+    "务工": "外出务工",
+}
+
+
+def _choice(enum, text: str):
+    return enum.from_label(ALIASES.get(text, text))
+
+
+def _unique_match(name: str, names) -> str | None:
+    """A name typed short (云岭 for 云岭村, 低保 for 低保儿童): the one name containing it, if only one does."""
+    if not name:
+        return None
+    found = [n for n in names if name in n]
+    return found[0] if len(found) == 1 else None
 
 
 _SPLIT = re.compile(r"[、,，;；/]+")
@@ -427,6 +491,7 @@ def check_ledger(path: Path, village_ids, today: dt.date | None = None) -> Check
     """The dry run: every problem of every row, nothing written. Raises LedgerRejected for a bad file."""
     keys, data = read_ledger(path)
     result = CheckResult(total_rows=len(data))
+    letters = {key: get_column_letter(i + 1) for i, key in enumerate(keys) if key}
     villages = {v.name: v for v in db.session.scalars(select(Village))}
     allowed_villages = None if village_ids is None else set(village_ids)
     categories = {c.name: c.id for c in db.session.scalars(select(Category))}
@@ -438,7 +503,7 @@ def check_ledger(path: Path, village_ids, today: dt.date | None = None) -> Check
         problems: list[Problem] = []
 
         def bad(key, message, row=row, problems=problems):
-            problems.append(Problem(row, _header_of(key), message))
+            problems.append(Problem(row, _header_of(key), message, letters.get(key, "")))
 
         values: dict = {}
         for column in COLUMNS:
@@ -463,7 +528,7 @@ def check_ledger(path: Path, village_ids, today: dt.date | None = None) -> Check
                 seen_ids[id_number] = row
         gender = _text(raw.get("gender"))
         if gender:
-            member = Gender.from_label(gender)
+            member = _choice(Gender, gender)
             if member is None:
                 bad("gender", f"“{gender}”不是有效的性别，请填写 男 或 女")
             else:
@@ -486,7 +551,7 @@ def check_ledger(path: Path, village_ids, today: dt.date | None = None) -> Check
             values.setdefault("gender", gender_of(id_number))
         village_name = _text(raw.get("village")).replace(" ", "")
         if village_name:
-            village = villages.get(village_name)
+            village = villages.get(village_name) or villages.get(_unique_match(village_name, villages))
             if village is None:
                 bad("village", f"村（社区）“{village_name}”不存在，请从下拉列表选择")
             elif allowed_villages is not None and village.id not in allowed_villages:
@@ -513,6 +578,7 @@ def check_ledger(path: Path, village_ids, today: dt.date | None = None) -> Check
             for name in _SPLIT.split(_text(raw.get(key))):
                 if not name:
                     continue
+                name = name if name in categories else _unique_match(name, categories) or name
                 if name not in categories:
                     bad(key, f"“{name}”不是有效的困境类别，请从下拉列表选择")
                 elif categories[name] not in chosen:
@@ -527,7 +593,7 @@ def check_ledger(path: Path, village_ids, today: dt.date | None = None) -> Check
         else:
             plans.append(ChildPlan(row, values, chosen, guardians))
 
-    _mark_existing(plans, result, village_ids)
+    _mark_existing(plans, result, village_ids, letters.get("id_number", ""))
     result.errors.sort(key=lambda p: p.row)
     result.rows = plans
     return result
@@ -546,7 +612,7 @@ def _check_guardian(raw, prefix, row, bad, guardian_names) -> GuardianPlan | Non
     except InvalidInput as error:
         bad(f"{prefix}_name", str(error))
     relation_text = _text(fields["relation"])
-    relation = Relation.from_label(relation_text) if relation_text else None
+    relation = _choice(Relation, relation_text) if relation_text else None
     if not relation_text:
         bad(f"{prefix}_relation", "必填项为空（填写监护人时须填写与儿童的关系）")
     elif relation is None:
@@ -567,11 +633,11 @@ def _check_guardian(raw, prefix, row, bad, guardian_names) -> GuardianPlan | Non
             guardian_names.setdefault(id_number, (name, row))
     phone = None
     try:
-        phone = clean_phone(_text(fields["phone"]))
+        phone = clean_phone(_narrow(_text(fields["phone"])))
     except InvalidInput as error:
         bad(f"{prefix}_phone", str(error))
     status_text = _text(fields["status"])
-    status = GuardianStatus.from_label(status_text) if status_text else GuardianStatus.NORMAL
+    status = _choice(GuardianStatus, status_text) if status_text else GuardianStatus.NORMAL
     if status is None:
         bad(f"{prefix}_status", f"“{status_text}”不是有效的监护状态，请从下拉列表选择")
         status = GuardianStatus.NORMAL
@@ -579,7 +645,7 @@ def _check_guardian(raw, prefix, row, bad, guardian_names) -> GuardianPlan | Non
     return GuardianPlan(key, name, relation.value if relation else "", id_number, phone, status.value)
 
 
-def _mark_existing(plans: list[ChildPlan], result: CheckResult, village_ids) -> None:
+def _mark_existing(plans: list[ChildPlan], result: CheckResult, village_ids, letter: str) -> None:
     """Children already registered (same ID number): a notice in scope, an error outside it."""
     by_id = {p.values["id_number"]: p for p in plans}
     ids = list(by_id)
@@ -598,7 +664,9 @@ def _mark_existing(plans: list[ChildPlan], result: CheckResult, village_ids) -> 
             plan = by_id[id_number]
             if allowed is not None and village_id not in allowed:
                 result.errors.append(
-                    Problem(plan.row, "身份证号", "该身份证号已在其他村（社区）登记，请联系镇民生服务办")
+                    Problem(
+                        plan.row, "身份证号", "该身份证号已在其他村（社区）登记，请联系镇民生服务办", letter
+                    )
                 )
                 errors_rows.add(plan.row)
                 continue
@@ -609,6 +677,7 @@ def _mark_existing(plans: list[ChildPlan], result: CheckResult, village_ids) -> 
                     plan.row,
                     "身份证号",
                     f"已登记：{name}（{village_names.get(village_id, '')}{state}，编号 {child_id}）",
+                    letter,
                 )
             )
     for plan in plans:

@@ -8,8 +8,7 @@ stays text and can never run as a formula in the spreadsheet (formula injection)
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
 import xlsxwriter
@@ -21,12 +20,6 @@ DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
 MAX_CELL = 32767  # Excel's limit on the characters of one cell
 WIDTH_SAMPLE = 500  # rows looked at to size the columns
 MAX_WIDTH = 60
-
-
-@dataclass(frozen=True)
-class ExportColumn:
-    header: str
-    value: Callable[[object], object]
 
 
 def display_width(text: str) -> int:
@@ -82,39 +75,42 @@ class CellWriter:
 def write_list(
     target,
     sheet_name: str,
-    columns: Sequence[ExportColumn],
-    rows: Iterable[object],
+    headers: Sequence[str],
+    rows: Iterable[Sequence],
     *,
     about: Sequence[tuple[str, str]] = (),
 ) -> int:
     """Write a list to ``target`` (a path or a binary file object): header row frozen with an
-    autofilter, one row per item of ``rows``, and an optional 导出说明 sheet of (label, text) pairs.
-    Returns the number of data rows written."""
+    autofilter, then one row per sequence of cell values from ``rows``, and an optional 导出说明
+    sheet of (label, text) pairs. Returns the number of data rows written."""
     workbook = xlsxwriter.Workbook(
         target, {"constant_memory": True, "strings_to_numbers": False, "strings_to_formulas": False}
     )
     try:
         ws = workbook.add_worksheet(_sheet_name(sheet_name))
         header = workbook.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1})
-        cells = CellWriter(workbook, ws)
-        widths = [display_width(c.header) + 2 for c in columns]
-        for col, column in enumerate(columns):
-            ws.write_string(0, col, column.header, header)
-        getters = [c.value for c in columns]
-        write = cells.write
+        write = CellWriter(workbook, ws).write
+        write_string = ws.write_string
+        widths = [display_width(h) + 2 for h in headers]
+        for col, label in enumerate(headers):
+            write_string(0, col, label, header)
         n = 0
-        for item in rows:
+        for values in rows:
             n += 1
-            values = [get(item) for get in getters]
             for col, value in enumerate(values):
-                write(n, col, value)
+                # Text is the common case: written here directly, always as text, never a formula.
+                if type(value) is str:
+                    if value:
+                        write_string(n, col, value if len(value) <= MAX_CELL else value[:MAX_CELL])
+                elif value is not None:
+                    write(n, col, value)
             if n <= WIDTH_SAMPLE:
                 _widen(widths, values)
         for col, width in enumerate(widths):
             ws.set_column(col, col, min(width, MAX_WIDTH))
         ws.freeze_panes(1, 0)
-        if columns:
-            ws.autofilter(0, 0, max(n, 1), len(columns) - 1)
+        if headers:
+            ws.autofilter(0, 0, max(n, 1), len(headers) - 1)
         if about:
             _about_sheet(workbook, about)
     finally:
@@ -152,4 +148,4 @@ def _sheet_name(name: str) -> str:
     return (name or "Sheet1")[:31]
 
 
-__all__ = ["ExportColumn", "XLSX_MIMETYPE", "CellWriter", "display_width", "write_list"]
+__all__ = ["XLSX_MIMETYPE", "CellWriter", "display_width", "write_list"]

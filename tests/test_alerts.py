@@ -381,3 +381,44 @@ def test_handling_loop(app):
     assert alert.status == AlertStatus.DONE.value and alert.closed_at == now
     with pytest.raises(alerts.InvalidInput, match="已办结"):
         alerts.add_step(alert, "再记一笔", user_id=supervisor.id, now=now)
+
+
+def test_a_recorded_visit_clears_the_overdue_alert(app):
+    from services.visits import after_save
+
+    child = make_child(
+        current_level=Level.GREEN.value, next_visit_due=D, level_assessed_on=D - dt.timedelta(90)
+    )
+    k = key(AlertRule.VISIT_OVERDUE, "child", child.id)
+    run_rules(D + dt.timedelta(1))
+    run_rules(D + dt.timedelta(2))
+    assert len(_alerts_for(k)) == 1
+    visit = Visit(child_id=child.id, visited_on=D + dt.timedelta(2), kind="home")
+    db.session.add(visit)
+    db.session.flush()
+    after_save(visit, now=dt.datetime(2026, 6, 12, 10))
+    assert visit.next_due == D + dt.timedelta(2 + 90)  # green: every 90 days
+    db.session.commit()
+    summary = run_rules(D + dt.timedelta(2))
+    db.session.expire_all()
+    (alert,) = _alerts_for(k)
+    assert summary.cleared >= 1 and alert.condition_cleared_at is not None
+
+
+def test_cli_runs_the_rules_for_a_given_day(app):
+    child = make_child(next_assessment_due=D)
+    db.session.commit()
+    result = app.test_cli_runner().invoke(args=["run-alert-rules", "--today", "2026-06-11"])
+    assert result.exit_code == 0 and "预警规则已运行（2026-06-11）" in result.output
+    assert len(_alerts_for(key(AlertRule.REASSESSMENT_OVERDUE, "child", child.id))) == 1
+    again = app.test_cli_runner().invoke(args=["run-alert-rules", "--today", "2026-06-11"])
+    assert "新增 0" in again.output
+
+
+def test_the_town_may_change_the_deadlines(app):
+    from models import Setting
+
+    db.session.get(Setting, "alert_deadline_hours_red").value = "12"
+    db.session.commit()
+    assert alerts.deadline_for("red", dt.datetime(2026, 6, 10, 9)) == dt.datetime(2026, 6, 10, 21)
+    assert alerts.deadline_for("orange", dt.datetime(2026, 6, 10, 9)) == dt.datetime(2026, 6, 13, 9)

@@ -14,6 +14,7 @@ from services.assessment import (
     current_rules,
     indicator_codes,
     record_online_push,
+    refresh_level,
     return_assessment,
     save_assessment,
     score,
@@ -345,3 +346,85 @@ def test_director_cannot_assess_or_see_another_village(client, auth, rules):
         as_text=True
     )
     assert "负责范围" in page
+
+
+def test_service_marked_delivered_needs_its_date(client, auth):
+    clock.set_today(TODAY)
+    child = first_child()
+    approve(draft(child, 15), user_id=user("supervisor").id, role="supervisor", today=TODAY)
+    db.session.commit()
+    service = db.session.scalar(db.select(SupportService).where(SupportService.child_id == child.id).limit(1))
+    auth.login("social")
+    url = f"/admin/support_service/edit/?id={service.id}"
+    token = csrf_token(client, url)
+    data = {
+        "csrf_token": token,
+        "child": child.id,
+        "kind": service.kind,
+        "tier": service.tier,
+        "status": "delivered",
+        "due_on": service.due_on.isoformat(),
+        "delivered_on": "",
+        "duration_minutes": "60",
+        "content": "入户指导",
+        "outcome": "家长掌握了沟通方法",
+        "version_seen": service.version,
+    }
+    page = client.post(url, data=data).get_data(as_text=True)
+    assert "已落实的服务请填写落实日期" in page
+    data["delivered_on"] = TODAY.isoformat()
+    client.post(url, data=data)
+    db.session.expire_all()
+    kept = db.session.get(SupportService, service.id)
+    assert (kept.status, kept.delivered_on, kept.outcome) == ("delivered", TODAY, "家长掌握了沟通方法")
+
+
+def test_bulk_online_push_page_records_every_matching_family_of_the_village(client, auth):
+    clock.set_today(TODAY)
+    auth.login("director1")
+    village_id = user("director1").village_id
+    url = f"/admin/support_service/online-push/?village={village_id}&level=green"
+    page = client.get(url).get_data(as_text=True)
+    greens = db.session.scalars(
+        db.select(Child.id).where(
+            Child.village_id == village_id, Child.current_level == "green", Child.archived_at.is_(None)
+        )
+    ).all()
+    assert greens and all(f'value="{cid}"' in page for cid in greens)
+    client.post(
+        url,
+        data={
+            "csrf_token": csrf_token(client, url),
+            "village": village_id,
+            "level": "green",
+            "all_matching": "1",
+            "delivered_on": TODAY.isoformat(),
+            "content": "亲子沟通技巧（第5期）",
+        },
+    )
+    recorded = db.session.scalars(
+        db.select(SupportService.child_id).where(SupportService.content == "亲子沟通技巧（第5期）")
+    ).all()
+    assert sorted(recorded) == sorted(greens)
+
+
+def test_child_list_links_to_the_level_history(client, auth):
+    auth.login("clerk")
+    listing = client.get("/admin/child/").get_data(as_text=True)
+    assert "/admin/assessment-form/child/?id=" in listing
+
+
+def test_refresh_level_follows_the_latest_approved_assessment(app):
+    child = first_child()
+    supervisor = user("supervisor").id
+    older = draft(child, 30, on=TODAY - dt.timedelta(days=40))
+    approve(older, user_id=supervisor, role="supervisor", today=TODAY)
+    newer = draft(child, 15, on=TODAY - dt.timedelta(days=10))
+    approve(newer, user_id=supervisor, role="supervisor", today=TODAY)
+    db.session.execute(db.delete(SupportService).where(SupportService.child_id == child.id))
+    db.session.delete(newer)  # e.g. moved to another record by a merge
+    refresh_level(child)
+    assert (child.current_level, child.level_assessed_on) == ("green", TODAY - dt.timedelta(days=40))
+    db.session.delete(older)
+    refresh_level(child)
+    assert child.current_level is None and child.next_visit_due is None

@@ -185,6 +185,19 @@ def test_merge_moves_every_related_record(client, auth):
     )
 
 
+def test_merged_alerts_follow_the_kept_child_to_its_village():
+    keep = _children("云岭村", 1)[0]
+    other = _children("桃源村", 1)[0]
+    add_records_of_every_kind(other)
+    merge_children(keep.id, other.id, None)
+    db.session.commit()
+    db.session.expire_all()
+    alerts = db.session.scalars(db.select(Alert).where(Alert.child_id == keep.id)).all()
+    assert alerts and {a.village_id for a in alerts} == {keep.village_id}
+    reports = db.session.scalars(db.select(MandatoryReport).where(MandatoryReport.child_id == keep.id)).all()
+    assert reports and {r.village_id for r in reports} == {keep.village_id}
+
+
 def test_merge_refuses_children_out_of_scope_or_the_same():
     from services.validation import InvalidInput
 

@@ -243,3 +243,84 @@ def test_export_needs_read_access(client, auth):
     response = client.get("/admin/expense/export.xlsx")
     assert response.status_code == 302 and "/login" in response.headers["Location"]
     assert User  # the model import documents who exports
+
+
+def test_memoized_formatter_follows_every_branch():
+    from views.export import ExportRow, Memoized
+
+    def row(**values):
+        r = ExportRow()
+        r.__dict__.update(values)
+        return r
+
+    calls = []
+
+    def badge(r):
+        calls.append(1)
+        return r.a if r.flag else r.b
+
+    memo = Memoized(badge)
+    rows = [
+        row(flag=True, a=1, b=2),
+        row(flag=True, a=1, b=3),
+        row(flag=False, a=1, b=4),
+        row(flag=False, a=1, b=5),
+        row(flag=True, a=1, b=9),
+        row(flag=False, a=1, b=4),
+    ]
+    assert [memo(r) for r in rows] == [1, 1, 4, 5, 1, 4]
+    assert len(calls) == 4  # the repeats came from memory
+    listed = Memoized(lambda r: "、".join(r.items))
+    assert [listed(row(items=["甲", "乙"])), listed(row(items=["丙"]))] == ["甲、乙", "丙"]
+
+
+def test_export_falls_back_to_orm_rows_for_properties(app):
+    """A column the plain row cannot answer (a property such as 年龄) is exported from ORM rows."""
+    from flask_login import login_user
+
+    from views.registry import ChildView
+
+    class AgeExport(ChildView, XlsxExportMixin):
+        column_list = ("name", "age", "village")
+        column_export_list = None
+
+    view = AgeExport(Child, name="年龄", endpoint="child_age_export")
+    with app.test_request_context("/"):
+        login_user(db.session.scalar(db.select(User).where(User.username == "inspector")))
+        response = view.export_xlsx()
+        response.direct_passthrough = False
+        book = openpyxl.load_workbook(io.BytesIO(response.get_data()))
+    header, rows = rows_of(book.worksheets[0], 1)
+    assert header == ["姓名", "年龄", "村（社区）"]
+    children = db.session.scalars(db.select(Child).where(Child.archived_at.is_(None))).all()
+    assert sorted((r[0], r[1]) for r in rows) == sorted((c.name, c.age) for c in children)
+
+
+def test_a_late_branch_needing_the_orm_row_is_read_from_it(app):
+    """A formatter that needs a property only for some rows (here the last) still gets it right."""
+    from flask_login import login_user
+
+    from views.registry import ChildView
+
+    last = db.session.scalar(db.select(db.func.min(Child.id)).where(Child.archived_at.is_(None)))
+
+    class LateBranch(ChildView, XlsxExportMixin):
+        column_list = ("id", "name")
+        column_export_list = ("id", "name")
+        column_formatters_export = {
+            "name": lambda v, c, m, n: f"{m.name}（{m.age}岁）" if m.id == last else m.name
+        }
+        export_batch_size = 7
+
+    view = LateBranch(Child, name="分支", endpoint="child_branch_export")
+    with app.test_request_context("/"):
+        login_user(db.session.scalar(db.select(User).where(User.username == "clerk")))
+        response = view.export_xlsx()
+        response.direct_passthrough = False
+        book = openpyxl.load_workbook(io.BytesIO(response.get_data()))
+    _, rows = rows_of(book.worksheets[0], 1)
+    child = db.session.get(Child, last)
+    assert rows[-1] == (last, f"{child.name}（{child.age}岁）")
+    assert len(rows) == db.session.scalar(
+        db.select(db.func.count()).select_from(Child).where(Child.archived_at.is_(None))
+    )

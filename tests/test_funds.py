@@ -223,6 +223,25 @@ def test_paid_expense_cannot_be_edited_only_reversed(client, auth):
     counter = db.session.scalar(db.select(Expense).where(Expense.reverses_id == expense.id))
     assert counter.amount == Decimal("-800.00")
     assert db.session.get(Expense, expense.id).status == "paid"
+    # Editing the counter-entry (still a draft) cannot change what it mirrors.
+    token = csrf_token(client, f"/admin/expense/edit/?id={counter.id}")
+    response = client.post(
+        f"/admin/expense/edit/?id={counter.id}",
+        data={
+            "csrf_token": token,
+            "spent_on": "2026-03-12",
+            "amount": "5",
+            "source": str(source.id),
+            "category": "other",
+            "payee": counter.payee,
+            "voucher_no": "HZ-1",
+            "version_seen": str(counter.version),
+        },
+    )
+    assert response.status_code == 302
+    db.session.expire_all()
+    counter = db.session.get(Expense, counter.id)
+    assert (counter.amount, counter.category, counter.voucher_no) == (Decimal("-800.00"), "training", "HZ-1")
 
 
 def test_second_officer_approves_and_pays_through_actions(client, auth):
@@ -281,3 +300,24 @@ def test_dashboard_figures(app):
     figures = fund_checks.dashboard_figures()
     assert figures["execution_rate"] == Decimal("0.2500")
     assert figures["open_findings"] == len(fund_checks.run_all())
+
+
+def test_finance_registers_a_source_with_allowed_categories(client, auth):
+    auth.login("finance")
+    token = csrf_token(client, "/admin/fundsource/new/")
+    form = {
+        "csrf_token": token,
+        "name": "2026年镇级配套资金（第二批）",
+        "kind": "town",
+        "amount": "10000000.01",
+        "received_on": "2026-04-01",
+        "allowed_categories": ["training", "activity"],
+    }
+    page = client.post("/admin/fundsource/new/", data=form).get_data(as_text=True)
+    assert "金额不能超过10,000,000.00元" in page and "2026年镇级配套资金（第二批）" in page
+    assert 'type="checkbox"' in page
+    form["amount"] = "80000"
+    assert client.post("/admin/fundsource/new/", data=form).status_code == 302
+    source = db.session.scalar(db.select(FundSource).where(FundSource.name == form["name"]))
+    assert source.amount == Decimal("80000.00") and source.allowed_categories == ["training", "activity"]
+    assert "人员培训、活动开展" in client.get("/admin/fundsource/").get_data(as_text=True)

@@ -152,7 +152,12 @@ def test_dry_run_lists_every_kind_of_problem_and_writes_nothing(client, auth):
     assert response.status_code == 200
     page = response.get_data(as_text=True)
     table = page.split('id="import-errors"')[1]
-    found = re.findall(r"<tr><td>第(\d+)行</td><td>([^<]+)</td><td>([^<]+)</td></tr>", table)
+    found = re.findall(
+        r"<tr><td>第(\d+)行</td><td>([^<]+)<small[^>]*>（([A-Z]+)列）</small></td><td>([^<]+)</td></tr>",
+        table,
+    )
+    assert ("3", "身份证号", "B", "身份证号校验位不正确，请核对最后一位") in found
+    found = [(number, column, message) for number, column, _, message in found]
     by_row = {}
     for number, column, message in found:
         by_row.setdefault(int(number), []).append((column, message))
@@ -431,3 +436,42 @@ def test_guardian_id_with_a_county_code_newer_than_the_birth_is_accepted():
         clean_adult_id_number(older[:-1] + ("0" if older[-1] != "0" else "1"))
     with pytest.raises(InvalidInput, match="行政区划"):
         clean_adult_id_number("99" + older[2:])
+
+
+def test_a_messy_ledger_is_understood(tmp_path):
+    full_width = new_id(5).translate(str.maketrans("0123456789X", "０１２３４５６７８９Ｘ"))
+    rows = [
+        row(5, id_number=" " + full_width + " ", gender="男性", village="云岭", category1="低保、残疾"),
+        row(
+            6,
+            birth_date="2015.3.4",
+            g1_relation="外婆",
+            g1_status="外出打工",
+            g1_phone="１３９０００００００６",
+        ),
+        row(7, birth_date=42067.0),  # a date cell that lost its format: Excel's day number of 2015-03-04
+    ]
+    result = check_ledger(save(tmp_path, ledger(rows)), None)
+    assert result.errors == []
+    first, second, third = result.rows
+    assert first.values["id_number"] == new_id(5) and first.values["gender"] == "M"
+    assert len(first.categories) == 2
+    assert second.values["birth_date"] == dt.date(2015, 3, 4)
+    assert second.guardians[0].relation == "maternal" and second.guardians[0].status == "migrant"
+    assert second.guardians[0].phone == "13900000006"
+    assert third.values["birth_date"] == dt.date(2015, 3, 4)
+
+
+def test_a_ledger_with_its_own_header_words_and_a_serial_column(tmp_path):
+    headers = ["序号", "姓名", "身份证号码", "所在村", "儿童类别", "监护人姓名", "与儿童关系", "联系电话"]
+    book = Workbook()
+    sheet = book.active
+    sheet.append(headers)
+    sheet.append([1, "自有台账儿童", new_id(20), "云岭村", "低保儿童", "自有台账家长", "母亲", "13912345678"])
+    path = tmp_path / "own.xlsx"
+    book.save(path)
+    result = check_ledger(path, None)
+    assert result.errors == []
+    plan = result.rows[0]
+    assert plan.values["name"] == "自有台账儿童" and plan.values["id_number"] == new_id(20)
+    assert plan.guardians[0].relation == "mother" and plan.guardians[0].phone == "13912345678"

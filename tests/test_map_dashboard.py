@@ -254,14 +254,20 @@ def hand_rates(village_ids, today):
 def test_rates_equal_hand_counts_for_the_town_and_for_one_village(app):
     today = clock.today()
     own = [user("director1").village_id]
-    # Two incomplete files in director1's village: one without an address, one without a category.
-    first, second = db.session.scalars(db.select(Child).where(Child.village_id == own[0]).limit(2))
-    first.address = None
-    db.session.execute(db.delete(child_category).where(child_category.c.child_id == second.id))
-    db.session.commit()
-    for scope in (None, own):
-        rates = {r.key: (r.numerator, r.denominator) for r in plan_rates(scope, today)}
-        assert rates == hand_rates(scope, today)
+    first, second, third = db.session.scalars(db.select(Child).where(Child.village_id == own[0]).limit(3))
+    # An archived child, then an incomplete file without an address (both by the quick count), then
+    # one without a category (the child-by-child check).
+    for step in ("archived", "no address", "no category"):
+        if step == "archived":
+            third.archived_at, third.status = dt.datetime(2026, 5, 1), "moved"
+        elif step == "no address":
+            first.address = None
+        else:
+            db.session.execute(db.delete(child_category).where(child_category.c.child_id == second.id))
+        db.session.commit()
+        for scope in (None, own):
+            rates = {r.key: (r.numerator, r.denominator) for r in plan_rates(scope, today)}
+            assert rates == hand_rates(scope, today), step
     # The demo has work in every rate, so none of these comparisons is 0 == 0.
     assert all(d > 0 and 0 < n < d for n, d in hand_rates(None, today).values())
 
@@ -359,3 +365,21 @@ def test_level_rule_edit_keeps_the_thresholds_in_order(client, auth):
     )
     db.session.expire_all()
     assert db.session.get(LevelRule, "yellow").min_score == 21
+
+
+def test_dashboard_links_open_the_filtered_lists(client, auth):
+    auth.login("supervisor")
+    page = client.get("/admin/").get_data(as_text=True)
+    review = re.search(r'待我审核的评估：.*?href="([^"]+)"', page).group(1).replace("&amp;", "&")
+    measures = re.search(r'赋能服务逾期未落实：.*?href="([^"]+)"', page).group(1).replace("&amp;", "&")
+    pending = db.session.scalars(db.select(Assessment).where(Assessment.status == "submitted")).all()
+    listing = client.get(review).get_data(as_text=True)
+    assert pending and all(a.child.name in listing for a in pending)
+    assert "已审核" not in listing.split("</thead>")[1]
+    overdue = client.get(measures).get_data(as_text=True).split("</thead>")[1]
+    assert overdue.count(" 逾期</span>") == min(
+        20,
+        overdue_work(None, user_id=user("supervisor").id, may_review=True, today=clock.today())[
+            "measures_count"
+        ],
+    )

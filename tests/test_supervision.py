@@ -64,7 +64,10 @@ def test_director_records_a_visit_with_risk_and_an_alert_is_raised_at_once(clien
     )
     assert response.status_code == 302
     db.session.expire_all()
-    visit = db.session.scalar(db.select(Visit).where(Visit.child_id == child.id))
+    visit = db.session.scalar(
+        db.select(Visit).where(Visit.child_id == child.id, Visit.recorded_by_id == director.id)
+    )
+    assert visit.visited_on == dt.date(2026, 6, 9)
     assert visit.next_due == dt.date(2026, 6, 24)  # orange: every 15 days
     assert visit.recorded_by_id == director.id
     alert = db.session.scalar(db.select(Alert).where(Alert.condition_key == f"visit_risk:visit:{visit.id}"))
@@ -83,7 +86,12 @@ def test_visit_date_in_the_future_or_other_village_child_is_refused(client, auth
         data={"csrf_token": token, "child": str(other.id), "visited_on": "2026-06-11", "kind": "home"},
     ).get_data(as_text=True)
     assert "走访日期不能晚于今天" in body
-    assert db.session.scalar(db.select(Visit).where(Visit.child_id == other.id)) is None
+    assert (
+        db.session.scalar(
+            db.select(Visit).where(Visit.child_id == other.id, Visit.visited_on == dt.date(2026, 6, 11))
+        )
+        is None
+    )
 
 
 def test_the_visit_form_is_phone_sized(client, auth):

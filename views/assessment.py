@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from flask import abort, flash, jsonify, redirect, request, url_for
+from flask import abort, current_app, flash, jsonify, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.contrib.sqla.filters import DateBetweenFilter, FilterEqual
 from flask_admin.model.template import EndpointLinkRowAction
@@ -436,6 +436,8 @@ class AssessmentFormView(SecureView):
                 "info",
             )
         for message in outcome.messages:
+            if assessment.level == Level.RED.value and "case.create_view" in current_app.view_functions:
+                message = Markup('{} <a href="{}">开立个案</a>').format(message, url_for("case.create_view"))
             flash(message, "warning")
         return redirect(url_for(".child_history", id=assessment.child_id))
 
@@ -847,8 +849,6 @@ def filtered_url(endpoint: str, pairs) -> str:
 
     ``pairs`` are (filter class or filter name, value); a filter the view lacks is left out.
     """
-    from flask import current_app
-
     view = next(
         (v for v in current_app.extensions["admin"][0]._views if getattr(v, "endpoint", None) == endpoint),
         None,

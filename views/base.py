@@ -90,7 +90,11 @@ class ScopedAjaxLoader(QueryAjaxModelLoader):
 
     def get_one(self, pk):
         pk_col = self.model.__mapper__.primary_key[0]
-        return self.get_query().filter(pk_col == pk).first()
+        try:
+            key = pk_col.type.python_type(pk)  # posted ids are strings; PostgreSQL will not compare them
+        except (TypeError, ValueError):
+            return None
+        return self.get_query().filter(pk_col == key).first()
 
 
 def choice_formatter(choice: type[Choice]):

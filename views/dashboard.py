@@ -4,11 +4,12 @@ from flask import redirect, request, url_for
 from flask_admin import AdminIndexView, expose
 from flask_login import current_user
 
-from choices import LEVEL_COLOURS, Level, ServiceKind
+from choices import LEVEL_COLOURS, AssessmentStatus, Level, ServiceKind
 from services import clock
 from services.assessment import may_review
 from services.dashboard import overdue_work, plan_phases, plan_rates, register_counts
 from services.permissions import can_read
+from views.assessment import OverdueFilter, filtered_url
 from views.base import current_role, current_scope, level_badge
 
 
@@ -28,13 +29,18 @@ class DashboardView(AdminIndexView):
         if can_read(role, "children"):
             counts = register_counts(scope)
             rates = plan_rates(scope, today)
+        links = {}
         if can_read(role, "assessments"):
             work = overdue_work(scope, user_id=current_user.id, may_review=may_review(role), today=today)
+            links["to_review"] = filtered_url("assessment", [("状态", AssessmentStatus.SUBMITTED.value)])
+            if can_read(role, "services"):
+                links["measures"] = filtered_url("support_service", [(OverdueFilter, "1")])
         return self.render(
             "admin/index.html",
             counts=counts,
             rates=rates,
             work=work,
+            links=links,
             phases=plan_phases(today),
             today=today,
             levels=list(Level),

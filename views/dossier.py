@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import current_app, request, url_for
 from flask_admin import expose
 from markupsafe import Markup, escape
+from sqlalchemy.orm import joinedload
 
 from choices import (
     AlertSource,
@@ -164,7 +165,7 @@ class DossierView(SecureView):
         if dossier is None:
             return self.render("dossier/missing.html"), 404
         child = dossier.child
-        # Rendered before the audit row is committed: a commit expires every loaded record.
+        # Rendered before the audit row is committed: a commit expires the loaded records.
         page = self.render(
             template,
             d=dossier,
@@ -177,7 +178,6 @@ class DossierView(SecureView):
             case_path=case_path,
             printed_at=clock.now(),
         )
-        db.session.expunge_all()  # nothing to write back; spares the commit expiring every record
         audit.record(
             db.session,
             "view",
@@ -197,6 +197,7 @@ class DossierView(SecureView):
             if clause is not None:
                 children = (
                     scoped_query(Child)
+                    .options(joinedload(Child.village))
                     .filter(clause)
                     .order_by(Child.archived_at.is_not(None), Child.name)
                     .limit(50)

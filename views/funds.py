@@ -11,10 +11,12 @@ from flask import current_app, flash, redirect, request, send_file, url_for
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla.filters import DateBetweenFilter, FilterEqual, FilterLike
+from flask_admin.model.template import DeleteRowAction, EditRowAction
 from flask_login import current_user
 from markupsafe import Markup
 from wtforms import IntegerField, SelectMultipleField, StringField
 from wtforms.validators import Optional
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from choices import ExpenseCategory, ExpenseStatus, FindingSeverity, FundKind, FundRule
 from models import Activity, Expense, FundSource, SupportService, db
@@ -34,7 +36,6 @@ from services.funds import (
     source_budgets,
     totals,
 )
-from services.scoping import scope
 from services.validation import InvalidInput
 from services.xlsx_export import XLSX_MIMETYPE
 from views.base import ChoiceFilter, ScopedModelView, SecureView, current_scope
@@ -117,7 +118,7 @@ def _source_options():
     ]
 
 
-class FundSourceView(XlsxExportMixin, ScopedModelView):
+class FundSourceView(ScopedModelView, XlsxExportMixin):
     area = "funds"
     list_template = "funds/list.html"
     menu_category = MENU_FUNDS
@@ -159,6 +160,8 @@ class FundSourceView(XlsxExportMixin, ScopedModelView):
         "amount": {"description": "单位：元，精确到分，如 200000.00；不超过10,000,000.00"},
         "allowed_categories": {
             "choices": ExpenseCategory.choices(),
+            "widget": ListWidget(prefix_label=False),
+            "option_widget": CheckboxInput(),
             "validators": [Optional()],
             "description": "专款专用：只能用于所选类别；不选表示不限",
         },
@@ -185,6 +188,9 @@ class FundSourceView(XlsxExportMixin, ScopedModelView):
         if errors:
             raise InvalidInput("；".join(errors.values()))
 
+    def row_action_shown(self, action, row) -> bool:
+        return True
+
     def delete_model(self, model):
         used = db.session.scalar(db.select(Expense.id).where(Expense.source_id == model.id).limit(1))
         if used:
@@ -199,7 +205,7 @@ class FundSourceView(XlsxExportMixin, ScopedModelView):
         return super().handle_view_exception(exc)
 
 
-class ExpenseView(XlsxExportMixin, ScopedModelView):
+class ExpenseView(ScopedModelView, XlsxExportMixin):
     area = "funds"
     list_template = "funds/list.html"
     menu_category = MENU_FUNDS
@@ -286,6 +292,13 @@ class ExpenseView(XlsxExportMixin, ScopedModelView):
         "status": status_badge,
         "reverses_id": reverses_label,
     }
+    column_formatters_detail = {
+        **column_formatters,
+        "invoice_attached": lambda v, c, m, n: "是" if m.invoice_attached else "否",
+        "created_at": lambda v, c, m, n: f"{m.created_at:%Y-%m-%d %H:%M}" if m.created_at else "",
+        "approved_at": lambda v, c, m, n: f"{m.approved_at:%Y-%m-%d %H:%M}" if m.approved_at else "",
+        "paid_at": lambda v, c, m, n: f"{m.paid_at:%Y-%m-%d %H:%M}" if m.paid_at else "",
+    }
     column_formatters_export = {}
     choice_columns = {"category": ExpenseCategory, "status": ExpenseStatus}
     form_columns = (
@@ -311,7 +324,10 @@ class ExpenseView(XlsxExportMixin, ScopedModelView):
     form_args = {
         "amount": {"description": "单位：元，精确到分；大于0且不超过10,000,000.00"},
         "source": {"description": "专款专用：支出类别须在该资金的允许用途内"},
-        "activity": {"description": "活动开展类支出请选择对应活动（按活动预算核对）"},
+        "activity": {
+            "description": "活动开展类支出请选择对应活动（按活动预算核对）",
+            "blank_text": "（不关联活动）",
+        },
         "voucher_no": {"description": "记账凭证号，不能与其他支出重复"},
         "collective_decision_ref": {"description": "单笔超过集体决策限额（默认30,000元）时必填：会议纪要号"},
     }
@@ -353,16 +369,9 @@ class ExpenseView(XlsxExportMixin, ScopedModelView):
         if not (form.payee.data or "").strip():
             _add_error(form.payee, "请填写收款方")
         ref = form.service_ref.data
-        if ref:
-            service = db.session.execute(
-                scope(
-                    db.select(SupportService.id).where(SupportService.id == ref),
-                    SupportService,
-                    current_scope(),
-                )
-            ).first()
-            if service is None:
-                _add_error(form.service_ref, f"找不到编号为{ref}的赋能服务记录（或无权查看）")
+        if ref and db.session.get(SupportService, ref) is None:
+            # Only the number is checked: fund officers see no children's records (SPEC: funds only).
+            _add_error(form.service_ref, f"找不到编号为{ref}的赋能服务记录")
         return ok and not any(f.errors for f in form)
 
     def on_model_change(self, form, model, is_created):
@@ -382,6 +391,10 @@ class ExpenseView(XlsxExportMixin, ScopedModelView):
             flash(str(exc), "error")
             return True
         return super().handle_view_exception(exc)
+
+    def row_action_shown(self, action, row) -> bool:
+        changes = isinstance(action, EditRowAction | DeleteRowAction)
+        return not changes or is_editable(row)
 
     @expose("/edit/", methods=("GET", "POST"))
     def edit_view(self):

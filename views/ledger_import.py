@@ -54,6 +54,7 @@ def _forget_old_uploads(folder: Path) -> None:
 
 class LedgerImportView(SecureView):
     area = "import"
+    extra_write_endpoints = ("check_view", "run_view")
 
     @expose("/")
     def index(self):
@@ -187,6 +188,7 @@ class DuplicatesView(SecureView):
     """疑似重复: likely duplicate children, and the merge of two records into one."""
 
     area = "archive"
+    extra_write_endpoints = ("merge_view",)
 
     @expose("/")
     def index(self):

@@ -60,6 +60,7 @@ class ReportsView(SecureView):
             "chosen": chosen,
             "village_ids": village_ids,
             "scope_label": label,
+            "whole_town": user_scope is None,
         }
 
     @expose("/")

@@ -104,6 +104,13 @@ def _now() -> dt.datetime:
     return clock.now().replace(microsecond=0)
 
 
+def _local(utc: dt.datetime | None) -> dt.datetime | None:
+    """A stored UTC time (RuleRun.started_at) on the same local clock as the other times shown."""
+    if utc is None:
+        return None
+    return utc.replace(tzinfo=dt.UTC).astimezone().replace(tzinfo=None)
+
+
 # --------------------------------------------------------------------------- visits
 
 
@@ -211,6 +218,8 @@ class MandatoryReportView(ScopedModelView):
     area = "mandatory_reports"
     menu_category = MENU
     details_template = "supervision/report_details.html"
+    create_template = "supervision/report_form.html"
+    edit_template = "supervision/report_form.html"
     column_list = ("received_at", "village", "child", "reporter_kind", "urgency", "response", "outcome")
     column_labels = SUPERVISION_LABELS
     column_default_sort = ("received_at", True)
@@ -379,6 +388,7 @@ def _parse_local(value: str | None) -> dt.datetime | None:
 # --------------------------------------------------------------------------- alert centre
 
 PAGE_SIZE = 30
+ACTIVE_STATUSES = [AlertStatus.OPEN.value, AlertStatus.IN_PROGRESS.value]
 
 
 class AlertCenterView(SecureView):
@@ -395,6 +405,7 @@ class AlertCenterView(SecureView):
         status = args.get("status", "active")
         stmt = scope(select(Alert), Alert, current_scope())
         if status == "active":
+            # "!=" steers the planner onto the deadline index: the first page is read in order, no sort.
             stmt = stmt.where(Alert.status != AlertStatus.DONE.value)
         elif status in {s.value for s in AlertStatus}:
             stmt = stmt.where(Alert.status == status)
@@ -415,7 +426,12 @@ class AlertCenterView(SecureView):
             stmt = stmt.where(Alert.deadline.between(now, now + dt.timedelta(hours=24)))
         if args.get("cleared") == "1":
             stmt = stmt.where(Alert.condition_cleared_at.is_not(None))
-        total = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+        counts = self._counts(now)
+        filtered = any(args.get(k) for k in ("severity", "village", "rule", "source", "due", "cleared"))
+        if status == "active" and not filtered:
+            total = counts["active"]
+        else:
+            total = db.session.scalar(stmt.with_only_columns(func.count(Alert.id)).order_by(None))
         pages = max(1, math.ceil(total / PAGE_SIZE))
         page = min(max(args.get("page", 1, type=int), 1), pages)
         # The page first, then its names: a join here would make the database sort every alert.
@@ -431,7 +447,6 @@ class AlertCenterView(SecureView):
         )
         village_names = dict(db.session.execute(select(Village.id, Village.name)).all())
         alerts = [(a, child_names.get(a.child_id), village_names.get(a.village_id)) for a in page_alerts]
-        counts = self._counts(now)
         return self.render(
             "supervision/alert_center.html",
             alerts=alerts,
@@ -447,22 +462,29 @@ class AlertCenterView(SecureView):
             statuses=list(AlertStatus),
             rules=list(AlertRule),
             sources=list(AlertSource),
-            last_run=alert_service.last_run_at(),
+            last_run=_local(alert_service.last_run_at()),
             severity_badge=SEVERITY_BADGE,
             status_badge=STATUS_BADGE,
             page_url=lambda p: url_for(".index", **{**args.to_dict(), "page": p}),
         )
 
     def _counts(self, now):
-        active = scope(
-            select(Alert.severity, func.count()).where(Alert.status != AlertStatus.DONE.value),
-            Alert,
-            current_scope(),
-        )
-        by_severity = dict(db.session.execute(active.group_by(Alert.severity)).all())
+        # Grouped by (status, severity) so the database answers from the covering index alone.
+        rows = db.session.execute(
+            scope(
+                select(Alert.status, Alert.severity, func.count())
+                .where(Alert.status.in_(ACTIVE_STATUSES))
+                .group_by(Alert.status, Alert.severity),
+                Alert,
+                current_scope(),
+            )
+        ).all()
+        by_severity: dict[str, int] = {}
+        for _, severity, n in rows:
+            by_severity[severity] = by_severity.get(severity, 0) + n
         overdue = db.session.scalar(
             scope(
-                select(func.count()).where(Alert.status != AlertStatus.DONE.value, Alert.deadline < now),
+                select(func.count()).where(Alert.deadline < now, Alert.status != AlertStatus.DONE.value),
                 Alert,
                 current_scope(),
             )
@@ -513,6 +535,7 @@ class AlertCenterView(SecureView):
             overdue=alert_service.is_overdue(alert, _now()),
             may_write=self.may_write,
             may_open_case=can_write(current_role(), "cases"),
+            may_visit=can_write(current_role(), "visits"),
             case_types=CaseType.choices(),
             severity_badge=SEVERITY_BADGE,
             status_badge=STATUS_BADGE,

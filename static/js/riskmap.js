@@ -72,6 +72,23 @@
     return lines.join("<br>");
   }
 
+  // The area to show: every boundary and every village drawn only as a point, with a margin.
+  function extent(data) {
+    var lons = [], lats = [];
+    function walk(coords) {
+      if (typeof coords[0] === "number") { lons.push(coords[0]); lats.push(coords[1]); return; }
+      coords.forEach(walk);
+    }
+    data.geojson.features.forEach(function (f) { walk(f.geometry.coordinates); });
+    data.villages.forEach(function (v) {
+      if (v.lon !== null && v.lat !== null) { lons.push(v.lon); lats.push(v.lat); }
+    });
+    var minLon = Math.min.apply(null, lons), maxLon = Math.max.apply(null, lons);
+    var minLat = Math.min.apply(null, lats), maxLat = Math.max.apply(null, lats);
+    var pad = Math.max(maxLon - minLon, maxLat - minLat) * 0.08 || 0.01;
+    return [[minLon - pad, maxLat + pad], [maxLon + pad, minLat - pad]];
+  }
+
   function drawMap(el, data) {
     var chart = window.echarts.init(el);
     var byName = {};
@@ -81,7 +98,11 @@
       return {name: v.name, value: v.risk_index === null ? NaN : v.risk_index};
     });
     var points = data.villages.filter(function (v) { return !v.has_boundary && v.lon !== null && v.lat !== null; })
-      .map(function (v) { return {name: v.name, value: [v.lon, v.lat, v.risk_index === null ? NaN : v.risk_index]}; });
+      .map(function (v) {
+        var point = {name: v.name, value: [v.lon, v.lat, v.risk_index === null ? NaN : v.risk_index]};
+        if (v.risk_index === null) { point.itemStyle = {color: "#ced4da"}; }  // nobody assessed yet
+        return point;
+      });
     var hasMap = data.geojson.features.length > 0;
     var option = {
       tooltip: {trigger: "item", formatter: function (p) { return tooltip(byName[p.name], data.levels); }},
@@ -94,7 +115,7 @@
     if (hasMap) {
       window.echarts.registerMap("villages", data.geojson);
       option.geo = {
-        map: "villages", roam: true, label: {show: true, fontSize: 11},
+        map: "villages", roam: true, label: {show: true, fontSize: 11}, boundingCoords: extent(data),
         itemStyle: {areaColor: "#e9ecef", borderColor: "#666"}, emphasis: {label: {show: true}}
       };
       option.series.push({type: "map", geoIndex: 0, data: regions});

@@ -99,3 +99,16 @@ def test_assess_live_level_approve_and_see_the_map_change(page, database_url):
     page.click(f"#village-matrix tr[data-village='{VILLAGE}'] td[data-level='red'] a")
     page.wait_for_url("**/admin/child/**")
     assert child_name in page.content()
+
+
+def test_villages_without_a_boundary_are_drawn_as_points(page, database_url):
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE village SET boundary = NULL WHERE name <> :village"), {"village": VILLAGE})
+    engine.dispose()
+    login(page, "clerk")
+    page.goto(page.base_url + "/admin/risk-map/?as_of=2026-06-30")
+    page.wait_for_selector("#risk-map[data-ready='1']")
+    assert page.locator("#village-matrix tbody tr").count() == 13  # 12 villages and the total
+    assert "2026-06-30" in page.inner_text("#map-caption")
+    screenshot(page, "risk-map-points")

@@ -58,6 +58,7 @@ def test_clerk_imports_a_ledger_and_prints_a_dossier(page, tmp_path):
     assert "第4行" in text and "不存在村" in text
     assert "第5行" in text and "必填项为空" in text
     assert page.locator("#run-button").count() == 0
+    screenshot(page, "import-errors")
 
     page.click("#upload-again")
     page.set_input_files("#ledger-file", str(_fill(template, tmp_path / "fixed.xlsx", good)))
@@ -75,8 +76,10 @@ def test_clerk_imports_a_ledger_and_prints_a_dossier(page, tmp_path):
     assert "事实无人抚养儿童" in page.inner_text("#dossier-categories")
     assert "浏览器家长1" in page.inner_text("#sec-guardians")
     assert "*" in page.inner_text("#dossier-id")
+    page.wait_for_load_state()  # the reveal button is bound once the page's scripts have run
     page.click("#reveal-id")
-    page.wait_for_function("document.getElementById('revealed-id').textContent.length === 18")
+    page.wait_for_selector("#revealed-id:not(:empty)")  # (wait_for_function would need unsafe-eval)
+    assert page.inner_text("#revealed-id") == _ledger_row(1)[KEYS.index("id_number")]
 
     page.goto(page.base_url + page.locator("#dossier-print-link").get_attribute("href"))
     page.wait_for_selector("#dossier-print")

@@ -77,6 +77,7 @@ def test_report_to_alert_to_case_to_closed(page, database_url):
     page.goto(base + "/admin/alerts/?source=report")
     row = page.locator(".alert-row", has_text=facts["child"]).first
     expect(row).to_contain_text("强制报告")
+    screenshot(page, "supervision-alert-centre")
     row.locator("a").first.click()
     assert page.url == alert_url
     page.select_option("#case_type", "abuse")
