@@ -198,7 +198,7 @@ def seed_funds(session, rng) -> None:
         "activity",
         "罗云镇某文化传媒工作室（虚构）",
         "政策宣传横幅制作",
-        voucher_no="记-2026-0031",
+        voucher_no="记-2026-0901",
     )
     add(
         61,
@@ -207,7 +207,7 @@ def seed_funds(session, rng) -> None:
         "activity",
         "罗云镇某文化传媒工作室（虚构）",
         "宣传折页设计",
-        voucher_no="记-2026-0031",
+        voucher_no="记-2026-0901",
     )
     # Self-approval and payment without approval, both carried over from the old paper ledger.
     add(

@@ -4,6 +4,7 @@ import datetime as dt
 import re
 
 from stdnum import exceptions as stdnum_exc
+from stdnum import numdb
 from stdnum.cn import ric
 
 from choices import Gender
@@ -33,23 +34,17 @@ def clean_id_number(value: str) -> str:
         raise InvalidInput("身份证号中的出生日期（第7-14位）无效") from None
     if not _region_ok(raw):
         raise InvalidInput("身份证号前6位不是有效的行政区划代码")
-    try:
-        ric.validate(raw)
-    except stdnum_exc.InvalidChecksum:
-        raise InvalidInput("身份证号校验位不正确，请核对最后一位") from None
-    except stdnum_exc.ValidationError:
-        raise InvalidInput("身份证号格式不正确") from None
+    if ric.calc_check_digit(raw) != raw[-1]:
+        raise InvalidInput("身份证号校验位不正确，请核对最后一位")
     if born > dt.date.today():
         raise InvalidInput("身份证号中的出生日期晚于今天")
     return raw
 
 
 def _region_ok(raw: str) -> bool:
-    try:
-        ric.get_birth_place(raw)
-    except stdnum_exc.ValidationError:
-        return False
-    return True
+    """A known county code, whatever the birth year: people keep numbers issued under codes that were
+    created after their birth (涪陵区 500102 dates from 1997), which python-stdnum's own check refuses."""
+    return any(props for _, props in numdb.get("cn/loc").info(raw[:6]))
 
 
 def birth_date_of(id_number: str) -> dt.date:

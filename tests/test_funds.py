@@ -260,12 +260,19 @@ def test_second_officer_approves_and_pays_through_actions(client, auth):
 
 
 def test_roles_on_funds(client, auth):
-    make_source()
+    expense = make_expense(make_source())
     db.session.commit()
     auth.login("clerk")
     assert client.get("/admin/expense/").status_code == 200
     assert client.get("/admin/fund-check/").status_code == 200
     assert client.get("/admin/expense/new/").status_code == 403
+    token = csrf_token(client, f"/admin/expense/details/?id={expense.id}")
+    assert (
+        client.post(f"/admin/expense/approve/?id={expense.id}", data={"csrf_token": token}).status_code == 403
+    )
+    assert client.get(f"/admin/expense/reverse/?id={expense.id}").status_code == 403
+    db.session.expire_all()
+    assert db.session.get(Expense, expense.id).status == "draft"
     auth.logout()
     auth.login("director1")
     assert client.get("/admin/expense/").status_code == 403

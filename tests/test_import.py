@@ -475,3 +475,13 @@ def test_a_ledger_with_its_own_header_words_and_a_serial_column(tmp_path):
     plan = result.rows[0]
     assert plan.values["name"] == "自有台账儿童" and plan.values["id_number"] == new_id(20)
     assert plan.guardians[0].relation == "mother" and plan.guardians[0].phone == "13912345678"
+
+
+def test_uploads_are_kept_only_while_an_import_may_follow(client, auth, upload_folder):
+    auth.login("clerk")
+    upload(client, ledger([row(1, village="查无此村")]))
+    assert list(upload_folder.iterdir()) == []  # a file with problems is uploaded again once corrected
+    page = upload(client, ledger([row(1)])).get_data(as_text=True)
+    assert len(list(upload_folder.glob("*.xlsx"))) == 1
+    run(client, page)
+    assert list(upload_folder.iterdir()) == []

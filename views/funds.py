@@ -135,6 +135,16 @@ class FundSourceView(ScopedModelView, XlsxExportMixin):
     )
     column_labels = FUND_LABELS
     column_default_sort = ("received_on", True)
+    column_sortable_list = (
+        "id",
+        "name",
+        "kind",
+        "amount",
+        "received_on",
+        "document_no",
+        "valid_from",
+        "valid_to",
+    )
     column_searchable_list = ("name", "document_no")
     column_filters = (
         ChoiceFilter(FundSource.kind, "资金类型", FundKind),

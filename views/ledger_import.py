@@ -42,6 +42,11 @@ def upload_dir() -> Path:
     return path
 
 
+def _forget(folder: Path, token: str) -> None:
+    for suffix in (".xlsx", ".json"):
+        (folder / f"{token}{suffix}").unlink(missing_ok=True)
+
+
 def _forget_old_uploads(folder: Path) -> None:
     cutoff = time.time() - _KEEP_SECONDS
     for item in folder.iterdir():
@@ -116,6 +121,7 @@ class LedgerImportView(SecureView):
             return self._refused(str(bad))
         except LedgerHasErrors as bad:
             db.session.rollback()
+            _forget(path.parent, token)
             flash("数据已发生变化，重新检查发现问题，未导入任何记录。", "error")
             return self.render(
                 "import/check.html", result=bad.result, token=token, file_name=meta["file_name"], mode=mode
@@ -125,8 +131,7 @@ class LedgerImportView(SecureView):
             current_app.logger.exception("ledger import failed")
             flash("导入失败，未写入任何记录。请稍后重试或联系系统管理员。", "error")
             return redirect(url_for(".index"))
-        for suffix in (".xlsx", ".json"):
-            (path.parent / f"{token}{suffix}").unlink(missing_ok=True)
+        _forget(path.parent, token)
         return self.render("import/done.html", summary=summary, file_name=meta["file_name"], mode=mode)
 
     def _upload(self, token: str):
@@ -145,9 +150,10 @@ class LedgerImportView(SecureView):
         try:
             result = check_ledger(path, current_scope())
         except LedgerRejected as bad:
-            path.unlink(missing_ok=True)
-            (path.parent / f"{token}.json").unlink(missing_ok=True)
+            _forget(path.parent, token)
             return self._refused(str(bad))
+        if not result.ok:
+            _forget(path.parent, token)  # the corrected file will be uploaded anew
         audit.record(
             db.session,
             "import",
