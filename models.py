@@ -39,7 +39,6 @@ from choices import (
     CaseStage,
     ChildStatus,
     ExpenseStatus,
-    Gender,
     GuardianStatus,
     Level,
     Relation,

@@ -30,6 +30,7 @@ from models import (
     utcnow,
 )
 from services import audit
+from services.assessment import refresh_level
 from services.scoping import scope
 from services.validation import InvalidInput
 
@@ -232,11 +233,10 @@ def merge_children(keep_id: int, other_id: int, village_ids, *, note: str = "") 
     for name in _FILLED + _FILLED_IDS:
         if getattr(keep, name) in (None, "") and getattr(other, name) not in (None, ""):
             setattr(keep, name, getattr(other, name))
-    if other.level_assessed_on and (
-        not keep.level_assessed_on or other.level_assessed_on > keep.level_assessed_on
-    ):
-        for name in ("current_level", "level_assessed_on", "next_visit_due", "next_assessment_due"):
-            setattr(keep, name, getattr(other, name))
+    # The assessments moved: the kept child's level follows its latest approved one, wherever it came from.
+    session.flush()
+    session.expire(keep)
+    refresh_level(keep)
     if keep.is_archived and not other.is_archived:
         # the record that stays is the one in use: the kept child comes back to the register
         audit.label_next_change(session, keep, "restore")

@@ -77,8 +77,11 @@ def expected_access(app, endpoint, role):
     return "read" if can_read(role, view.area) else None
 
 
+ALLOW_FLAGS = {"create_view": "allow_create", "edit_view": "allow_edit", "delete_view": "allow_delete"}
+
+
 def _view_allows(view, method):
-    return getattr(view, {"create_view": "allow_create", "edit_view": "allow_edit", "delete_view": "allow_delete"}.get(method, "may_write"), True)
+    return getattr(view, ALLOW_FLAGS.get(method, "may_write"), True)
 
 
 @pytest.mark.parametrize("username", ROLES)
@@ -86,7 +89,9 @@ def test_every_url_as_every_role(app, client, username):
     marker = plant_marker_in_second_village()
     AuthActions(client).login(username)
     role = role_of(username)
-    scope = db.session.get(User, db.session.scalar(db.select(User.id).where(User.username == username))).village_scope()
+    scope = db.session.get(
+        User, db.session.scalar(db.select(User.id).where(User.username == username))
+    ).village_scope()
     marker_visible = scope is None or marker.village_id in scope
     checked = 0
     for rule in walkable_rules(app):
@@ -153,7 +158,10 @@ def test_hand_typed_ids_of_other_villages(app, client, username):
                 assert marker_visible or MARKER_CHILD not in body
         # A delete aimed at another village's record removes nothing.
         token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/admin/").get_data(as_text=True))
-        client.post(f"/admin/{endpoint}/delete/", data={"id": record_id, "csrf_token": token.group(1) if token else ""})
+        client.post(
+            f"/admin/{endpoint}/delete/",
+            data={"id": record_id, "csrf_token": token.group(1) if token else ""},
+        )
     db.session.expire_all()
     for endpoint, record_id in targets.items():
         view = view_for_endpoint(app, f"{endpoint}.index_view")
@@ -163,10 +171,17 @@ def test_hand_typed_ids_of_other_villages(app, client, username):
 def test_director_edit_post_to_other_village_changes_nothing(app, client):
     marker = plant_marker_in_second_village()
     AuthActions(client).login("director1")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/admin/").get_data(as_text=True)).group(1)
+    token = re.search(
+        r'name="csrf_token" value="([^"]+)"', client.get("/admin/").get_data(as_text=True)
+    ).group(1)
     client.post(
         f"/admin/child/edit/?id={marker.id}",
-        data={"name": "改名", "id_number": marker.id_number, "village": str(marker.village_id), "csrf_token": token},
+        data={
+            "name": "改名",
+            "id_number": marker.id_number,
+            "village": str(marker.village_id),
+            "csrf_token": token,
+        },
     )
     db.session.expire_all()
     assert db.session.get(Child, marker.id).name == MARKER_CHILD
@@ -196,7 +211,9 @@ def test_menu_shows_only_what_the_role_may_use(app, client):
 def test_relation_dropdowns_and_filters_are_scoped(app, client):
     AuthActions(client).login("director1")
     director = db.session.scalar(db.select(User).where(User.username == "director1"))
-    other_villages = db.session.scalars(db.select(Village.name).where(Village.id != director.village_id)).all()
+    other_villages = db.session.scalars(
+        db.select(Village.name).where(Village.id != director.village_id)
+    ).all()
     form = client.get("/admin/child/new/").get_data(as_text=True)
     listing = client.get("/admin/child/").get_data(as_text=True)
     for name in other_villages:
@@ -217,4 +234,12 @@ def test_ajax_guardian_lookup_is_scoped(app, client):
 
 
 def test_roles_table_names_every_role():
-    assert {r.value for r in Role} == {"admin", "clerk", "supervisor", "director", "social", "finance", "inspector"}
+    assert {r.value for r in Role} == {
+        "admin",
+        "clerk",
+        "supervisor",
+        "director",
+        "social",
+        "finance",
+        "inspector",
+    }

@@ -29,7 +29,9 @@ def test_admin_creates_an_account_with_a_hashed_password(app, client, auth):
 
 def test_password_rules_on_account_form(app, client, auth):
     auth.login("admin")
-    page = client.post("/admin/user/new/", data=_user_form(client, new_password="short")).get_data(as_text=True)
+    page = client.post("/admin/user/new/", data=_user_form(client, new_password="short")).get_data(
+        as_text=True
+    )
     assert "密码至少10个字符" in page
     page = client.post(
         "/admin/user/new/", data=_user_form(client, username="samesame12", new_password="samesame12")
@@ -43,7 +45,9 @@ def test_director_account_needs_a_village(app, client, auth):
     page = client.post("/admin/user/new/", data=_user_form(client, role="director")).get_data(as_text=True)
     assert "儿童主任账号必须指定所属村（社区）" in page
     village = db.session.scalar(db.select(Village).order_by(Village.sort_order))
-    response = client.post("/admin/user/new/", data=_user_form(client, role="director", village=str(village.id)))
+    response = client.post(
+        "/admin/user/new/", data=_user_form(client, role="director", village=str(village.id))
+    )
     assert response.status_code == 302
     user = db.session.scalar(db.select(User).where(User.username == "newclerk"))
     assert user.village_scope() == [village.id]
@@ -58,7 +62,9 @@ def test_admin_disables_an_account_and_its_session_ends(app, client, auth):
     auth.login("admin")
     clerk = db.session.scalar(db.select(User).where(User.username == "clerk"))
     token = csrf_token(client, "/admin/user/")
-    client.post("/admin/user/action/", data={"action": "disable", "rowid": [str(clerk.id)], "csrf_token": token})
+    client.post(
+        "/admin/user/action/", data={"action": "disable", "rowid": [str(clerk.id)], "csrf_token": token}
+    )
     db.session.expire_all()
     assert db.session.get(User, clerk.id).active is False
     assert other.get("/admin/child/").status_code == 302
@@ -79,7 +85,9 @@ def test_cli_create_user(app):
     )
     assert result.exit_code == 0, result.output
     assert "已创建账号 chief" in result.output
-    result = runner.invoke(args=["create-user", "--username", "chief2", "--role", "admin", "--password", "short"])
+    result = runner.invoke(
+        args=["create-user", "--username", "chief2", "--role", "admin", "--password", "short"]
+    )
     assert result.exit_code != 0 and "密码至少10个字符" in result.output
     result = runner.invoke(
         args=["create-user", "--username", "d9", "--role", "director", "--password", "a-long-password"]

@@ -29,7 +29,9 @@ def test_migrations_build_the_models_schema(database_url, tmp_path):
     with app.app_context():
         upgrade()
         with db.engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": False}), db.metadata)
+            diff = compare_metadata(
+                MigrationContext.configure(conn, opts={"compare_type": False}), db.metadata
+            )
             tables = set(inspect(conn).get_table_names())
         db.engine.dispose()
     assert "child" in tables and "audit_log" in tables

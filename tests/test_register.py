@@ -166,7 +166,10 @@ def test_child_with_new_and_existing_guardians_inline(app, client, auth):
     assert names == sorted([shared.name, "新外婆"])
     assert [c.code for c in child.categories] == ["low_income"]
     # The shared guardian now has both siblings.
-    assert len(db.session.scalars(db.select(ChildGuardian).where(ChildGuardian.guardian_id == shared.id)).all()) >= 2
+    assert (
+        len(db.session.scalars(db.select(ChildGuardian).where(ChildGuardian.guardian_id == shared.id)).all())
+        >= 2
+    )
     new = db.session.scalar(db.select(Guardian).where(Guardian.name == "新外婆"))
     assert new.village_id == own_village()
 
@@ -175,7 +178,11 @@ def test_bad_guardian_phone_inline_is_refused(app, client, auth):
     auth.login("director1")
     page = post_child(
         client,
-        **{"guardian_links-0-new_name": "某人", "guardian_links-0-new_phone": "123", "guardian_links-0-relation": "father"},
+        **{
+            "guardian_links-0-new_name": "某人",
+            "guardian_links-0-new_phone": "123",
+            "guardian_links-0-relation": "father",
+        },
     ).get_data(as_text=True)
     assert "电话号码格式不正确" in page
     assert db.session.scalar(db.select(Child).where(Child.id_number == GOOD_ID)) is None
@@ -209,9 +216,14 @@ def test_audit_rows_for_create_update_archive(app, client, auth):
     child = db.session.scalar(db.select(Child).where(Child.id_number == GOOD_ID))
     client.post(f"/admin/child/edit/?id={child.id}", data=_edit(client, child, address="新地址"))
     token = csrf_token(client, f"/admin/child/archive/?id={child.id}")
-    client.post(f"/admin/child/archive/?id={child.id}", data={"status": "moved", "reason": "随父母迁居", "csrf_token": token})
+    client.post(
+        f"/admin/child/archive/?id={child.id}",
+        data={"status": "moved", "reason": "随父母迁居", "csrf_token": token},
+    )
     rows = db.session.scalars(
-        db.select(AuditLog).where(AuditLog.table_name == "child", AuditLog.record_id == child.id).order_by(AuditLog.id)
+        db.select(AuditLog)
+        .where(AuditLog.table_name == "child", AuditLog.record_id == child.id)
+        .order_by(AuditLog.id)
     ).all()
     actions = [r.action for r in rows]
     assert actions[:3] == ["create", "update", "archive"]
@@ -242,7 +254,10 @@ def test_archive_and_restore(app, client, auth):
         f"/admin/child/archive/?id={child.id}", data={"status": "moved", "reason": "", "csrf_token": token}
     ).get_data(as_text=True)
     assert "请填写归档说明" in page
-    client.post(f"/admin/child/archive/?id={child.id}", data={"status": "moved", "reason": "迁往外区", "csrf_token": token})
+    client.post(
+        f"/admin/child/archive/?id={child.id}",
+        data={"status": "moved", "reason": "迁往外区", "csrf_token": token},
+    )
     db.session.expire_all()
     assert db.session.get(Child, child.id).archived_at is not None
     client.get("/admin/child/")  # shows (and so consumes) the "已归档" message
@@ -258,7 +273,13 @@ def test_archive_and_restore(app, client, auth):
 def test_only_admin_can_hard_delete(app, client, auth):
     from services.register import archive_child
 
-    child = Child(name="待删除", id_number=GOOD_ID, birth_date=dt.date(2016, 3, 15), gender="F", village_id=own_village())
+    child = Child(
+        name="待删除",
+        id_number=GOOD_ID,
+        birth_date=dt.date(2016, 3, 15),
+        gender="F",
+        village_id=own_village(),
+    )
     db.session.add(child)
     db.session.commit()
 
@@ -267,7 +288,10 @@ def test_only_admin_can_hard_delete(app, client, auth):
     child_id = child.id
     auth.login("clerk")
     token = csrf_token(client, "/admin/child_archive/")
-    assert client.post("/admin/child_archive/delete/", data={"id": child_id, "csrf_token": token}).status_code == 403
+    assert (
+        client.post("/admin/child_archive/delete/", data={"id": child_id, "csrf_token": token}).status_code
+        == 403
+    )
     auth.logout()
     auth.login("admin")
     token = csrf_token(client, "/admin/child_archive/")
@@ -275,7 +299,9 @@ def test_only_admin_can_hard_delete(app, client, auth):
     db.session.expire_all()
     assert db.session.get(Child, child_id) is None
     deleted = db.session.scalar(
-        db.select(AuditLog).where(AuditLog.action == "delete", AuditLog.table_name == "child", AuditLog.record_id == child_id)
+        db.select(AuditLog).where(
+            AuditLog.action == "delete", AuditLog.table_name == "child", AuditLog.record_id == child_id
+        )
     )
     assert deleted is not None and deleted.username == "admin"
 
@@ -300,14 +326,18 @@ def test_director_search_stays_in_own_village(app, client, auth):
 
 
 def test_id_numbers_masked_in_lists_and_reveal_is_logged(app, client, auth):
-    child = db.session.scalar(db.select(Child).where(Child.village_id == own_village()).order_by(Child.id.desc()))
+    child = db.session.scalar(
+        db.select(Child).where(Child.village_id == own_village()).order_by(Child.id.desc())
+    )
     auth.login("director1")
     page = client.get("/admin/child/").get_data(as_text=True)
     assert child.id_number not in page and mask_id_number(child.id_number) in page
     token = csrf_token(client, "/admin/child/")
     response = client.post(f"/admin/child/reveal/?id={child.id}", headers={"X-CSRFToken": token})
     assert response.get_json()["id_number"] == child.id_number
-    assert db.session.scalar(db.select(AuditLog).where(AuditLog.action == "reveal", AuditLog.record_id == child.id))
+    assert db.session.scalar(
+        db.select(AuditLog).where(AuditLog.action == "reveal", AuditLog.record_id == child.id)
+    )
 
 
 def test_inspector_cannot_reveal(app, client, auth):
@@ -337,12 +367,22 @@ def test_password_policy_and_change(app, client, auth):
     auth.login("clerk")
     url = "/admin/account/password/"
     token = csrf_token(client, url)
-    page = client.post(url, data={"current": "demo-12345", "new": "short", "confirm": "short", "csrf_token": token})
+    page = client.post(
+        url, data={"current": "demo-12345", "new": "short", "confirm": "short", "csrf_token": token}
+    )
     assert "至少10个字符" in page.get_data(as_text=True)
-    page = client.post(url, data={"current": "demo-12345", "new": "clerk", "confirm": "clerk", "csrf_token": token})
+    page = client.post(
+        url, data={"current": "demo-12345", "new": "clerk", "confirm": "clerk", "csrf_token": token}
+    )
     assert "密码" in page.get_data(as_text=True)
     response = client.post(
-        url, data={"current": "demo-12345", "new": "a-long-new-pass", "confirm": "a-long-new-pass", "csrf_token": token}
+        url,
+        data={
+            "current": "demo-12345",
+            "new": "a-long-new-pass",
+            "confirm": "a-long-new-pass",
+            "csrf_token": token,
+        },
     )
     assert response.status_code == 302
     auth.logout()

@@ -188,7 +188,9 @@ class GuardianLinkInline(InlineFormAdmin):
         form_class.new_name = StringField("或新增：姓名", validators=[Optional()])
         form_class.new_phone = StringField("电话", validators=[Optional()])
         form_class.new_id_number = StringField("身份证号", validators=[Optional()])
-        form_class.new_status = SelectField("监护状态", choices=GuardianStatus.choices(), validators=[Optional()])
+        form_class.new_status = SelectField(
+            "监护状态", choices=GuardianStatus.choices(), validators=[Optional()]
+        )
         return form_class
 
     def on_model_change(self, form, model, is_created):

@@ -35,7 +35,16 @@ class UserView(ScopedModelView):
     column_searchable_list = ("username", "display_name")
     column_filters = (ChoiceFilter(User.role, "角色", Role),)
     choice_columns = {"role": Role}
-    form_columns = ("username", "display_name", "new_password", "role", "village", "assigned_villages", "staff", "active")
+    form_columns = (
+        "username",
+        "display_name",
+        "new_password",
+        "role",
+        "village",
+        "assigned_villages",
+        "staff",
+        "active",
+    )
     form_extra_fields = {
         "new_password": PasswordField(
             "密码",
