@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from sqlalchemy import and_, case, exists, func, select
 from sqlalchemy.orm import joinedload
 
-from choices import AssessmentStatus, ServiceStatus
+from choices import AlertStatus, AssessmentStatus, CaseStage, ServiceStatus
 from models import (
+    Alert,
     Assessment,
+    Case,
     Category,
     Child,
     ChildGuardian,
@@ -126,6 +128,14 @@ RATE_DEFINITIONS = {
         "巡查按期率",
         "已评定等级的在册儿童中“下次走访”日期未逾期（不早于今天）的人数 ÷ 已评定等级的在册儿童人数",
     ),
+    "alerts": (
+        "预警按期处置率",
+        "处置期限已到或已办结的预警中，在处置期限之前办结的条数 ÷ 这些预警的条数（期限：红24小时、橙72小时、黄7天）",
+    ),
+    "cases": (
+        "个案结案率",
+        "个案中当前阶段为“结案”的件数 ÷ 全部个案件数",
+    ),
 }
 
 
@@ -204,11 +214,27 @@ def plan_rates(village_ids, today: dt.date) -> list[Rate]:
         )
     ).one()
     due_count, in_time = (int(n) for n in services)
+    now = dt.datetime.combine(today, dt.time.max)
+    done = Alert.status == AlertStatus.DONE.value
+    alerts = db.session.execute(
+        scope(
+            select(func.count(), _tally(and_(done, Alert.closed_at <= Alert.deadline))).where(
+                done | (Alert.deadline < now)
+            ),
+            Alert,
+            village_ids,
+        )
+    ).one()
+    cases = db.session.execute(
+        scope(select(func.count(), _tally(Case.stage == CaseStage.CLOSED.value)), Case, village_ids)
+    ).one()
     figures = {
         "filing": (complete, registered),
         "coverage": (covered, registered),
         "measures": (in_time, due_count),
         "patrol": (on_schedule, levelled_count),
+        "alerts": (int(alerts[1]), int(alerts[0])),
+        "cases": (int(cases[1]), int(cases[0])),
     }
     rates = []
     for key, (numerator, denominator) in figures.items():
