@@ -1,7 +1,5 @@
 """SQLAlchemy 2 models. No request or UI code lives here.
 
-PARALLEL ENGINEERS: read /work/main/PARALLEL_WORK.md first (small str_replace edits only here; no git commands).
-
 Every table that belongs to a village answers ``village_clause(ids)``: the one SQL condition that
 scoping (services/scoping.py) applies on every path.
 """

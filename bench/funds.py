@@ -204,7 +204,7 @@ def _measure_child_export(bench):
     rows = _baseline_rows(bench)
     n = len(rows) - 1
     plain, ours = [], []
-    for _ in range(2):  # alternated, so a busy moment of the machine hits both alike
+    for _ in range(3):  # alternated, so a busy moment of the machine hits both alike
         plain.append(_plain_xlsxwriter(rows))
         ours.append(_export_once(bench)[0])
     del rows

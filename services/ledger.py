@@ -17,7 +17,7 @@ from choices import ExpenseCategory, ExpenseStatus, FundKind
 from models import Activity, Expense, FundSource, User, db
 from services.fund_checks import Finding
 from services.funds import Budget, category_budgets, cents, source_budgets, totals
-from services.xlsx_export import DATE_FORMAT, DATETIME_FORMAT, MONEY_FORMAT, display_width
+from services.xlsx_export import DATE_FORMAT, DATETIME_FORMAT, MONEY_FORMAT, cell_writers, display_width
 
 FILENAME = "资金使用台账.xlsx"
 CONSTANT_MEMORY = True
@@ -357,7 +357,7 @@ def _write_expenses(ws, fmt, town, period, start, end, labels: dict[int, str]) -
     )
     labels_status = {s.value: s.label for s in ExpenseStatus}
     labels_category = {c.value: c.label for c in ExpenseCategory}
-    write_string, write_number, write_datetime = ws.write_string, ws.write_number, ws.write_datetime
+    write_string, write_number, write_datetime = cell_writers(ws)
     money, date_fmt = fmt.money, fmt.date
     row = head
     for (

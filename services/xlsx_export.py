@@ -22,6 +22,18 @@ WIDTH_SAMPLE = 500  # rows looked at to size the columns
 MAX_WIDTH = 60
 
 
+def cell_writers(worksheet):
+    """(write_string, write_number, write_datetime) taking (row, col, value, format).
+
+    XlsxWriter's public methods also accept "A1" cell names, and that check costs about a tenth of
+    the time of writing a cell; with hundreds of thousands of cells the row/column forms underneath
+    are used (requirements pin XlsxWriter), falling back to the public ones if they ever go away."""
+    names = ("_write_string", "_write_number", "_write_datetime")
+    if all(hasattr(worksheet, name) for name in names):
+        return tuple(getattr(worksheet, name) for name in names)
+    return worksheet.write_string, worksheet.write_number, worksheet.write_datetime
+
+
 def display_width(text: str) -> int:
     """Characters as a spreadsheet shows them: a Chinese character is two columns wide."""
     return sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)
@@ -35,11 +47,11 @@ class CellWriter:
         self.date = workbook.add_format({"num_format": DATE_FORMAT})
         self.datetime = workbook.add_format({"num_format": DATETIME_FORMAT})
         self.money = workbook.add_format({"num_format": MONEY_FORMAT})
-        ws = worksheet
+        self.write_string, self.write_number, self.write_datetime = cell_writers(worksheet)
         self._by_type = {
             str: self._string,
-            int: ws.write_number,
-            float: ws.write_number,
+            int: self.write_number,
+            float: self.write_number,
             Decimal: self._money,
             bool: self._bool,
             dt.date: self._date,
@@ -57,19 +69,19 @@ class CellWriter:
 
     def _string(self, row, col, value: str) -> None:
         if value:
-            self.ws.write_string(row, col, value if len(value) <= MAX_CELL else value[:MAX_CELL])
+            self.write_string(row, col, value if len(value) <= MAX_CELL else value[:MAX_CELL])
 
     def _money(self, row, col, value: Decimal) -> None:
-        self.ws.write_number(row, col, float(value), self.money)
+        self.write_number(row, col, float(value), self.money)
 
     def _bool(self, row, col, value: bool) -> None:
-        self.ws.write_string(row, col, "是" if value else "否")
+        self.write_string(row, col, "是" if value else "否")
 
     def _date(self, row, col, value: dt.date) -> None:
-        self.ws.write_datetime(row, col, dt.datetime(value.year, value.month, value.day), self.date)
+        self.write_datetime(row, col, dt.datetime(value.year, value.month, value.day), self.date)
 
     def _datetime(self, row, col, value: dt.datetime) -> None:
-        self.ws.write_datetime(row, col, value.replace(tzinfo=None), self.datetime)
+        self.write_datetime(row, col, value.replace(tzinfo=None), self.datetime)
 
 
 def write_list(
@@ -89,8 +101,8 @@ def write_list(
     try:
         ws = workbook.add_worksheet(_sheet_name(sheet_name))
         header = workbook.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1})
-        write = CellWriter(workbook, ws).write
-        write_string = ws.write_string
+        cells = CellWriter(workbook, ws)
+        write, write_string = cells.write, cells.write_string
         widths = [display_width(h) + 2 for h in headers]
         for col, label in enumerate(headers):
             write_string(0, col, label, header)
@@ -101,7 +113,7 @@ def write_list(
                 # Text is the common case: written here directly, always as text, never a formula.
                 if type(value) is str:
                     if value:
-                        write_string(n, col, value if len(value) <= MAX_CELL else value[:MAX_CELL])
+                        write_string(n, col, value if len(value) <= MAX_CELL else value[:MAX_CELL], None)
                 elif value is not None:
                     write(n, col, value)
             if n <= WIDTH_SAMPLE:
@@ -148,4 +160,4 @@ def _sheet_name(name: str) -> str:
     return (name or "Sheet1")[:31]
 
 
-__all__ = ["XLSX_MIMETYPE", "CellWriter", "display_width", "write_list"]
+__all__ = ["XLSX_MIMETYPE", "CellWriter", "cell_writers", "display_width", "write_list"]

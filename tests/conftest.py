@@ -1,4 +1,3 @@
-# PARALLEL ENGINEERS: read /work/main/PARALLEL_WORK.md first (rules: no git commands, no rewriting shared files, deadline 02:20 UTC).
 """Fixtures in the style of the Flask tutorial: a fresh app and a real database per test.
 
 The database is SQLite by default, PostgreSQL when DATABASE_URL is set (as in CI). Each test

@@ -1,4 +1,3 @@
-# PARALLEL ENGINEERS: read /work/main/PARALLEL_WORK.md first (rules: no git commands, no rewriting shared files, deadline 02:20 UTC).
 """Flask-Admin views, one module per area. ``register_views`` adds them all, in menu order."""
 
 import importlib

@@ -1,4 +1,3 @@
-# PARALLEL ENGINEERS: read /work/main/PARALLEL_WORK.md first (rules: no git commands, no rewriting shared files, deadline 02:20 UTC).
 """The one place where roles and village scoping meet Flask-Admin.
 
 Every view of the panel derives from ``SecureView`` (custom pages) or ``ScopedModelView`` (CRUD).
@@ -23,6 +22,7 @@ from models import AuditLog, Village, db
 from services import audit
 from services.permissions import can_read, can_write
 from services.scoping import scope
+from views.export import XlsxExportMixin
 
 WRITE_ENDPOINTS = {"create_view", "edit_view", "delete_view", "action_view", "ajax_update"}
 
@@ -143,7 +143,7 @@ class SecureView(BaseView):
         return can_write(current_role(), self.area)
 
 
-class ScopedModelView(ModelView):
+class ScopedModelView(ModelView, XlsxExportMixin):
     """CRUD over a model, limited to the user's role (``area``) and villages (``village_clause``)."""
 
     area: str = ""

@@ -8,6 +8,7 @@ from choices import LEVEL_COLOURS, AssessmentStatus, Level, ServiceKind
 from services import clock
 from services.assessment import may_review
 from services.dashboard import overdue_work, plan_phases, plan_rates, register_counts
+from services.fund_checks import dashboard_figures
 from services.permissions import can_read
 from views.assessment import OverdueFilter, filtered_url
 from views.base import current_role, current_scope, level_badge
@@ -29,6 +30,7 @@ class DashboardView(AdminIndexView):
         if can_read(role, "children"):
             counts = register_counts(scope)
             rates = plan_rates(scope, today)
+        funds = dashboard_figures() if can_read(role, "funds") else None
         links = {}
         if can_read(role, "assessments"):
             work = overdue_work(scope, user_id=current_user.id, may_review=may_review(role), today=today)
@@ -38,6 +40,7 @@ class DashboardView(AdminIndexView):
         return self.render(
             "admin/index.html",
             counts=counts,
+            funds=funds,
             rates=rates,
             work=work,
             links=links,

@@ -171,7 +171,7 @@ class XlsxExportMixin:
             batch = []
             for values in part:
                 row = new(row_class)
-                row.__dict__ = dict(zip(keys, values, strict=True))
+                row.__dict__ = dict(zip(keys, values))  # noqa: B905 - a row has one value per key
                 batch.append(row)
             prefetch.fill(batch, light=True)
             yield batch
@@ -227,7 +227,8 @@ class XlsxExportMixin:
             view = self
 
             def formatted(model):
-                return plain(formatter(view, None, model, name))
+                value = formatter(view, None, model, name)
+                return value if type(value) is str else plain(value)
 
             return Memoized(formatted)
         choices_map = self._column_choices_map.get(name)

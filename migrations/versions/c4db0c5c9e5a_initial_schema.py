@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: f93ee2109f66
+Revision ID: c4db0c5c9e5a
 Revises: 
-Create Date: 2026-11-29 00:03:48.786671
+Create Date: 2026-11-29 01:19:32.092301
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = 'f93ee2109f66'
+revision = 'c4db0c5c9e5a'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -144,6 +144,8 @@ def upgrade():
     op.create_table('guardian',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=50), nullable=False),
+    sa.Column('name_pinyin', sa.String(length=200), nullable=False),
+    sa.Column('name_initials', sa.String(length=50), nullable=False),
     sa.Column('gender', sa.String(length=1), nullable=True),
     sa.Column('id_number', sa.String(length=18), nullable=True),
     sa.Column('phone', sa.String(length=20), nullable=True),
@@ -187,6 +189,8 @@ def upgrade():
     sa.Column('organisation', sa.String(length=100), nullable=True),
     sa.Column('leading_group_role', sa.String(length=16), nullable=True),
     sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('name_pinyin', sa.String(length=200), nullable=False),
+    sa.Column('name_initials', sa.String(length=50), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['village_id'], ['village.id'], ),
     sa.PrimaryKeyConstraint('id')
@@ -242,6 +246,7 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_child_archived_at'), ['archived_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_child_current_level'), ['current_level'], unique=False)
         batch_op.create_index(batch_op.f('ix_child_id_last4'), ['id_last4'], unique=False)
+        batch_op.create_index('ix_child_level_dues', ['archived_at', 'village_id', 'current_level', 'level_assessed_on', 'next_assessment_due', 'next_visit_due'], unique=False)
         batch_op.create_index(batch_op.f('ix_child_name'), ['name'], unique=False)
         batch_op.create_index(batch_op.f('ix_child_name_initials'), ['name_initials'], unique=False)
         batch_op.create_index(batch_op.f('ix_child_name_pinyin'), ['name_pinyin'], unique=False)
@@ -301,6 +306,7 @@ def upgrade():
     sa.Column('created_by_id', sa.Integer(), nullable=True),
     sa.Column('reviewed_by_id', sa.Integer(), nullable=True),
     sa.Column('reviewed_at', sa.DateTime(), nullable=True),
+    sa.Column('review_note', sa.Text(), nullable=True),
     sa.Column('next_reassess_on', sa.Date(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
@@ -315,7 +321,9 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_assessment_child_id'), ['child_id'], unique=False)
         batch_op.create_index('ix_assessment_child_status_date', ['child_id', 'status', 'assessed_on'], unique=False)
         batch_op.create_index(batch_op.f('ix_assessment_level'), ['level'], unique=False)
+        batch_op.create_index('ix_assessment_level_history', ['child_id', 'status', 'assessed_on', 'id', 'level'], unique=False)
         batch_op.create_index(batch_op.f('ix_assessment_status'), ['status'], unique=False)
+        batch_op.create_index('ix_assessment_status_date', ['status', 'assessed_on'], unique=False)
 
     op.create_table('attendance',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -358,14 +366,17 @@ def upgrade():
     sa.Column('closure_reason', sa.Text(), nullable=True),
     sa.Column('closing_evaluation', sa.Text(), nullable=True),
     sa.Column('closed_on', sa.Date(), nullable=True),
+    sa.Column('opened_by_id', sa.Integer(), nullable=True),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['child_id'], ['child.id'], ),
+    sa.ForeignKeyConstraint(['opened_by_id'], ['user_account.id'], ),
     sa.ForeignKeyConstraint(['professional_id'], ['staff.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('case_file', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_case_file_child_id'), ['child_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_case_file_stage'), ['stage'], unique=False)
+        batch_op.create_index('ix_case_stage_changed', ['stage', 'stage_changed_at'], unique=False)
 
     op.create_table('child_category',
     sa.Column('child_id', sa.Integer(), nullable=False),
@@ -500,8 +511,13 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_alert_raised_at'), ['raised_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_alert_rule'), ['rule'], unique=False)
         batch_op.create_index(batch_op.f('ix_alert_severity'), ['severity'], unique=False)
+        batch_op.create_index('ix_alert_severity_deadline', ['severity', 'deadline'], unique=False)
         batch_op.create_index(batch_op.f('ix_alert_status'), ['status'], unique=False)
+        batch_op.create_index('ix_alert_status_severity', ['status', 'severity'], unique=False)
+        batch_op.create_index('ix_alert_village_deadline', ['village_id', 'deadline'], unique=False)
         batch_op.create_index(batch_op.f('ix_alert_village_id'), ['village_id'], unique=False)
+        batch_op.create_index('ix_alert_village_status_severity', ['village_id', 'status', 'severity'], unique=False)
+        batch_op.create_index('uq_alert_open_condition', ['condition_key'], unique=True, sqlite_where=sa.text("status != 'done'"), postgresql_where=sa.text("status != 'done'"))
 
     op.create_table('assessment_team',
     sa.Column('assessment_id', sa.Integer(), nullable=False),
@@ -562,10 +578,13 @@ def upgrade():
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('support_service', schema=None) as batch_op:
+        batch_op.create_index('ix_support_service_child_due', ['child_id', 'status', 'due_on', 'delivered_on'], unique=False)
         batch_op.create_index(batch_op.f('ix_support_service_child_id'), ['child_id'], unique=False)
+        batch_op.create_index('ix_support_service_due_delivery', ['due_on', 'status', 'delivered_on', 'child_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_support_service_due_on'), ['due_on'], unique=False)
         batch_op.create_index(batch_op.f('ix_support_service_kind'), ['kind'], unique=False)
         batch_op.create_index(batch_op.f('ix_support_service_status'), ['status'], unique=False)
+        batch_op.create_index('ix_support_service_status_due', ['status', 'due_on'], unique=False)
 
     op.create_table('visit_staff',
     sa.Column('visit_id', sa.Integer(), nullable=False),
@@ -620,10 +639,13 @@ def upgrade():
     )
     with op.batch_alter_table('expense', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_expense_activity_id'), ['activity_id'], unique=False)
+        batch_op.create_index('ix_expense_activity_status_amount', ['activity_id', 'status', 'amount'], unique=False)
         batch_op.create_index(batch_op.f('ix_expense_category'), ['category'], unique=False)
         batch_op.create_index(batch_op.f('ix_expense_child_id'), ['child_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_expense_payee'), ['payee'], unique=False)
+        batch_op.create_index(batch_op.f('ix_expense_reverses_id'), ['reverses_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_expense_source_id'), ['source_id'], unique=False)
+        batch_op.create_index('ix_expense_source_status_amount', ['source_id', 'status', 'amount'], unique=False)
         batch_op.create_index(batch_op.f('ix_expense_spent_on'), ['spent_on'], unique=False)
         batch_op.create_index(batch_op.f('ix_expense_status'), ['status'], unique=False)
         batch_op.create_index(batch_op.f('ix_expense_voucher_no'), ['voucher_no'], unique=False)
@@ -637,10 +659,13 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_expense_voucher_no'))
         batch_op.drop_index(batch_op.f('ix_expense_status'))
         batch_op.drop_index(batch_op.f('ix_expense_spent_on'))
+        batch_op.drop_index('ix_expense_source_status_amount')
         batch_op.drop_index(batch_op.f('ix_expense_source_id'))
+        batch_op.drop_index(batch_op.f('ix_expense_reverses_id'))
         batch_op.drop_index(batch_op.f('ix_expense_payee'))
         batch_op.drop_index(batch_op.f('ix_expense_child_id'))
         batch_op.drop_index(batch_op.f('ix_expense_category'))
+        batch_op.drop_index('ix_expense_activity_status_amount')
         batch_op.drop_index(batch_op.f('ix_expense_activity_id'))
 
     op.drop_table('expense')
@@ -650,10 +675,13 @@ def downgrade():
     op.drop_table('alert_step')
     op.drop_table('visit_staff')
     with op.batch_alter_table('support_service', schema=None) as batch_op:
+        batch_op.drop_index('ix_support_service_status_due')
         batch_op.drop_index(batch_op.f('ix_support_service_status'))
         batch_op.drop_index(batch_op.f('ix_support_service_kind'))
         batch_op.drop_index(batch_op.f('ix_support_service_due_on'))
+        batch_op.drop_index('ix_support_service_due_delivery')
         batch_op.drop_index(batch_op.f('ix_support_service_child_id'))
+        batch_op.drop_index('ix_support_service_child_due')
 
     op.drop_table('support_service')
     with op.batch_alter_table('case_event', schema=None) as batch_op:
@@ -666,8 +694,13 @@ def downgrade():
     op.drop_table('case_conference')
     op.drop_table('assessment_team')
     with op.batch_alter_table('alert', schema=None) as batch_op:
+        batch_op.drop_index('uq_alert_open_condition', sqlite_where=sa.text("status != 'done'"), postgresql_where=sa.text("status != 'done'"))
+        batch_op.drop_index('ix_alert_village_status_severity')
         batch_op.drop_index(batch_op.f('ix_alert_village_id'))
+        batch_op.drop_index('ix_alert_village_deadline')
+        batch_op.drop_index('ix_alert_status_severity')
         batch_op.drop_index(batch_op.f('ix_alert_status'))
+        batch_op.drop_index('ix_alert_severity_deadline')
         batch_op.drop_index(batch_op.f('ix_alert_severity'))
         batch_op.drop_index(batch_op.f('ix_alert_rule'))
         batch_op.drop_index(batch_op.f('ix_alert_raised_at'))
@@ -701,6 +734,7 @@ def downgrade():
 
     op.drop_table('child_category')
     with op.batch_alter_table('case_file', schema=None) as batch_op:
+        batch_op.drop_index('ix_case_stage_changed')
         batch_op.drop_index(batch_op.f('ix_case_file_stage'))
         batch_op.drop_index(batch_op.f('ix_case_file_child_id'))
 
@@ -713,7 +747,9 @@ def downgrade():
 
     op.drop_table('attendance')
     with op.batch_alter_table('assessment', schema=None) as batch_op:
+        batch_op.drop_index('ix_assessment_status_date')
         batch_op.drop_index(batch_op.f('ix_assessment_status'))
+        batch_op.drop_index('ix_assessment_level_history')
         batch_op.drop_index(batch_op.f('ix_assessment_level'))
         batch_op.drop_index('ix_assessment_child_status_date')
         batch_op.drop_index(batch_op.f('ix_assessment_child_id'))
@@ -731,6 +767,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_child_name_pinyin'))
         batch_op.drop_index(batch_op.f('ix_child_name_initials'))
         batch_op.drop_index(batch_op.f('ix_child_name'))
+        batch_op.drop_index('ix_child_level_dues')
         batch_op.drop_index(batch_op.f('ix_child_id_last4'))
         batch_op.drop_index(batch_op.f('ix_child_current_level'))
         batch_op.drop_index(batch_op.f('ix_child_archived_at'))
