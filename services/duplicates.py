@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, func, select, true, update
+from sqlalchemy import delete, func, literal_column, select, true, update
 
 from choices import ChildStatus
 from models import (
@@ -63,7 +63,8 @@ class DuplicateGroup:
 
 
 def _normalised_id(column):
-    return func.upper(func.replace(func.trim(column), " ", ""))
+    # Literals inline, not bound: PostgreSQL must see the SELECT and GROUP BY expressions as the same.
+    return func.upper(func.replace(func.trim(column), literal_column("' '"), literal_column("''")))
 
 
 def find_duplicates(village_ids, limit: int = _GROUP_LIMIT) -> list[DuplicateGroup]:
