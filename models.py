@@ -207,6 +207,32 @@ child_category = Table(
 )
 
 
+COMPOUND_SURNAMES = (
+    "欧阳",
+    "司马",
+    "诸葛",
+    "上官",
+    "东方",
+    "皇甫",
+    "尉迟",
+    "公孙",
+    "慕容",
+    "长孙",
+    "宇文",
+    "司徒",
+    "夏侯",
+    "令狐",
+    "端木",
+    "南宫",
+)
+
+
+def given_name(name: str) -> str:
+    """The name without its surname (张小明 → 小明, 欧阳晓琳 → 晓琳), so 小明 finds 张小明 by index."""
+    name = (name or "").strip()
+    return name[2:] if name[:2] in COMPOUND_SURNAMES else name[1:]
+
+
 def pinyin_keys(name: str) -> tuple[str, str]:
     """Full pinyin and initials of a Chinese name: 张小明 → ("zhangxiaoming", "zxm")."""
     syllables = lazy_pinyin(name or "", errors="default")
@@ -220,6 +246,7 @@ class Child(VillageOwned, Versioned, db.Model):
     name: Mapped[str] = mapped_column(String(50), index=True)
     name_pinyin: Mapped[str] = mapped_column(String(200), index=True, default="")
     name_initials: Mapped[str] = mapped_column(String(50), index=True, default="")
+    name_given: Mapped[str] = mapped_column(String(50), index=True, default="", doc="name without surname")
     gender: Mapped[str] = mapped_column(String(1))
     id_number: Mapped[str] = mapped_column(String(18), unique=True)
     id_last4: Mapped[str] = mapped_column(String(4), index=True, default="")
@@ -259,6 +286,7 @@ class Child(VillageOwned, Versioned, db.Model):
     def _set_name(self, key, value):
         value = (value or "").strip()
         self.name_pinyin, self.name_initials = pinyin_keys(value)
+        self.name_given = given_name(value)
         return value
 
     @validates("id_number")

@@ -18,6 +18,7 @@ from models import (
     Village,
     activity_village,
     db,
+    given_name,
     pinyin_keys,
 )
 from seeds.demo import SURNAMES, id_number
@@ -48,6 +49,7 @@ def build(app):
                 "name": name,
                 "name_pinyin": full,
                 "name_initials": initials,
+                "name_given": given_name(name),
                 "gender": Gender.MALE.value if i % 2 == 0 else Gender.FEMALE.value,
                 "id_number": idn,
                 "id_last4": idn[-4:],

@@ -84,8 +84,13 @@ def measure(bench):
     bench.time_get("assessment list page 1 (clerk)", "clerk", "/admin/assessment/", None)
 
     client = bench.client("supervisor")
+    # A demo child of a village with staff (other benchmarks add children of a village of their own).
+    staffed = db.select(Staff.village_id).where(Staff.village_id.is_not(None))
     child = db.session.scalar(
-        db.select(Child).where(Child.archived_at.is_(None)).order_by(Child.id.desc()).limit(1)
+        db.select(Child)
+        .where(Child.archived_at.is_(None), Child.village_id.in_(staffed))
+        .order_by(Child.id.desc())
+        .limit(1)
     )
     team = db.session.scalar(db.select(Staff.id).where(Staff.village_id == child.village_id).limit(1))
     form_url = f"/admin/assessment-form/new/?child_id={child.id}"

@@ -31,6 +31,7 @@ from models import (
     Village,
     child_category,
     db,
+    given_name,
     pinyin_keys,
     user_village,
 )
@@ -261,6 +262,7 @@ def _seed_children(session, rng, villages, directors, mothers, categories, n_chi
                     "name": name,
                     "name_pinyin": full,
                     "name_initials": initials,
+                    "name_given": given_name(name),
                     "gender": Gender.MALE.value if male else Gender.FEMALE.value,
                     "id_number": idn,
                     "id_last4": idn[-4:],

@@ -520,15 +520,15 @@ def filter_findings(
     return result
 
 
-def dashboard_figures() -> dict:
-    """For the 工作台: 资金执行率 (paid / total of all sources) and the number of open findings."""
+def execution_figures() -> dict:
+    """For the 工作台: 资金执行率 (paid / total of all sources)."""
     total = totals(source_budgets())
-    return {
-        "budget": total.budget,
-        "paid": total.paid,
-        "execution_rate": rate(total.paid, total.budget),
-        "open_findings": len(run_all()),
-    }
+    return {"budget": total.budget, "paid": total.paid, "execution_rate": rate(total.paid, total.budget)}
+
+
+def dashboard_figures() -> dict:
+    """资金执行率 and the number of open findings (running every check: ~0.1 s at 20,000 expenses)."""
+    return {**execution_figures(), "open_findings": len(run_all())}
 
 
 def _percent(value: Decimal | None) -> str:

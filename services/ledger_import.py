@@ -24,7 +24,17 @@ from openpyxl.utils.datetime import from_excel
 from sqlalchemy import bindparam, delete, func, insert, select, update
 
 from choices import ChildStatus, Gender, GuardianStatus, IdentificationSource, Relation
-from models import Category, Child, ChildGuardian, Guardian, Village, child_category, db, pinyin_keys
+from models import (
+    Category,
+    Child,
+    ChildGuardian,
+    Guardian,
+    Village,
+    child_category,
+    db,
+    given_name,
+    pinyin_keys,
+)
 from services import audit
 from services.validation import (
     InvalidInput,
@@ -792,6 +802,7 @@ def _child_columns(plan: ChildPlan, pinyin_cache) -> dict:
         "name": name,
         "name_pinyin": full,
         "name_initials": initials,
+        "name_given": given_name(name),
         "gender": values["gender"],
         "id_number": values["id_number"],
         "id_last4": values["id_number"][-4:],

@@ -28,5 +28,5 @@ def child_search_clause(text: str):
     if _LATIN.match(term):
         term = term.lower()
         return or_(_prefix(Child.name_initials, term), _prefix(Child.name_pinyin, term))
-    like = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return or_(_prefix(Child.name, term), Child.name.like(f"%{like}%", escape="\\"))
+    # Whole name or its start (张小明, 张), or the given name or its start (小明): both by index.
+    return or_(_prefix(Child.name, term), _prefix(Child.name_given, term))

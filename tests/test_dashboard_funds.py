@@ -24,3 +24,15 @@ def test_finance_sees_the_execution_rate_and_the_director_does_not(app, client, 
     auth.logout()
     auth.login("director1")
     assert "资金执行率" not in client.get("/admin/").get_data(as_text=True)
+
+
+def test_findings_count_is_fetched_by_roles_that_see_funds(app, client, auth):
+    from services.fund_checks import run_all
+
+    expected = len(run_all())
+    assert expected > 0
+    auth.login("finance")
+    assert client.get("/admin/fund-findings/").get_json() == {"open_findings": expected}
+    auth.logout()
+    auth.login("director1")
+    assert client.get("/admin/fund-findings/").status_code == 403

@@ -207,7 +207,20 @@ class GuardianLinkInline(InlineFormAdmin):
             )
 
 
-class ChildView(ScopedModelView):
+class ChildSearch:
+    """The register's one search box (name, pinyin, initials, ID number, last 4) for a Child view."""
+
+    def search_placeholder(self):
+        return "姓名 / 拼音 / 首字母 / 身份证号 / 后4位"
+
+    def _apply_search(self, query, count_query, joins, count_joins, search):
+        clause = child_search_clause(search)
+        if clause is None:
+            return query, count_query, joins, count_joins
+        return query.filter(clause), count_query.filter(clause), joins, count_joins
+
+
+class ChildView(ChildSearch, ScopedModelView):
     area = "children"
     menu_category = MENU_REGISTER
     name = "儿童名册"
@@ -345,15 +358,6 @@ class ChildView(ScopedModelView):
         form_class.gender.kwargs["validators"] = [Optional()]
         return form_class
 
-    def search_placeholder(self):
-        return "姓名 / 拼音 / 首字母 / 身份证号 / 后4位"
-
-    def _apply_search(self, query, count_query, joins, count_joins, search):
-        clause = child_search_clause(search)
-        if clause is None:
-            return query, count_query, joins, count_joins
-        return query.filter(clause), count_query.filter(clause), joins, count_joins
-
     def validate_form(self, form):
         ok = super().validate_form(form)
         if request.method != "POST" or not hasattr(form, "id_number"):
@@ -456,7 +460,7 @@ class ArchivedAwareLookup:
         return scoped_query(Child).filter(Child.id == key).one_or_none()
 
 
-class ArchivedChildView(ScopedModelView):
+class ArchivedChildView(ChildSearch, ScopedModelView):
     """Archived children: nothing is lost, a clerk can restore; only an admin can hard-delete."""
 
     area = "archive"
@@ -481,12 +485,6 @@ class ArchivedChildView(ScopedModelView):
 
     def get_count_query(self):
         return super().get_count_query().filter(Child.archived_at.is_not(None))
-
-    def _apply_search(self, query, count_query, joins, count_joins, search):
-        clause = child_search_clause(search)
-        if clause is None:
-            return query, count_query, joins, count_joins
-        return query.filter(clause), count_query.filter(clause), joins, count_joins
 
     @property
     def column_extra_row_actions(self):

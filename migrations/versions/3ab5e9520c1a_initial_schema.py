@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: c4db0c5c9e5a
+Revision ID: 3ab5e9520c1a
 Revises: 
-Create Date: 2026-11-29 01:19:32.092301
+Create Date: 2026-11-29 01:33:57.511002
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = 'c4db0c5c9e5a'
+revision = '3ab5e9520c1a'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -212,6 +212,7 @@ def upgrade():
     sa.Column('name', sa.String(length=50), nullable=False),
     sa.Column('name_pinyin', sa.String(length=200), nullable=False),
     sa.Column('name_initials', sa.String(length=50), nullable=False),
+    sa.Column('name_given', sa.String(length=50), nullable=False),
     sa.Column('gender', sa.String(length=1), nullable=False),
     sa.Column('id_number', sa.String(length=18), nullable=False),
     sa.Column('id_last4', sa.String(length=4), nullable=False),
@@ -248,6 +249,7 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_child_id_last4'), ['id_last4'], unique=False)
         batch_op.create_index('ix_child_level_dues', ['archived_at', 'village_id', 'current_level', 'level_assessed_on', 'next_assessment_due', 'next_visit_due'], unique=False)
         batch_op.create_index(batch_op.f('ix_child_name'), ['name'], unique=False)
+        batch_op.create_index(batch_op.f('ix_child_name_given'), ['name_given'], unique=False)
         batch_op.create_index(batch_op.f('ix_child_name_initials'), ['name_initials'], unique=False)
         batch_op.create_index(batch_op.f('ix_child_name_pinyin'), ['name_pinyin'], unique=False)
         batch_op.create_index(batch_op.f('ix_child_next_assessment_due'), ['next_assessment_due'], unique=False)
@@ -766,6 +768,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_child_next_assessment_due'))
         batch_op.drop_index(batch_op.f('ix_child_name_pinyin'))
         batch_op.drop_index(batch_op.f('ix_child_name_initials'))
+        batch_op.drop_index(batch_op.f('ix_child_name_given'))
         batch_op.drop_index(batch_op.f('ix_child_name'))
         batch_op.drop_index('ix_child_level_dues')
         batch_op.drop_index(batch_op.f('ix_child_id_last4'))
