@@ -22,6 +22,7 @@ class Row:
     median_ms: float
     target_ms: float | None
     note: str = ""
+    unit: str = "ms"
 
     @property
     def ok(self) -> bool:
@@ -92,7 +93,9 @@ def print_table(rows: list[Row], peak_mb: float) -> None:
     print("|---|---:|---:|:-:|---|")
     for r in rows:
         target = "" if r.target_ms is None else f"{r.target_ms:g}"
-        print(f"| {r.what} | {r.median_ms:.1f} | {target} | {'✓' if r.ok else '✗'} | {r.note} |")
+        value = f"{r.median_ms:.1f}" + ("" if r.unit == "ms" else f" {r.unit}")
+        target = target + ("" if r.unit == "ms" or not target else f" {r.unit}")
+        print(f"| {r.what} | {value} | {target} | {'✓' if r.ok else '✗'} | {r.note} |")
     print(f"| peak memory of the process (RSS) | {peak_mb:.0f} MB | | | |")
 
 

@@ -4,7 +4,7 @@ import calendar
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import and_, case, exists, func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import joinedload
 
 from choices import AlertStatus, AssessmentStatus, CaseStage, ServiceStatus
@@ -148,35 +148,19 @@ def _tally(condition):
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
 
-def complete_files(village_ids, registered: int) -> int:
-    """Active children in scope whose file has an address, a guardian and a category.
-
-    Usually every child has a guardian and a category; then only the addresses need reading, and the
-    links are counted from their indexes. Otherwise every child is checked (exact, slower).
-    """
-    in_scope = scope(select(Child.id), Child, village_ids)
-    archived = in_scope.where(Child.archived_at.is_not(None))
-
-    def linked(child_id_column):
-        def distinct(children):
-            # GROUP BY walks the link table's index in order; count(DISTINCT …) would sort a copy.
-            children_linked = select(child_id_column).group_by(child_id_column)
-            if children is not None:
-                children_linked = children_linked.where(child_id_column.in_(children))
-            return db.session.scalar(select(func.count()).select_from(children_linked.subquery()))
-
-        return distinct(None if village_ids is None else in_scope) - distinct(archived)
-
-    active = scope(select(func.count()).where(Child.archived_at.is_(None)), Child, village_ids)
-    if linked(ChildGuardian.child_id) == registered and linked(child_category.c.child_id) == registered:
-        no_address = db.session.scalar(active.where((Child.address.is_(None)) | (Child.address == "")))
-        return registered - no_address
+def complete_files(village_ids) -> int:
+    """Active children in scope whose file has an address, a guardian and a category (one scan)."""
     return db.session.scalar(
-        active.where(
-            Child.address.is_not(None),
-            Child.address != "",
-            exists().where(ChildGuardian.child_id == Child.id),
-            exists().where(child_category.c.child_id == Child.id),
+        scope(
+            select(func.count()).where(
+                Child.archived_at.is_(None),
+                Child.address.is_not(None),
+                Child.address != "",
+                Child.id.in_(select(ChildGuardian.child_id)),
+                Child.id.in_(select(child_category.c.child_id)),
+            ),
+            Child,
+            village_ids,
         )
     )
 
@@ -197,7 +181,7 @@ def plan_rates(village_ids, today: dt.date) -> list[Rate]:
         )
     ).one()
     registered, covered, levelled_count, on_schedule = (int(n) for n in children)
-    complete = complete_files(village_ids, registered)
+    complete = complete_files(village_ids)
     services = db.session.execute(
         scope(
             select(
