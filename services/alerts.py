@@ -53,11 +53,13 @@ from models import (
     db,
     utcnow,
 )
+from seeds.rules import LEVEL_RULES
 from services.scoping import scope
 from services.validation import InvalidInput
 
 DEFAULT_DEADLINE_HOURS = {Severity.RED: 24, Severity.ORANGE: 72, Severity.YELLOW: 7 * 24}
-DEFAULT_VISIT_DAYS = {Level.RED: 7, Level.ORANGE: 15, Level.YELLOW: 30, Level.GREEN: 90}
+# Used only when the LevelRule table is empty: the same defaults the table is seeded with.
+DEFAULT_VISIT_DAYS = {level: visit_days for level, (_, visit_days, _) in LEVEL_RULES.items()}
 # A child not yet assessed is visited as often as a yellow one until the first assessment.
 UNASSESSED_VISIT_DAYS = 30
 SAFETY_NET_DAYS = 3

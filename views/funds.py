@@ -39,7 +39,6 @@ from services.funds import (
 from services.validation import InvalidInput
 from services.xlsx_export import XLSX_MIMETYPE
 from views.base import ChoiceFilter, ScopedModelView, SecureView, current_scope
-from views.export import XlsxExportMixin
 from views.labels import LABELS
 
 MENU_FUNDS = "资金管理"
@@ -118,7 +117,7 @@ def _source_options():
     ]
 
 
-class FundSourceView(ScopedModelView, XlsxExportMixin):
+class FundSourceView(ScopedModelView):
     area = "funds"
     list_template = "funds/list.html"
     menu_category = MENU_FUNDS
@@ -215,7 +214,7 @@ class FundSourceView(ScopedModelView, XlsxExportMixin):
         return super().handle_view_exception(exc)
 
 
-class ExpenseView(ScopedModelView, XlsxExportMixin):
+class ExpenseView(ScopedModelView):
     area = "funds"
     list_template = "funds/list.html"
     menu_category = MENU_FUNDS
