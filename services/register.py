@@ -2,7 +2,7 @@
 
 import datetime as dt
 
-from choices import ChildStatus, GuardianStatus
+from choices import ChildStatus
 from models import Child, Guardian, db, utcnow
 from services import audit
 from services.scoping import in_scope
@@ -93,7 +93,6 @@ def note_guardian_status(guardian: Guardian, old_status: str | None, today: dt.d
 
 __all__ = [
     "DUPLICATE_ELSEWHERE",
-    "GuardianStatus",
     "archive_child",
     "check_child_identity",
     "fill_from_id_number",

@@ -240,6 +240,7 @@ def test_concurrent_edit_gets_a_conflict_message(app, client, auth):
     assert client.post(f"/admin/child/edit/?id={child.id}", data=first).status_code == 302
     page = client.post(f"/admin/child/edit/?id={child.id}", data=second).get_data(as_text=True)
     assert "保存冲突" in page
+    assert "<li>住址（clerk" in page  # the changed field by its Chinese label, and who changed it
     assert "甲改的地址" in page  # shows what changed
     assert "乙改的地址" in page  # and keeps what the second person typed
     db.session.expire_all()

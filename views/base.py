@@ -19,10 +19,10 @@ from wtforms import HiddenField
 
 from choices import Choice
 from models import AuditLog, Village, db
-from services import audit
 from services.permissions import can_read, can_write
 from services.scoping import scope
 from views.export import XlsxExportMixin
+from views.labels import LABELS
 
 WRITE_ENDPOINTS = {"create_view", "edit_view", "delete_view", "action_view", "ajax_update"}
 
@@ -338,9 +338,6 @@ class ScopedModelView(ModelView, XlsxExportMixin):
             return True
         return super().handle_view_exception(exc)
 
-    def populate_obj(self, form, model):
-        form.populate_obj(model)
-
 
 def conflict_message(model, seen_version: int) -> Markup:
     """The Chinese conflict message listing who changed what since the form was opened."""
@@ -356,7 +353,7 @@ def conflict_message(model, seen_version: int) -> Markup:
     lines = []
     for entry in entries:
         for field, (old, new) in (entry.changes or {}).items():
-            label = field_label(model, field)
+            label = LABELS.get(field, field)
             lines.append(
                 Markup("<li>{}（{} {}）：{} → {}</li>").format(
                     label,
@@ -379,18 +376,6 @@ def _show(value):
     if isinstance(value, list):
         return "、".join(str(v) for v in value)
     return str(value)
-
-
-FIELD_LABELS: dict[str, str] = {}
-
-
-def field_label(model, field: str) -> str:
-    return FIELD_LABELS.get(field, field)
-
-
-def record_event(action, *, table=None, record_id=None, summary=None):
-    audit.record(db.session, action, table=table, record_id=record_id, summary=summary)
-    db.session.commit()
 
 
 class ReadOnlyModelView(ScopedModelView):

@@ -146,9 +146,6 @@ class AuditLogView(ReadOnlyModelView):
     column_formatters = {"changes": _changes_html}
     page_size = 50
 
-    def get_one(self, id):
-        return super().get_one(id)
-
 
 class SettingView(ScopedModelView):
     area = "settings"
