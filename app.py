@@ -16,7 +16,10 @@ from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFProtect
 
 from models import Setting, User, db
-from services import audit
+from services import (
+    audit,
+    filing,  # noqa: F401 (its flush listener keeps Child.file_complete)
+)
 
 BASE_DIR = Path(__file__).resolve().parent
 IDLE_TIMEOUT = dt.timedelta(minutes=30)

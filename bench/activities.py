@@ -22,6 +22,7 @@ from models import (
     pinyin_keys,
 )
 from seeds.demo import SURNAMES, id_number
+from services import filing
 
 BENCH_VILLAGE = "基准村"
 BENCH_TITLE = "基准测试：重走微长征（2000人名单）"
@@ -82,6 +83,7 @@ def build(app):
     session.execute(insert(Child), children)
     session.execute(insert(Guardian), guardians)
     session.execute(insert(ChildGuardian), links)
+    filing.refresh(session, [row["child_id"] for row in links])
     activity = Activity(
         kind=ActivityKind.RED_WALK.value,
         title=BENCH_TITLE,

@@ -40,6 +40,7 @@ from seeds.demo_assessment import seed_assessments
 from seeds.demo_funds import seed_funds
 from seeds.demo_supervision import seed_supervision
 from seeds.reference import seed_reference
+from services import filing
 
 DEMO_PASSWORD = "demo-12345"
 REGION = "500102"  # 重庆市涪陵区
@@ -256,6 +257,7 @@ def _seed_children(session, rng, villages, directors, mothers, categories, n_chi
             full, initials = pinyin_cache[name]
             idn = id_number(birth, i // span, male)
             child_id = next_child_id + i
+            address = f"{village.name}{rng.randint(1, 12)}组{rng.randint(1, 80)}号"
             child_rows.append(
                 {
                     "id": child_id,
@@ -268,7 +270,7 @@ def _seed_children(session, rng, villages, directors, mothers, categories, n_chi
                     "id_last4": idn[-4:],
                     "birth_date": birth,
                     "village_id": village.id,
-                    "address": f"{village.name}{rng.randint(1, 12)}组{rng.randint(1, 80)}号",
+                    "address": address if i % 50 != 17 else None,  # a few files still being completed
                     "school": "罗云镇中心小学（虚构）" if birth.year >= 2014 else "罗云镇中学（虚构）",
                     "grade": None,
                     "identification_source": rng.choice(sources),
@@ -333,4 +335,5 @@ def _seed_children(session, rng, villages, directors, mothers, categories, n_chi
         if guardian_rows:
             session.execute(insert(Guardian), guardian_rows)
         session.execute(insert(ChildGuardian), link_rows)
+        filing.refresh(session, [row["id"] for row in child_rows])
     return n_guardians

@@ -4,7 +4,7 @@ import calendar
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import and_, case, exists, func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import joinedload
 
 from choices import AlertStatus, AssessmentStatus, CaseStage, ServiceStatus
@@ -14,26 +14,64 @@ from models import (
     Case,
     Category,
     Child,
-    ChildGuardian,
     SupportService,
     Village,
     child_category,
     db,
 )
-from services.riskmap import NONE, level_counts
+from services import clock
+from services.riskmap import NONE
 from services.scoping import scope
 
 
-def _active_children(village_ids):
-    return scope(select(Child.id).where(Child.archived_at.is_(None)), Child, village_ids)
+@dataclass(frozen=True)
+class ChildFigures:
+    """Active children in scope, read in one scan of the covering index ix_child_level_dues."""
+
+    by_village_level: dict  # {(village_id, level or NONE): children}, as the risk map counts them
+    covered: int  # next reassessment due today or later
+    on_schedule: int  # assessed, and next visit due today or later
+    complete: int  # file complete: address, guardian and category (services/filing.py)
+
+    @property
+    def registered(self) -> int:
+        return sum(self.by_village_level.values())
+
+    @property
+    def levelled(self) -> int:
+        return sum(n for (_, level), n in self.by_village_level.items() if level != NONE)
 
 
-def register_counts(village_ids) -> dict:
+def child_figures(village_ids, today: dt.date) -> ChildFigures:
+    rows = db.session.execute(
+        scope(
+            select(
+                Child.village_id,
+                Child.current_level,
+                func.count(),
+                _tally(Child.next_assessment_due >= today),
+                _tally(Child.next_visit_due >= today),
+                _tally(Child.file_complete),
+            ).where(Child.archived_at.is_(None)),
+            Child,
+            village_ids,
+        ).group_by(Child.village_id, Child.current_level)
+    )
+    by_village_level, covered, on_schedule, complete = {}, 0, 0, 0
+    for village_id, level, n, reassess_ok, visit_ok, filed in rows:
+        by_village_level[(village_id, level or NONE)] = n
+        covered += reassess_ok
+        on_schedule += visit_ok if level is not None else 0
+        complete += filed
+    return ChildFigures(by_village_level, covered, on_schedule, complete)
+
+
+def register_counts(village_ids, children: ChildFigures | None = None) -> dict:
     """Active children in scope: total, by category, by level, by village (the map's counts, summed)."""
-    per_village_level = level_counts(village_ids)
+    children = children or child_figures(village_ids, clock.today())
     by_level: dict = {}
     per_village: dict = {}
-    for (village_id, level), n in per_village_level.items():
+    for (village_id, level), n in children.by_village_level.items():
         key = None if level == NONE else level
         by_level[key] = by_level.get(key, 0) + n
         per_village[village_id] = per_village.get(village_id, 0) + n
@@ -41,7 +79,7 @@ def register_counts(village_ids) -> dict:
         scope(select(Village.id, Village.name), Village, village_ids).order_by(Village.sort_order, Village.id)
     ).all()
     return {
-        "total": sum(per_village.values()),
+        "total": children.registered,
         "by_category": category_counts(village_ids),
         "by_level": by_level,
         "by_village": [(name, per_village.get(village_id, 0)) for village_id, name in villages],
@@ -145,51 +183,14 @@ def _count(stmt) -> int:
 
 
 def _tally(condition):
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+    """Rows meeting ``condition``, counted in the same scan (``count(*) FILTER (WHERE …)``)."""
+    return func.count().filter(condition)
 
 
-def complete_files(village_ids) -> int:
-    """Active children in scope whose file has an address, a guardian and a category (one scan)."""
-    if village_ids is None:
-        # The whole town: each link table read once into a set beats a probe per child.
-        has_guardian = Child.id.in_(select(ChildGuardian.child_id))
-        has_category = Child.id.in_(select(child_category.c.child_id))
-    else:
-        # A few villages: probe the link tables' indexes for just their children.
-        has_guardian = exists().where(ChildGuardian.child_id == Child.id)
-        has_category = exists().where(child_category.c.child_id == Child.id)
-    return db.session.scalar(
-        scope(
-            select(func.count()).where(
-                Child.archived_at.is_(None),
-                Child.address.is_not(None),
-                Child.address != "",
-                has_guardian,
-                has_category,
-            ),
-            Child,
-            village_ids,
-        )
-    )
-
-
-def plan_rates(village_ids, today: dt.date) -> list[Rate]:
+def plan_rates(village_ids, today: dt.date, children: ChildFigures | None = None) -> list[Rate]:
     """The plan's progress rates for the villages in scope, each with its numerator and denominator."""
-    levelled = Child.current_level.is_not(None)
-    children = db.session.execute(
-        scope(
-            select(
-                func.count(),
-                _tally(Child.next_assessment_due >= today),
-                _tally(levelled),
-                _tally(and_(levelled, Child.next_visit_due >= today)),
-            ).where(Child.archived_at.is_(None)),
-            Child,
-            village_ids,
-        )
-    ).one()
-    registered, covered, levelled_count, on_schedule = (int(n) for n in children)
-    complete = complete_files(village_ids)
+    children = children or child_figures(village_ids, today)
+    registered = children.registered
     services = db.session.execute(
         scope(
             select(
@@ -221,10 +222,10 @@ def plan_rates(village_ids, today: dt.date) -> list[Rate]:
         scope(select(func.count(), _tally(Case.stage == CaseStage.CLOSED.value)), Case, village_ids)
     ).one()
     figures = {
-        "filing": (complete, registered),
-        "coverage": (covered, registered),
+        "filing": (children.complete, registered),
+        "coverage": (children.covered, registered),
         "measures": (in_time, due_count),
-        "patrol": (on_schedule, levelled_count),
+        "patrol": (children.on_schedule, children.levelled),
         "alerts": (int(alerts[1]), int(alerts[0])),
         "cases": (int(cases[1]), int(cases[0])),
     }
@@ -245,42 +246,65 @@ def overdue_work(village_ids, *, user_id: int, may_review: bool, today: dt.date)
 
     Each item is a count and the first few rows, oldest first.
     """
-    scoped_assessments = scope(select(Assessment), Assessment, village_ids)
-    pending = scoped_assessments.where(
-        Assessment.status == AssessmentStatus.SUBMITTED.value, Assessment.created_by_id != user_id
-    )
-    drafts = scoped_assessments.where(
-        Assessment.status == AssessmentStatus.DRAFT.value, Assessment.created_by_id == user_id
-    )
-    reassess = scope(
-        select(Child).where(Child.archived_at.is_(None), Child.next_assessment_due < today),
-        Child,
-        village_ids,
-    )
-    measures = scope(
-        select(SupportService).where(
-            SupportService.status == ServiceStatus.PLANNED.value, SupportService.due_on < today
-        ),
-        SupportService,
-        village_ids,
-    )
-    work = {}
-    for key, stmt, order, load in (
+    waiting = [
         (
             "to_review",
-            pending if may_review else None,
+            Assessment,
+            select(Assessment).where(
+                Assessment.status == AssessmentStatus.SUBMITTED.value, Assessment.created_by_id != user_id
+            )
+            if may_review
+            else None,
             Assessment.assessed_on,
             joinedload(Assessment.child).joinedload(Child.village),
         ),
-        ("drafts", drafts, Assessment.assessed_on, joinedload(Assessment.child)),
-        ("reassess", reassess, Child.next_assessment_due, joinedload(Child.village)),
-        ("measures", measures, SupportService.due_on, joinedload(SupportService.child)),
-    ):
-        count = _count(stmt) if stmt is not None else 0
+        (
+            "drafts",
+            Assessment,
+            select(Assessment).where(
+                Assessment.status == AssessmentStatus.DRAFT.value, Assessment.created_by_id == user_id
+            ),
+            Assessment.assessed_on,
+            joinedload(Assessment.child),
+        ),
+        (
+            "reassess",
+            Child,
+            select(Child).where(Child.archived_at.is_(None), Child.next_assessment_due < today),
+            Child.next_assessment_due,
+            joinedload(Child.village),
+        ),
+        (
+            "measures",
+            SupportService,
+            select(SupportService).where(
+                SupportService.status == ServiceStatus.PLANNED.value, SupportService.due_on < today
+            ),
+            SupportService.due_on,
+            joinedload(SupportService.child),
+        ),
+    ]
+    work = {}
+    for key, model, stmt, order, load in waiting:
+        if stmt is None:
+            work[f"{key}_count"], work[key] = 0, []
+            continue
+        # Assessments awaiting review or in draft are few in any village: each is checked for its
+        # village (per row) rather than every child of the villages for its assessments.
+        few = model is Assessment
+        count = _count(scope(stmt, model, village_ids, per_row=few))
         work[f"{key}_count"] = count
-        # Most users have nothing in most lists: the rows are read only when there are some.
+        # Most users have nothing in most lists: the rows are read only when there are some. The
+        # first rows in date order are read along the date index, each checked for its village.
         work[key] = (
-            db.session.scalars(stmt.options(load).order_by(order).limit(LIST_LIMIT)).unique().all()
+            db.session.scalars(
+                scope(stmt, model, village_ids, per_row=True)
+                .options(load)
+                .order_by(order, model.id)
+                .limit(LIST_LIMIT)
+            )
+            .unique()
+            .all()
             if count
             else []
         )

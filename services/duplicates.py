@@ -29,7 +29,7 @@ from models import (
     db,
     utcnow,
 )
-from services import audit
+from services import audit, filing
 from services.assessment import refresh_level
 from services.scoping import scope
 from services.validation import InvalidInput
@@ -230,6 +230,7 @@ def merge_children(keep_id: int, other_id: int, village_ids, *, note: str = "") 
             child_category.insert(), [{"child_id": keep_id, "category_id": cid} for cid in categories]
         )
     moved["困境类别"] = len(categories)
+    filing.refresh(session, [keep_id, other_id])  # the links moved without the ORM
 
     for name in _FILLED + _FILLED_IDS:
         if getattr(keep, name) in (None, "") and getattr(other, name) not in (None, ""):

@@ -35,7 +35,7 @@ from models import (
     given_name,
     pinyin_keys,
 )
-from services import audit
+from services import audit, filing
 from services.validation import (
     InvalidInput,
     birth_date_of,
@@ -772,6 +772,7 @@ def import_ledger(path: Path, village_ids, mode: str, *, file_name: str = "") ->
             )
     if link_rows:
         session.execute(insert(ChildGuardian), link_rows)
+    filing.refresh(session, [p.existing_id for p in written])
 
     audit.record(
         session,

@@ -11,18 +11,24 @@ def is_scoped(model) -> bool:
     return hasattr(model, "village_clause")
 
 
-def scope_clause(model, village_ids):
-    """The SQL condition limiting ``model`` to ``village_ids``; None when nothing is to be limited."""
+def scope_clause(model, village_ids, *, per_row=False):
+    """The SQL condition limiting ``model`` to ``village_ids``; None when nothing is to be limited.
+
+    ``per_row``: the same rows, checked one by one (``village_clause_per_row``, where the model has
+    it), for a query whose other filters already pick few rows.
+    """
     if village_ids is None or not is_scoped(model):
         return None
     if not village_ids:
         return false()
+    if per_row and hasattr(model, "village_clause_per_row"):
+        return model.village_clause_per_row(list(village_ids))
     return model.village_clause(list(village_ids))
 
 
-def scope(query, model, village_ids):
+def scope(query, model, village_ids, *, per_row=False):
     """Limit a legacy Query or a 2.0 Select over ``model`` to the villages in scope."""
-    clause = scope_clause(model, village_ids)
+    clause = scope_clause(model, village_ids, per_row=per_row)
     if clause is None:
         return query
     return query.where(clause) if hasattr(query, "where") else query.filter(clause)

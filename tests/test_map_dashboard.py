@@ -21,7 +21,7 @@ from models import (
 )
 from services import clock
 from services.assessment import AssessmentInput, approve, current_rules, save_assessment
-from services.dashboard import overdue_work, plan_phases, plan_rates, register_counts
+from services.dashboard import LIST_LIMIT, overdue_work, plan_phases, plan_rates, register_counts
 from services.riskmap import village_levels
 from tests.conftest import csrf_token
 from tests.test_assessment import first_child, scores_for
@@ -273,15 +273,15 @@ def test_rates_equal_hand_counts_for_the_town_and_for_one_village(app):
         handled, late = db.session.scalars(db.select(Alert).where(scope_clause).limit(2))
         handled.status, handled.closed_at = "done", handled.deadline - dt.timedelta(hours=1)
         late.deadline = dt.datetime.combine(today, dt.time()) - dt.timedelta(days=1)
-    # An archived child, then an incomplete file without an address (both by the quick count), then
-    # one without a category (the child-by-child check).
+    # An archived child, then an incomplete file without an address, then one whose categories were
+    # all removed (as the child form does): the 建档 flag follows each (services/filing.py).
     for step in ("archived", "no address", "no category"):
         if step == "archived":
             third.archived_at, third.status = dt.datetime(2026, 5, 1), "moved"
         elif step == "no address":
             first.address = None
         else:
-            db.session.execute(db.delete(child_category).where(child_category.c.child_id == second.id))
+            second.categories = []
         db.session.commit()
         for scope in (None, own):
             rates = {r.key: (r.numerator, r.denominator) for r in plan_rates(scope, today)}
@@ -339,6 +339,41 @@ def test_overdue_work_is_the_users_own(app):
     author = db.session.scalar(db.select(Assessment.created_by_id).where(Assessment.status == "submitted"))
     mine = overdue_work(None, user_id=author, may_review=True, today=today)
     assert mine["to_review_count"] < pending or pending == 0
+
+
+def test_overdue_work_of_one_village_equals_hand_counts(app):
+    """The lists checked village by village (per row) hold exactly the village's rows, oldest first."""
+    today = clock.today()
+    own = user("director1").village_id
+    reviewer = user("supervisor")
+    # Work waiting in two villages: one village's rows must not reach the other's lists.
+    for assessment in db.session.scalars(
+        db.select(Assessment).where(Assessment.status == "approved").limit(40)
+    ):
+        assessment.status = "submitted"
+    db.session.commit()
+    work = overdue_work([own], user_id=reviewer.id, may_review=True, today=today)
+    pending = sorted(
+        (a.assessed_on, a.id)
+        for a in db.session.scalars(db.select(Assessment).where(Assessment.status == "submitted"))
+        if a.child.village_id == own and a.created_by_id != reviewer.id
+    )
+    overdue = sorted(
+        (s.due_on, s.id)
+        for s in db.session.scalars(db.select(SupportService).where(SupportService.status == "planned"))
+        if s.child.village_id == own and s.due_on < today
+    )
+    assert 0 < work["to_review_count"] == len(pending)
+    assert [a.id for a in work["to_review"]] == [i for _, i in pending][:LIST_LIMIT]
+    assert 0 < work["measures_count"] == len(overdue)
+    assert [s.id for s in work["measures"]] == [i for _, i in overdue][:LIST_LIMIT]
+    assert all(s.child.village_id == own for s in work["measures"])
+    others = db.session.scalar(
+        db.select(db.func.count(Assessment.id)).where(
+            Assessment.status == "submitted", Assessment.child.has(Child.village_id != own)
+        )
+    )
+    assert others > 0  # there was other villages' work to keep out
 
 
 def test_dashboard_page_shows_rates_and_is_scoped_for_director1(client, auth):

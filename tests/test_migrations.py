@@ -1,5 +1,7 @@
 """`make run` builds the schema with Alembic: the migrations must produce exactly the models' schema."""
 
+import datetime as dt
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import upgrade
@@ -36,3 +38,72 @@ def test_migrations_build_the_models_schema(database_url, tmp_path):
         db.engine.dispose()
     assert "child" in tables and "audit_log" in tables
     assert diff == [], f"models and migrations differ: run `flask --app app db migrate`: {diff}"
+
+
+def test_the_file_complete_flag_is_filled_in_for_existing_children(database_url, tmp_path):
+    """Upgrading a database that already holds children sets their 建档 flag from their rows."""
+    url = _empty_database(database_url, tmp_path)
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True})
+    with app.app_context():
+        upgrade(revision="3ab5e9520c1a")  # the schema before the flag
+        child = {
+            "name": "甲",
+            "name_pinyin": "jia",
+            "name_initials": "j",
+            "name_given": "甲",
+            "id_last4": "000X",
+            "gender": "F",
+            "birth_date": dt.date(2016, 3, 15),
+            "village_id": 1,
+            "status": "active",
+            "created_at": dt.datetime(2026, 1, 5),
+            "updated_at": dt.datetime(2026, 1, 5),
+            "version": 1,
+        }
+        statements = [
+            (
+                "INSERT INTO village (id, name, kind, code, sort_order) VALUES (1, '云岭村', 'village', 'V1', 1)",
+                {},
+            ),
+            ("INSERT INTO category (id, code, name, sort_order) VALUES (1, 'low_income', '低保儿童', 1)", {}),
+            (
+                "INSERT INTO guardian (id, name, name_pinyin, name_initials, status, low_income, village_id, version)"
+                " VALUES (1, '母', 'mu', 'm', 'normal', FALSE, 1, 1)",
+                {},
+            ),
+        ]
+        columns = ", ".join(["id", "id_number", "address", *child])
+        values = ", ".join([":id", ":id_number", ":address", *(f":{k}" for k in child)])
+        for child_id, address in ((1, "云岭村3组"), (2, "云岭村4组"), (3, None), (4, "")):
+            statements.append(
+                (
+                    f"INSERT INTO child ({columns}) VALUES ({values})",
+                    {
+                        "id": child_id,
+                        "id_number": f"50010220160315{child_id:03d}X",
+                        "address": address,
+                        **child,
+                    },
+                )
+            )
+        # 1: complete; 2: no category; 3: no address; 4: an empty address
+        for child_id in (1, 2, 3, 4):
+            statements.append(
+                (
+                    "INSERT INTO child_guardian (id, child_id, guardian_id, relation, is_primary)"
+                    " VALUES (:id, :id, 1, 'mother', TRUE)",
+                    {"id": child_id},
+                )
+            )
+        for child_id in (1, 3, 4):
+            statements.append(
+                ("INSERT INTO child_category (child_id, category_id) VALUES (:id, 1)", {"id": child_id})
+            )
+        with db.engine.begin() as conn:
+            for sql, params in statements:
+                conn.execute(text(sql), params)
+        upgrade()
+        with db.engine.connect() as conn:
+            flags = dict(conn.execute(text("SELECT id, file_complete FROM child ORDER BY id")).all())
+        db.engine.dispose()
+    assert {k: bool(v) for k, v in flags.items()} == {1: True, 2: False, 3: False, 4: False}

@@ -7,11 +7,12 @@ from flask_login import current_user
 from choices import LEVEL_COLOURS, AssessmentStatus, Level, ServiceKind
 from services import clock
 from services.assessment import may_review
-from services.dashboard import overdue_work, plan_phases, plan_rates, register_counts
+from services.dashboard import child_figures, overdue_work, plan_phases, plan_rates, register_counts
 from services.fund_checks import execution_figures, run_all
 from services.permissions import can_read
 from views.assessment import OverdueFilter, filtered_url
 from views.base import current_role, current_scope, level_badge
+from views.registry import FileCompleteFilter
 
 
 class DashboardView(AdminIndexView):
@@ -27,12 +28,14 @@ class DashboardView(AdminIndexView):
         scope = current_scope()
         today = clock.today()
         counts = rates = work = None
+        links = {}
         if can_read(role, "children"):
-            counts = register_counts(scope)
-            rates = plan_rates(scope, today)
+            children = child_figures(scope, today)  # one scan, shared by the counts and the rates
+            counts = register_counts(scope, children)
+            rates = plan_rates(scope, today, children)
+            links["incomplete_files"] = filtered_url("child", [(FileCompleteFilter, "0")])
         # The findings count runs every fund check: the page asks for it separately (fund_findings).
         funds = execution_figures() if can_read(role, "funds") else None
-        links = {}
         if can_read(role, "assessments"):
             work = overdue_work(scope, user_id=current_user.id, may_review=may_review(role), today=today)
             links["to_review"] = filtered_url("assessment", [("状态", AssessmentStatus.SUBMITTED.value)])

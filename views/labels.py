@@ -42,6 +42,7 @@ LABELS = {
     "level_assessed_on": "最近评估日期",
     "next_visit_due": "下次走访",
     "next_assessment_due": "下次评估",
+    "file_complete": "档案齐全",
     "director": "儿童主任",
     "caring_mother": "爱心妈妈",
     "notes": "备注",

@@ -101,6 +101,19 @@ class LevelFilter(FilterEqual):
         return query.filter(Child.current_level == value)
 
 
+class FileCompleteFilter(FilterEqual):
+    """建档情况: whether the file has an address, a guardian and a category (the 建档完成率 on the 工作台)."""
+
+    def __init__(self):
+        super().__init__(Child.file_complete, "建档情况", options=[("0", "档案不全"), ("1", "档案齐全")])
+
+    def apply(self, query, value, alias=None):
+        return query.filter(Child.file_complete.is_(value == "1"))
+
+    def validate(self, value):
+        return value in ("0", "1")
+
+
 class VillageView(ScopedModelView):
     area = "villages"
     menu_category = MENU_BASE
@@ -249,6 +262,7 @@ class ChildView(ChildSearch, ScopedModelView):
         VillageFilter(Child.village_id),
         CategoryFilter(),
         LevelFilter(),
+        FileCompleteFilter(),
         ChoiceFilter(Child.gender, "性别", Gender),
         ChoiceFilter(Child.identification_source, "发现来源", IdentificationSource),
         DateBetweenFilter(Child.next_visit_due, "下次走访"),
@@ -278,6 +292,7 @@ class ChildView(ChildSearch, ScopedModelView):
         "level_assessed_on",
         "next_visit_due",
         "next_assessment_due",
+        "file_complete",
         "director",
         "caring_mother",
         "guardian_links",
