@@ -16,13 +16,16 @@ branch_labels = None
 depends_on = None
 
 
+# Plain ALTER TABLE ADD COLUMN and index statements, which SQLite runs in place: no batch rebuild of
+# the child table.
+
+
 def upgrade():
-    with op.batch_alter_table('child', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('file_complete', sa.Boolean(), server_default=sa.false(), nullable=False))
-        batch_op.drop_index(batch_op.f('ix_child_level_dues'))
-        batch_op.create_index('ix_child_level_dues', ['archived_at', 'village_id', 'current_level', 'level_assessed_on', 'next_assessment_due', 'next_visit_due', 'file_complete'], unique=False)
-        batch_op.drop_index(batch_op.f('ix_child_next_assessment_due'))
-        batch_op.create_index('ix_child_assessment_due', ['next_assessment_due', 'archived_at'], unique=False)
+    op.add_column('child', sa.Column('file_complete', sa.Boolean(), server_default=sa.false(), nullable=False))
+    op.drop_index('ix_child_level_dues', table_name='child')
+    op.create_index('ix_child_level_dues', 'child', ['archived_at', 'village_id', 'current_level', 'level_assessed_on', 'next_assessment_due', 'next_visit_due', 'file_complete'], unique=False)
+    op.drop_index('ix_child_next_assessment_due', table_name='child')
+    op.create_index('ix_child_assessment_due', 'child', ['next_assessment_due', 'archived_at'], unique=False)
     # Existing children: the same rule as services/filing.py (address, a guardian, a category).
     op.execute(
         "UPDATE child SET file_complete = TRUE"
@@ -33,9 +36,9 @@ def upgrade():
 
 
 def downgrade():
+    op.drop_index('ix_child_assessment_due', table_name='child')
+    op.create_index('ix_child_next_assessment_due', 'child', ['next_assessment_due'], unique=False)
+    op.drop_index('ix_child_level_dues', table_name='child')
+    op.create_index('ix_child_level_dues', 'child', ['archived_at', 'village_id', 'current_level', 'level_assessed_on', 'next_assessment_due', 'next_visit_due'], unique=False)
     with op.batch_alter_table('child', schema=None) as batch_op:
-        batch_op.drop_index('ix_child_assessment_due')
-        batch_op.create_index(batch_op.f('ix_child_next_assessment_due'), ['next_assessment_due'], unique=False)
-        batch_op.drop_index('ix_child_level_dues')
-        batch_op.create_index(batch_op.f('ix_child_level_dues'), ['archived_at', 'village_id', 'current_level', 'level_assessed_on', 'next_assessment_due', 'next_visit_due'], unique=False)
         batch_op.drop_column('file_complete')
