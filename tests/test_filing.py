@@ -1,5 +1,7 @@
 """建档完成: Child.file_complete follows the child's address, guardian links and categories on every path."""
 
+import re
+
 from sqlalchemy import delete
 
 from models import Category, Child, ChildGuardian, db
@@ -125,3 +127,23 @@ def test_links_deleted_without_the_orm_show_as_stale(app):
     child = complete_child()
     db.session.execute(delete(ChildGuardian).where(ChildGuardian.child_id == child.id))
     assert stale_children(db.session) == [child.id]
+
+
+def test_details_and_list_filter_name_what_is_missing(app, client, auth):
+    lacking = db.session.scalar(
+        db.select(Child).where(Child.file_complete.is_(False), Child.address.is_(None)).order_by(Child.id)
+    )
+    auth.login("clerk")
+    details = client.get(f"/admin/child/details/?id={lacking.id}").get_data(as_text=True)
+    assert "不全（缺：住址）" in details
+    complete = complete_child()
+    assert "齐全" in client.get(f"/admin/child/details/?id={complete.id}").get_data(as_text=True)
+    listing = client.get("/admin/").get_data(as_text=True)
+    link = re.search(r'id="incomplete-files" href="([^"]+)"|href="([^"]+)" id="incomplete-files"', listing)
+    rows = client.get(next(g for g in link.groups() if g).replace("&amp;", "&")).get_data(as_text=True)
+    incomplete = db.session.scalars(
+        db.select(Child.name).where(Child.file_complete.is_(False), Child.archived_at.is_(None))
+    ).all()
+    body = rows.split("</thead>")[1]
+    assert incomplete and all(name in body for name in incomplete)
+    assert complete.name not in body

@@ -101,6 +101,20 @@ class LevelFilter(FilterEqual):
         return query.filter(Child.current_level == value)
 
 
+def file_gaps(child: Child) -> str:
+    """齐全, or what the file still lacks (the rule of services/filing.py, read from the loaded child)."""
+    missing = [
+        label
+        for label, present in (
+            ("住址", bool(child.address)),
+            ("监护人", bool(child.guardian_links)),
+            ("困境类别", bool(child.categories)),
+        )
+        if not present
+    ]
+    return "不全（缺：{}）".format("、".join(missing)) if missing else "齐全"
+
+
 class FileCompleteFilter(FilterEqual):
     """建档情况: whether the file has an address, a guardian and a category (the 建档完成率 on the 工作台)."""
 
@@ -302,6 +316,7 @@ class ChildView(ChildSearch, ScopedModelView):
     )
     column_formatters_detail = {
         **column_formatters,
+        "file_complete": lambda v, c, m, n: file_gaps(m),
         "guardian_links": lambda v, c, m, n: Markup("<br>").join(
             Markup("{}（{}）{} {}").format(
                 link.guardian.name,
