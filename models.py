@@ -881,6 +881,31 @@ class Expense(Versioned, db.Model):
     )
 
 
+class FindingNote(db.Model):
+    """核查说明: the fund officer's account of one fund-use finding (e.g. 发票已补交、经党委会研究同意).
+
+    The finding stays listed while the check finds it: correcting the entries is what clears it. A
+    note stands only while the finding reads as it did when it was explained (``finding_message``);
+    a finding that changed (an over-spend that grew) is open again.
+    """
+
+    __tablename__ = "finding_note"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rule: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(16))
+    target_id: Mapped[int]
+    finding_message: Mapped[str] = mapped_column(Text)
+    note: Mapped[str] = mapped_column(Text)
+    by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    by: Mapped[User | None] = relationship()
+    at: Mapped[dt.datetime]  # local wall-clock time (services.clock.now), as case events
+
+    __table_args__ = (UniqueConstraint("rule", "target", "target_id"),)
+
+    def __str__(self) -> str:
+        return f"{self.rule} {self.target} {self.target_id}"
+
+
 class ApiToken(db.Model):
     """A token for the 141 platform's pull of open alerts; scoped like the account it acts as."""
 

@@ -15,7 +15,7 @@ from sqlalchemy import Integer, cast, func, select
 
 from choices import ExpenseCategory, ExpenseStatus, FundKind
 from models import Activity, Expense, FundSource, User, db
-from services.fund_checks import Finding
+from services.fund_checks import Finding, stands
 from services.funds import Budget, category_budgets, cents, source_budgets, totals
 from services.xlsx_export import DATE_FORMAT, DATETIME_FORMAT, MONEY_FORMAT, cell_writers, display_width
 
@@ -98,6 +98,7 @@ def write_ledger(
     end: dt.date | None,
     findings: list[Finding],
     generated_at: dt.datetime,
+    notes: dict | None = None,
 ) -> dict:
     """Write the ledger for expenses dated within [start, end]; returns what it wrote (for the audit)."""
     period = period_text(start, end)
@@ -124,7 +125,7 @@ def write_ledger(
             labels,
         )
         n_sources = _write_sources(sources_ws, fmt, town, period)
-        _write_findings(findings_ws, fmt, town, period, findings)
+        _write_findings(findings_ws, fmt, town, period, findings, notes or {})
         summary_ws.activate()
     finally:
         wb.close()
@@ -404,7 +405,7 @@ def _write_expenses(ws, fmt, town, period, start, end, labels: dict[int, str]) -
     return row - head, last
 
 
-def _write_findings(ws, fmt, town, period, findings: list[Finding]) -> None:
+def _write_findings(ws, fmt, town, period, findings: list[Finding], notes: dict) -> None:
     headers = (
         ("序号", 6),
         ("严重程度", 9),
@@ -415,10 +416,20 @@ def _write_findings(ws, fmt, town, period, findings: list[Finding]) -> None:
         ("资金来源编号", 9),
         ("涉及金额", 16),
         ("日期", 12),
+        ("核查状态", 10),
+        ("核查说明", 50),
+        ("说明人", 10),
+        ("说明时间", 17),
     )
     _title(ws, fmt, town, "资金使用问题清单", period, len(headers))
     head = 2
-    ws.write_string(1, 0, f"共{len(findings)}条（由系统按资金使用检查规则自动生成）", fmt.subtitle)
+    unexplained = sum(1 for f in findings if not stands(f, notes))
+    ws.write_string(
+        1,
+        0,
+        f"共{len(findings)}条，其中待核查{unexplained}条（由系统按资金使用检查规则自动生成）",
+        fmt.subtitle,
+    )
     _header(ws, fmt, head, headers)
     ws.freeze_panes(head + 1, 0)
     row = head
@@ -436,6 +447,12 @@ def _write_findings(ws, fmt, town, period, findings: list[Finding]) -> None:
             ws.write_number(row, 7, float(f.amount), fmt.money)
         if f.spent_on:
             ws.write_datetime(row, 8, _date(f.spent_on), fmt.date)
+        note = notes.get(f.key)
+        ws.write_string(row, 9, "已说明" if stands(f, notes) else ("情况已变化" if note else "待核查"))
+        if note:
+            ws.write_string(row, 10, note.note)
+            ws.write_string(row, 11, str(note.by or ""))
+            ws.write_datetime(row, 12, note.at, fmt.datetime)
     ws.autofilter(head, 0, max(row, head + 1), len(headers) - 1)
 
 

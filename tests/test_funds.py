@@ -304,9 +304,9 @@ def test_dashboard_figures(app):
     source = make_source("20000.00")
     make_expense(source, "5000.00", status="paid", approver_id=user_id("admin"), approved_at=NOW)
     db.session.commit()
-    figures = fund_checks.dashboard_figures()
+    figures = fund_checks.execution_figures()
     assert figures["execution_rate"] == Decimal("0.2500")
-    assert figures["open_findings"] == len(fund_checks.run_all())
+    assert fund_checks.open_findings_count() == len(fund_checks.run_all()) > 0  # none explained yet
 
 
 def test_finance_registers_a_source_with_allowed_categories(client, auth):

@@ -8,7 +8,7 @@ from choices import LEVEL_COLOURS, AssessmentStatus, Level, ServiceKind
 from services import clock
 from services.assessment import may_review
 from services.dashboard import child_figures, overdue_work, plan_phases, plan_rates, register_counts
-from services.fund_checks import execution_figures, run_all
+from services.fund_checks import execution_figures, open_findings_count
 from services.permissions import can_read
 from views.assessment import OverdueFilter, filtered_url
 from views.base import current_role, current_scope, level_badge
@@ -62,4 +62,4 @@ class DashboardView(AdminIndexView):
     def fund_findings(self):
         if not can_read(current_role(), "funds"):
             abort(403)
-        return jsonify(open_findings=len(run_all()))
+        return jsonify(open_findings=open_findings_count())

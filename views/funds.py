@@ -532,6 +532,7 @@ def echarts_available() -> bool:
 
 class FundCheckView(SecureView):
     area = "funds"
+    extra_write_endpoints = frozenset({"note"})
 
     def _period(self):
         year = clock.today().year
@@ -552,6 +553,10 @@ class FundCheckView(SecureView):
         findings = fund_checks.filter_findings(
             all_findings, rule=rule, severity=severity, source_id=source_id, start=start, end=end
         )
+        notes = fund_checks.notes_for(all_findings)
+        state = request.args.get("state") or None
+        if state in ("open", "explained"):
+            findings = [f for f in findings if fund_checks.stands(f, notes) == (state == "explained")]
         chart = {
             "sources": {
                 "names": [b.name for b in sources],
@@ -574,6 +579,11 @@ class FundCheckView(SecureView):
             total=totals(sources),
             findings=findings,
             finding_count=len(all_findings),
+            open_count=len(fund_checks.unexplained(all_findings, notes)),
+            notes=notes,
+            stands=fund_checks.stands,
+            state=state,
+            may_write=self.may_write,
             counts_by_rule=_count_by(all_findings, "rule"),
             counts_by_severity=_count_by(all_findings, "severity"),
             rules=list(FundRule),
@@ -588,6 +598,22 @@ class FundCheckView(SecureView):
             related_for=_related_link,
         )
 
+    @expose("/note/", methods=("POST",))
+    def note(self):
+        """核查说明 of one finding: kept with the finding while it reads the same, and audited."""
+        form = request.form
+        key = (form.get("rule", ""), form.get("target", ""), form.get("target_id", type=int))
+        try:
+            fund_checks.explain(key, form.get("note", ""), current_user.id)
+        except InvalidInput as bad:
+            db.session.rollback()
+            flash(str(bad), "error")
+        else:
+            db.session.commit()
+            flash("已保存核查说明。问题仍在清单中，直到相关记录被更正。", "success")
+        back = form.get("back", "")
+        return redirect(back if back.startswith(self.get_url(".index")) else self.get_url(".index"))
+
     @expose("/ledger.xlsx")
     def ledger_view(self):
         start, end = self._period()
@@ -601,6 +627,7 @@ class FundCheckView(SecureView):
             start=start,
             end=end,
             findings=findings,
+            notes=fund_checks.notes_for(findings),
             generated_at=clock.now(),
         )
         audit.record(
