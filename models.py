@@ -462,13 +462,15 @@ class VetoItem(db.Model):
 
 
 class LevelRule(db.Model):
-    """Per level: the lowest total that still reaches it, and the visit and reassessment intervals."""
+    """Per level: the lowest total that still reaches it, the visit and reassessment intervals, and
+    the days from approval within which the level's tiered measures are due (none for green)."""
 
     __tablename__ = "level_rule"
     level: Mapped[str] = mapped_column(String(16), primary_key=True)
     min_score: Mapped[int]
     visit_days: Mapped[int]
     reassess_days: Mapped[int]
+    measure_days: Mapped[int | None]
 
     def __str__(self) -> str:
         return Level.label_of(self.level)

@@ -6,6 +6,7 @@ The structure follows published guardianship-capacity standards (e.g. Hubei DB42
 
 from choices import Level
 from models import Indicator, IndicatorGroup, LevelRule, VetoItem, db
+from services.assessment import TIERED_MEASURES
 
 # group → [(code, name, label_3 良好, label_2 一般, label_1 较差, label_0 严重问题)]
 INDICATORS = [
@@ -158,7 +159,11 @@ def seed_rules() -> None:
         if session.get(LevelRule, level.value) is None:
             session.add(
                 LevelRule(
-                    level=level.value, min_score=min_score, visit_days=visit_days, reassess_days=reassess_days
+                    level=level.value,
+                    min_score=min_score,
+                    visit_days=visit_days,
+                    reassess_days=reassess_days,
+                    measure_days=next((days for _, days in TIERED_MEASURES[level]), None),
                 )
             )
     session.flush()

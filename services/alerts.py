@@ -62,6 +62,7 @@ DEFAULT_DEADLINE_HOURS = {Severity.RED: 24, Severity.ORANGE: 72, Severity.YELLOW
 DEFAULT_VISIT_DAYS = {level: visit_days for level, (_, visit_days, _) in LEVEL_RULES.items()}
 # A child not yet assessed is visited as often as a yellow one until the first assessment.
 UNASSESSED_VISIT_DAYS = 30
+# The red level's measure days (LevelRule.measure_days, the work plan's 3) when the table lacks them.
 SAFETY_NET_DAYS = 3
 REPORT_RESPONSE_HOURS = 24
 CASE_STALE_DAYS = 30
@@ -235,7 +236,8 @@ def reassessment_overdue(today: dt.date, now: dt.datetime | None = None) -> list
 
 @rule(AlertRule.RED_WITHOUT_SAFETY_NET)
 def red_without_safety_net(today: dt.date, now: dt.datetime | None = None) -> list[Condition]:
-    """A red child with no delivered 兜底保障 service more than 3 days after turning red."""
+    """A red child with no delivered 兜底保障 service more than the red level's measure days (3) after
+    turning red."""
     delivered = exists().where(
         SupportService.child_id == Child.id,
         SupportService.kind == ServiceKind.SAFETY_NET.value,
@@ -250,10 +252,14 @@ def red_without_safety_net(today: dt.date, now: dt.datetime | None = None) -> li
     if not red:
         return []
     red_since = _red_since([child_id for child_id, _, _ in red], today)
+    days = (
+        db.session.scalar(select(LevelRule.measure_days).where(LevelRule.level == Level.RED.value))
+        or SAFETY_NET_DAYS
+    )
     found = []
     for child_id, village_id, assessed_on in red:
         since = red_since.get(child_id, assessed_on)
-        if since is None or today <= since + dt.timedelta(days=SAFETY_NET_DAYS):
+        if since is None or today <= since + dt.timedelta(days=days):
             continue
         found.append(
             Condition(
@@ -261,7 +267,7 @@ def red_without_safety_net(today: dt.date, now: dt.datetime | None = None) -> li
                 severity=Severity.RED.value,
                 village_id=village_id,
                 child_id=child_id,
-                detail=f"{since:%Y-%m-%d} 评估为红色，{SAFETY_NET_DAYS}日内应落实兜底保障政策对接，"
+                detail=f"{since:%Y-%m-%d} 评估为红色，{days}日内应落实兜底保障政策对接，"
                 f"至今未落实（{(today - since).days} 天）",
             )
         )

@@ -34,7 +34,9 @@ from services.validation import InvalidInput
 
 SCORE_WORDS = {3: "良好", 2: "一般", 1: "较差", 0: "严重问题"}
 
-# Work plan 三(二): what each level's family is offered, and within how many days of approval.
+# Work plan 三(二): what each level's family is offered, and within how many days of approval. The
+# days are the seeded defaults of LevelRule.measure_days (admins edit them; each assessment plans its
+# measures with the days of the rule version it was scored under).
 TIERED_MEASURES: dict[Level, tuple[tuple[ServiceKind, int], ...]] = {
     Level.RED: ((ServiceKind.SAFETY_NET, 3),),
     Level.ORANGE: (
@@ -46,7 +48,7 @@ TIERED_MEASURES: dict[Level, tuple[tuple[ServiceKind, int], ...]] = {
     Level.GREEN: (),
 }
 
-CASE_SUGGESTION = "该儿童评估为红色（家庭监护能力缺失）：请在3日内对接兜底保障政策，并开立个案。"
+CASE_SUGGESTION = "该儿童评估为红色（家庭监护能力缺失）：请在{days}日内对接兜底保障政策，并开立个案。"
 
 
 class AssessmentRefused(InvalidInput):
@@ -92,6 +94,7 @@ def rules_snapshot() -> dict:
                 "min_score": levels[level.value].min_score,
                 "visit_days": levels[level.value].visit_days,
                 "reassess_days": levels[level.value].reassess_days,
+                "measure_days": levels[level.value].measure_days,
             }
             for level in Level
             if level.value in levels
@@ -150,10 +153,10 @@ def score(scores: dict, vetoes, rules: dict) -> tuple[int, Level]:
     return total, level_for_total(total, rules)
 
 
-def check_level_rules(rows: dict[str, tuple[int, int, int]]) -> str | None:
+def check_level_rules(rows: dict[str, tuple]) -> str | None:
     """A Chinese complaint when the level table is inconsistent, else None.
 
-    ``rows`` maps level value → (min_score, visit_days, reassess_days).
+    ``rows`` maps level value → (min_score, visit_days, reassess_days, measure_days).
     """
     missing = [level.label for level in Level if level.value not in rows]
     if missing:
@@ -164,9 +167,11 @@ def check_level_rules(rows: dict[str, tuple[int, int, int]]) -> str | None:
     if any(a <= b for a, b in zip(mins, mins[1:], strict=False)):
         return "最低分必须满足 绿 > 黄 > 橙 > 红"
     for level in Level:
-        _, visit, reassess = rows[level.value]
+        _, visit, reassess, measures = rows[level.value]
         if visit <= 0 or reassess <= 0:
             return f"{level.label}：走访和复评间隔天数必须大于 0"
+        if TIERED_MEASURES[level] and not (measures and measures > 0):
+            return f"{level.label}：请填写分层赋能措施的落实期限（天，大于 0）"
     return None
 
 
@@ -333,7 +338,11 @@ def approve(assessment: Assessment, *, user_id: int, role: str, today: dt.date) 
         return ApprovalOutcome([], False, ["该评估早于已审核的最近一次评估，儿童当前等级不变。"])
     apply_level(assessment)
     services = plan_measures(assessment, today)
-    messages = [CASE_SUGGESTION] if assessment.level == Level.RED.value else []
+    messages = (
+        [CASE_SUGGESTION.format(days=measure_days(assessment.rule_version.snapshot, Level.RED))]
+        if assessment.level == Level.RED.value
+        else []
+    )
     return ApprovalOutcome(services, True, messages)
 
 
@@ -383,6 +392,15 @@ def refresh_level(child: Child) -> None:
     child.next_visit_due = child.next_assessment_due = None
 
 
+def measure_days(rules: dict, level: Level) -> int | None:
+    """Days from approval within which the level's measures are due, under these rules (rule versions
+    frozen before the days were rule data hold none: the seeded defaults apply)."""
+    days = rules["levels"].get(level.value, {}).get("measure_days")
+    if days:
+        return days
+    return next((default for _, default in TIERED_MEASURES[level]), None)
+
+
 def plan_measures(assessment: Assessment, today: dt.date) -> list[SupportService]:
     """Planned support services of the level's tier; a kind already planned for the child is not repeated."""
     level = Level(assessment.level)
@@ -395,7 +413,8 @@ def plan_measures(assessment: Assessment, today: dt.date) -> list[SupportService
         )
     )
     created = []
-    for kind, days in TIERED_MEASURES[level]:
+    days = measure_days(assessment.rule_version.snapshot, level)
+    for kind, _ in TIERED_MEASURES[level]:
         if kind.value in open_kinds:
             continue
         service = SupportService(
@@ -492,6 +511,7 @@ __all__ = [
     "ApprovalOutcome",
     "approve",
     "check_level_rules",
+    "measure_days",
     "check_service",
     "record_online_push",
     "refresh_level",

@@ -14,6 +14,7 @@ from models import (
     Child,
     ChildGuardian,
     Guardian,
+    LevelRule,
     MandatoryReport,
     RuleRun,
     RuleVersion,
@@ -121,6 +122,15 @@ def test_red_child_without_safety_net_after_three_days(app):
     )
     db.session.flush()
     assert not holds(alerts.red_without_safety_net, k, D + dt.timedelta(4))
+
+
+def test_red_child_without_safety_net_follows_the_red_measure_days(app):
+    db.session.get(LevelRule, Level.RED.value).measure_days = 5
+    child = make_child(current_level=Level.RED.value, level_assessed_on=D)
+    assess(child, D, Level.RED.value)
+    k = key(AlertRule.RED_WITHOUT_SAFETY_NET, "child", child.id)
+    assert not holds(alerts.red_without_safety_net, k, D + dt.timedelta(5))
+    assert holds(alerts.red_without_safety_net, k, D + dt.timedelta(6))
 
 
 def test_red_since_counts_from_the_first_red_of_the_current_run(app):

@@ -202,6 +202,48 @@ def test_approval_updates_the_child_and_plans_the_tiered_measures(app, total, ve
     assert bool(outcome.messages) == (level is Level.RED)
 
 
+def test_measure_days_are_rule_data_frozen_with_the_assessment(app):
+    """Admins set the days within which a level's measures are due; an assessment scored before the
+    change keeps the days of its rule version, one scored after gets the new ones."""
+    child, other, third = first_child(0), first_child(1), first_child(2)  # blank histories
+    before = draft(child, 15)  # orange under the seeded 15 days
+    db.session.get(LevelRule, "orange").measure_days = 10
+    db.session.get(LevelRule, "red").measure_days = 2
+    db.session.commit()
+    after = draft(other, 15)
+    red = draft(third, 30, vetoes=("abuse",))
+    for a in (before, after, red):
+        outcome = approve(a, user_id=user("supervisor").id, role="supervisor", today=TODAY)
+        db.session.commit()
+    assert {s.due_on for s in services_of(child, before)} == {TODAY + dt.timedelta(days=15)}
+    assert {s.due_on for s in services_of(other, after)} == {TODAY + dt.timedelta(days=10)}
+    assert {s.due_on for s in services_of(third, red)} == {TODAY + dt.timedelta(days=2)}
+    assert "请在2日内对接兜底保障政策" in outcome.messages[0]
+
+
+def test_a_level_with_measures_needs_its_measure_days(client, auth):
+    auth.login("admin")
+    url = "/admin/level_rule/edit/?id=orange"
+    page = client.get(url).get_data(as_text=True)
+    assert "分层措施期限（天）" in page
+    token = csrf_token(client, url)
+    form = {
+        "csrf_token": token,
+        "min_score": "12",
+        "visit_days": "15",
+        "reassess_days": "90",
+        "measure_days": "",
+    }
+    refused = client.post(url, data=form).get_data(as_text=True)
+    assert "请填写分层赋能措施的落实期限" in refused
+    db.session.expire_all()
+    assert db.session.get(LevelRule, "orange").measure_days == 15
+    form["measure_days"] = "20"
+    assert client.post(url, data=form).status_code == 302
+    db.session.expire_all()
+    assert db.session.get(LevelRule, "orange").measure_days == 20
+
+
 def test_worsened_is_marked_against_the_previous_approved_assessment(app):
     child = first_child()
     supervisor = user("supervisor").id

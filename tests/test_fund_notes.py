@@ -2,6 +2,7 @@
 open again when the finding changes; the note is audited and goes into the ledger's 问题清单."""
 
 import io
+import re
 
 import openpyxl
 
@@ -102,6 +103,7 @@ def test_a_note_must_say_something_and_concern_a_finding_that_exists(client, aut
     auth.login("finance")
     page = client.get(post_note(client, finding, "  好 ").headers["Location"]).get_data(as_text=True)
     assert "请填写核查说明（5–500字）" in page
+    assert re.search(r"<details[^>]*open[^>]*>.*?>  好 </textarea>", page, re.S)  # what was typed is kept
     page = client.get(post_note(client, finding, "说" * 501).headers["Location"]).get_data(as_text=True)
     assert "请填写核查说明（5–500字）" in page
     gone = fund_checks.Finding(finding.rule, finding.severity, finding.message, "source", 999999)

@@ -12,7 +12,7 @@ from flask_admin.contrib.sqla.filters import DateBetweenFilter, FilterEqual
 from flask_admin.model.template import EndpointLinkRowAction
 from flask_login import current_user
 from markupsafe import Markup
-from wtforms.validators import NumberRange
+from wtforms.validators import NumberRange, Optional
 
 from choices import (
     LEVEL_COLOURS,
@@ -107,6 +107,7 @@ ASSESSMENT_LABELS = {
     "min_score": "最低总分",
     "visit_days": "走访间隔（天）",
     "reassess_days": "复评间隔（天）",
+    "measure_days": "分层措施期限（天）",
     "fingerprint": "指纹",
     "snapshot": "规则内容",
     "indicators": "指标",
@@ -547,8 +548,8 @@ class VetoItemView(RuleTableView):
 
 
 class LevelRuleView(RuleTableView):
-    column_list = ("level", "min_score", "visit_days", "reassess_days")
-    form_columns = ("min_score", "visit_days", "reassess_days")
+    column_list = ("level", "min_score", "visit_days", "reassess_days", "measure_days")
+    form_columns = ("min_score", "visit_days", "reassess_days", "measure_days")
     column_formatters = {"level": _level_formatter}
     allow_create = False
     form_args = {
@@ -558,6 +559,11 @@ class LevelRuleView(RuleTableView):
         },
         "visit_days": {"validators": [NumberRange(min=1, max=3650)]},
         "reassess_days": {"validators": [NumberRange(min=1, max=3650)]},
+        "measure_days": {
+            "description": "审核通过之日起，该等级的分层赋能措施须在多少天内落实（红色对接兜底保障、"
+            "橙色一对一指导等、黄色线上推送和讲座；绿色无分层措施，可不填）",
+            "validators": [Optional(), NumberRange(min=1, max=365)],
+        },
     }
 
     def get_query(self):
@@ -570,10 +576,15 @@ class LevelRuleView(RuleTableView):
             return ok
         edited = request.args.get("id")
         rows = {
-            row.level: (row.min_score, row.visit_days, row.reassess_days)
+            row.level: (row.min_score, row.visit_days, row.reassess_days, row.measure_days)
             for row in db.session.scalars(db.select(LevelRule))
         }
-        rows[edited] = (form.min_score.data, form.visit_days.data, form.reassess_days.data)
+        rows[edited] = (
+            form.min_score.data,
+            form.visit_days.data,
+            form.reassess_days.data,
+            form.measure_days.data,
+        )
         problem = check_level_rules(rows)
         if problem:
             form.min_score.errors = list(form.min_score.errors) + [problem]

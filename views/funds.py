@@ -7,7 +7,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from flask import current_app, flash, redirect, request, send_file, url_for
+from flask import current_app, flash, redirect, request, send_file, session, url_for
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla.filters import DateBetweenFilter, FilterEqual, FilterLike
@@ -581,6 +581,7 @@ class FundCheckView(SecureView):
             finding_count=len(all_findings),
             open_count=len(fund_checks.unexplained(all_findings, notes)),
             notes=notes,
+            draft=session.pop("finding_note_draft", None),
             stands=fund_checks.stands,
             state=state,
             may_write=self.may_write,
@@ -608,6 +609,8 @@ class FundCheckView(SecureView):
         except InvalidInput as bad:
             db.session.rollback()
             flash(str(bad), "error")
+            # what was typed comes back in the form it was typed into
+            session["finding_note_draft"] = {"key": list(key), "text": form.get("note", "")[:500]}
         else:
             db.session.commit()
             flash("已保存核查说明。问题仍在清单中，直到相关记录被更正。", "success")
