@@ -608,4 +608,5 @@ __all__ = [
     "open_findings_count",
     "run_all",
     "stands",
+    "unexplained",
 ]

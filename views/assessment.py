@@ -561,7 +561,7 @@ class LevelRuleView(RuleTableView):
         "reassess_days": {"validators": [NumberRange(min=1, max=3650)]},
         "measure_days": {
             "description": "审核通过之日起，该等级的分层赋能措施须在多少天内落实（红色对接兜底保障、"
-            "橙色一对一指导等、黄色线上推送和讲座；绿色无分层措施，可不填）",
+            "橙色一对一指导等、黄色线上推送和讲座；绿色无分层措施，可不填）；修改后只影响之后的评估",
             "validators": [Optional(), NumberRange(min=1, max=365)],
         },
     }

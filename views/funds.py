@@ -14,6 +14,7 @@ from flask_admin.contrib.sqla.filters import DateBetweenFilter, FilterEqual, Fil
 from flask_admin.model.template import DeleteRowAction, EditRowAction
 from flask_login import current_user
 from markupsafe import Markup
+from sqlalchemy.exc import IntegrityError
 from wtforms import IntegerField, SelectMultipleField, StringField
 from wtforms.validators import Optional
 from wtforms.widgets import CheckboxInput, ListWidget
@@ -612,8 +613,13 @@ class FundCheckView(SecureView):
             # what was typed comes back in the form it was typed into
             session["finding_note_draft"] = {"key": list(key), "text": form.get("note", "")[:500]}
         else:
-            db.session.commit()
-            flash("已保存核查说明。问题仍在清单中，直到相关记录被更正。", "success")
+            try:
+                db.session.commit()
+            except IntegrityError:  # someone explained the same finding a moment ago
+                db.session.rollback()
+                flash("另一位用户刚刚保存了这条问题的说明，请查看后再修改。", "error")
+            else:
+                flash("已保存核查说明。问题仍在清单中，直到相关记录被更正。", "success")
         back = form.get("back", "")
         return redirect(back if back.startswith(self.get_url(".index")) else self.get_url(".index"))
 
