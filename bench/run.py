@@ -3,6 +3,7 @@
 Each area adds a module to AREAS with build(app) (extra data, optional) and measure(bench).
 """
 
+import hashlib
 import importlib
 import resource
 import subprocess
@@ -17,6 +18,19 @@ AREAS += ("bench.activities",)
 AREAS += ("bench.funds",)
 AREAS += ("bench.supervision",)
 AREAS += ("bench.dossier",)
+
+
+def schema_fingerprint() -> str:
+    """The models' tables, columns and indexes: a database built for other models is rebuilt."""
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    from models import db as models_db
+
+    ddl = []
+    for table in models_db.metadata.sorted_tables:
+        ddl.append(str(CreateTable(table)))
+        ddl.extend(sorted(str(CreateIndex(index)) for index in table.indexes))
+    return hashlib.sha256("\n".join(ddl).encode()).hexdigest()
 
 
 def build(db_path, modules) -> None:
@@ -36,6 +50,7 @@ def build(db_path, modules) -> None:
                 print(f"built data of {module.__name__} in {time.perf_counter() - start:.0f} s", flush=True)
         db.session.execute(db.text("ANALYZE"))
         db.session.commit()
+    db_path.with_suffix(".schema").write_text(schema_fingerprint())
 
 
 def main(argv: list[str]) -> int:
@@ -47,6 +62,15 @@ def main(argv: list[str]) -> int:
     if "--build" in argv:
         build(db_path, modules)
         return 0
+    marker = db_path.with_suffix(".schema")
+    if db_path.exists() and (not marker.exists() or marker.read_text() != schema_fingerprint()):
+        print(f"{db_path.name} was built for an older schema: rebuilding it", flush=True)
+        for stale in (
+            db_path,
+            db_path.with_name(db_path.name + "-wal"),
+            db_path.with_name(db_path.name + "-shm"),
+        ):
+            stale.unlink(missing_ok=True)
     if not db_path.exists():
         print(f"building the benchmark database {db_path.name} (once; delete it to rebuild) …", flush=True)
         subprocess.run([sys.executable, "-m", "bench.run", "--build", *only], check=True)
