@@ -40,8 +40,9 @@ def test_migrations_build_the_models_schema(database_url, tmp_path):
     assert diff == [], f"models and migrations differ: run `flask --app app db migrate`: {diff}"
 
 
-def test_the_file_complete_flag_is_filled_in_for_existing_children(database_url, tmp_path):
-    """Upgrading a database that already holds children sets their 建档 flag from their rows."""
+def test_upgrading_a_landed_database_fills_the_new_columns(database_url, tmp_path):
+    """Upgrading a database that already holds children and rules sets their 建档 flags from their
+    rows and the level rules' measure days to the values the code used before."""
     url = _empty_database(database_url, tmp_path)
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True})
     with app.app_context():
@@ -95,6 +96,14 @@ def test_the_file_complete_flag_is_filled_in_for_existing_children(database_url,
                     {"id": child_id},
                 )
             )
+        for level, min_score in (("green", 27), ("yellow", 20), ("orange", 12), ("red", 0)):
+            statements.append(
+                (
+                    "INSERT INTO level_rule (level, min_score, visit_days, reassess_days)"
+                    " VALUES (:level, :min_score, 30, 90)",
+                    {"level": level, "min_score": min_score},
+                )
+            )
         for child_id in (1, 3, 4):
             statements.append(
                 ("INSERT INTO child_category (child_id, category_id) VALUES (:id, 1)", {"id": child_id})
@@ -104,6 +113,8 @@ def test_the_file_complete_flag_is_filled_in_for_existing_children(database_url,
                 conn.execute(text(sql), params)
         upgrade()
         flags = _flags()
+        with db.engine.connect() as conn:
+            measure_days = dict(conn.execute(text("SELECT level, measure_days FROM level_rule")).all())
         # Down and up again: on SQLite the downgrade rebuilds the child table (batch), which must not
         # cascade-delete the rows that reference it.
         downgrade(revision="3ab5e9520c1a")
@@ -114,6 +125,8 @@ def test_the_file_complete_flag_is_filled_in_for_existing_children(database_url,
         flags_again = _flags()
         db.engine.dispose()
     assert flags == {1: True, 2: False, 3: False, 4: False}
+    # the tiered measures' days the code used before they were rule data
+    assert measure_days == {"green": None, "yellow": 30, "orange": 15, "red": 3}
     assert (links, categorised) == (4, 3)
     assert flags_again == flags
 
