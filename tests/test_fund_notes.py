@@ -17,6 +17,12 @@ NOTE = "经镇党委会2026年第3次会议研究同意追加，追加文件待�
 def overspent(amount="1500.00"):
     """A source of ¥1,000 with a paid ¥1,500 expense: one over-spend finding, nothing else."""
     source = make_source("1000.00")
+    pay(source, amount, "记-2026-001")
+    return source, _overspend()
+
+
+def pay(source, amount, voucher):
+    """A paid expense in order: approved by another person, with its voucher and invoice."""
     make_expense(
         source,
         amount,
@@ -24,28 +30,26 @@ def overspent(amount="1500.00"):
         approver_id=user_id("admin"),
         approved_at=NOW,
         paid_at=NOW,
-        voucher_no="记-2026-001",
+        voucher_no=voucher,
         invoice_attached=True,
     )
     db.session.commit()
-    return source, _overspend()
 
 
 def _overspend():
     return next(f for f in fund_checks.run_all() if f.rule == "overspend")
 
 
-def post_note(client, finding, text):
-    token = csrf_token(client, "/admin/fund-check/")
+def post_note(client, finding, text, back="/admin/fund-check/?state=open", token_from="/admin/fund-check/"):
     return client.post(
         "/admin/fund-check/note/",
         data={
-            "csrf_token": token,
+            "csrf_token": csrf_token(client, token_from),
             "rule": finding.rule,
             "target": finding.target,
             "target_id": finding.target_id,
             "note": text,
-            "back": "/admin/fund-check/?state=open",
+            "back": back,
         },
     )
 
@@ -79,17 +83,7 @@ def test_a_finding_that_changed_is_open_again(client, auth):
     post_note(client, finding, NOTE)
     assert fund_checks.stands(finding, fund_checks.notes_for([finding]))
     # More is spent from the source: the over-spend grows, so the old explanation no longer covers it.
-    make_expense(
-        source,
-        "200.00",
-        status="paid",
-        approver_id=user_id("admin"),
-        approved_at=NOW,
-        paid_at=NOW,
-        voucher_no="记-2026-002",
-        invoice_attached=True,
-    )
-    db.session.commit()
+    pay(source, "200.00", "记-2026-002")
     grown = _overspend()
     assert grown.key == finding.key and grown.message != finding.message
     assert not fund_checks.stands(grown, fund_checks.notes_for([grown]))
@@ -117,17 +111,7 @@ def test_only_those_who_keep_the_funds_may_explain(client, auth):
     auth.login("clerk")  # reads the fund check, may not write
     assert client.get("/admin/fund-check/").status_code == 200
     assert "填写核查说明" not in client.get("/admin/fund-check/").get_data(as_text=True)
-    token = csrf_token(client, "/admin/")
-    response = client.post(
-        "/admin/fund-check/note/",
-        data={
-            "csrf_token": token,
-            "rule": finding.rule,
-            "target": finding.target,
-            "target_id": finding.target_id,
-            "note": NOTE,
-        },
-    )
+    response = post_note(client, finding, NOTE, token_from="/admin/")  # no note form to take it from
     assert response.status_code == 403
     assert db.session.scalar(db.select(db.func.count()).select_from(FindingNote)) == 0
 
@@ -135,18 +119,7 @@ def test_only_those_who_keep_the_funds_may_explain(client, auth):
 def test_the_back_link_stays_on_the_fund_check(client, auth):
     _, finding = overspent()
     auth.login("finance")
-    token = csrf_token(client, "/admin/fund-check/")
-    response = client.post(
-        "/admin/fund-check/note/",
-        data={
-            "csrf_token": token,
-            "rule": finding.rule,
-            "target": finding.target,
-            "target_id": finding.target_id,
-            "note": NOTE,
-            "back": "https://example.org/admin/fund-check/",
-        },
-    )
+    response = post_note(client, finding, NOTE, back="https://example.org/admin/fund-check/")
     assert response.headers["Location"].endswith("/admin/fund-check/")
     assert "example.org" not in response.headers["Location"]
 
