@@ -58,6 +58,20 @@ def stale_children(connection) -> list[int]:
     )
 
 
+def describe(child: Child) -> str:
+    """齐全, or what the file still lacks, read from a loaded child by the same rule as ``_complete``."""
+    missing = [
+        label
+        for label, present in (
+            ("住址", bool(child.address)),
+            ("监护人", bool(child.guardian_links)),
+            ("困境类别", bool(child.categories)),
+        )
+        if not present
+    ]
+    return "不全（缺：{}）".format("、".join(missing)) if missing else "齐全"
+
+
 def _touched_children(session) -> set[int]:
     ids: set[int] = set()
     for obj in session.new | session.dirty | session.deleted:

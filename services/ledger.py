@@ -141,6 +141,13 @@ def _sumifs(status: str | None, key_col: str, key_cell: str, last_row: int) -> s
     return "=SUMIFS(" + ",".join(parts) + ")"
 
 
+def _status_sums(ws, fmt, row: int, key_col: str, last_row: int, budget: Budget) -> None:
+    """Columns E–G of a summary row: paid, approved and draft as SUMIFS over 支出明细 (cached values)."""
+    for col, status in ((4, "paid"), (5, "approved"), (6, "draft")):
+        formula = _sumifs(status, key_col, f"$B{row + 1}", last_row)
+        ws.write_formula(row, col, formula, fmt.money, _money(getattr(budget, status)))
+
+
 def _write_summary(
     ws, fmt, town, period, budgets: list[Budget], categories, last_row, n_findings, generated_at, labels
 ) -> None:
@@ -174,11 +181,7 @@ def _write_summary(
         ws.write_string(row, 1, labels.get(b.key, b.name))
         ws.write_string(row, 2, b.kind)
         ws.write_number(row, 3, _money(b.budget), fmt.money)
-        ws.write_formula(row, 4, _sumifs("paid", X_SOURCE, f"$B{r}", last_row), fmt.money, _money(b.paid))
-        ws.write_formula(
-            row, 5, _sumifs("approved", X_SOURCE, f"$B{r}", last_row), fmt.money, _money(b.approved)
-        )
-        ws.write_formula(row, 6, _sumifs("draft", X_SOURCE, f"$B{r}", last_row), fmt.money, _money(b.draft))
+        _status_sums(ws, fmt, row, X_SOURCE, last_row, b)
         ws.write_formula(row, 7, f"=D{r}-E{r}-F{r}", fmt.money, _money(b.balance))
         rate = b.execution_rate
         ws.write_formula(
@@ -233,11 +236,7 @@ def _write_summary(
         ws.write_string(row, 0, b.key)
         ws.write_string(row, 1, b.name)
         ws.write_number(row, 3, _money(b.budget), fmt.money)
-        ws.write_formula(row, 4, _sumifs("paid", X_CATEGORY, f"$B{r}", last_row), fmt.money, _money(b.paid))
-        ws.write_formula(
-            row, 5, _sumifs("approved", X_CATEGORY, f"$B{r}", last_row), fmt.money, _money(b.approved)
-        )
-        ws.write_formula(row, 6, _sumifs("draft", X_CATEGORY, f"$B{r}", last_row), fmt.money, _money(b.draft))
+        _status_sums(ws, fmt, row, X_CATEGORY, last_row, b)
         share = float(b.paid / cat_total.paid) if cat_total.paid else ""
         ws.write_formula(row, 7, f'=IF(E${cat_last + 1}=0,"",E{r}/E${cat_last + 1})', fmt.percent, share)
         rate = b.execution_rate

@@ -46,6 +46,7 @@ from services.validation import (
     clean_phone,
     gender_of,
 )
+from services.xlsx_export import cell_text
 
 MAX_BYTES = 10 * 1024 * 1024
 MAX_ROWS = 20_000
@@ -407,14 +408,6 @@ def _header_keys(cells) -> list[str | None]:
 # --------------------------------------------------------------------------- checking
 
 
-def _text(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value).strip()
-
-
 _DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y%m%d", "%Y年%m月%d日")
 
 
@@ -425,7 +418,7 @@ def _date(value) -> dt.date:
         return value
     if isinstance(value, (int, float)) and 1 <= value < 100_000:
         return from_excel(value).date()  # a date cell whose format was lost: Excel's day number
-    raw = _narrow(_text(value)).replace(" 00:00:00", "")
+    raw = _narrow(cell_text(value)).replace(" 00:00:00", "")
     for fmt in _DATE_FORMATS:
         try:
             return dt.datetime.strptime(raw, fmt).date()
@@ -437,7 +430,7 @@ def _date(value) -> dt.date:
 def _id_text(value) -> str:
     if isinstance(value, (int, float)):
         raise InvalidInput("身份证号被 Excel 存成了数字（末几位可能已丢失），请把该列设为文本格式后重新填写")
-    return _narrow(_text(value)).replace(" ", "")
+    return _narrow(cell_text(value)).replace(" ", "")
 
 
 def _narrow(text: str) -> str:
@@ -506,15 +499,15 @@ def check_ledger(path: Path, village_ids, today: dt.date | None = None) -> Check
 
         values: dict = {}
         for column in COLUMNS:
-            if column.required and not _text(raw.get(column.key)):
+            if column.required and not cell_text(raw.get(column.key)):
                 bad(column.key, "必填项为空")
         try:
-            if _text(raw.get("name")):
-                values["name"] = clean_name(_text(raw.get("name")))
+            if cell_text(raw.get("name")):
+                values["name"] = clean_name(cell_text(raw.get("name")))
         except InvalidInput as error:
             bad("name", str(error))
         id_number = None
-        if _text(raw.get("id_number")):
+        if cell_text(raw.get("id_number")):
             try:
                 id_number = clean_id_number(_id_text(raw.get("id_number")))
             except InvalidInput as error:
@@ -525,7 +518,7 @@ def check_ledger(path: Path, village_ids, today: dt.date | None = None) -> Check
                 bad("id_number", f"与第{seen_ids[id_number]}行的身份证号重复（同一文件内重复）")
             else:
                 seen_ids[id_number] = row
-        gender = _text(raw.get("gender"))
+        gender = cell_text(raw.get("gender"))
         if gender:
             member = _choice(Gender, gender)
             if member is None:
@@ -548,7 +541,7 @@ def check_ledger(path: Path, village_ids, today: dt.date | None = None) -> Check
         if id_number:
             values.setdefault("birth_date", birth_date_of(id_number))
             values.setdefault("gender", gender_of(id_number))
-        village_name = _text(raw.get("village")).replace(" ", "")
+        village_name = cell_text(raw.get("village")).replace(" ", "")
         if village_name:
             village = villages.get(village_name) or villages.get(_unique_match(village_name, villages))
             if village is None:
@@ -558,13 +551,13 @@ def check_ledger(path: Path, village_ids, today: dt.date | None = None) -> Check
             else:
                 values["village_id"] = village.id
         for key in ("address", "school", "grade", "disability_kind", "disability_grade", "notes"):
-            text = _text(raw.get(key))
+            text = cell_text(raw.get(key))
             values[key] = text or None
         limits = {"address": 200, "school": 100, "grade": 30, "disability_kind": 30, "disability_grade": 10}
         for key, limit in limits.items():
             if values[key] and len(values[key]) > limit:
                 bad(key, f"内容过长（最多{limit}个字）")
-        source = _text(raw.get("source"))
+        source = cell_text(raw.get("source"))
         values["identification_source"] = None
         if source:
             member = IdentificationSource.from_label(source)
@@ -574,7 +567,7 @@ def check_ledger(path: Path, village_ids, today: dt.date | None = None) -> Check
                 values["identification_source"] = member.value
         chosen: list[int] = []
         for key in ("category1", "category2"):
-            for name in _SPLIT.split(_text(raw.get(key))):
+            for name in _SPLIT.split(cell_text(raw.get(key))):
                 if not name:
                     continue
                 name = name if name in categories else _unique_match(name, categories) or name
@@ -600,9 +593,9 @@ def check_ledger(path: Path, village_ids, today: dt.date | None = None) -> Check
 
 def _check_guardian(raw, prefix, row, bad, guardian_names) -> GuardianPlan | None:
     fields = {f: raw.get(f"{prefix}_{f}") for f in GUARDIAN_FIELDS}
-    if not any(_text(v) for v in fields.values()):
+    if not any(cell_text(v) for v in fields.values()):
         return None
-    name = _text(fields["name"])
+    name = cell_text(fields["name"])
     if not name:
         bad(f"{prefix}_name", "填写了监护人信息，但监护人姓名为空")
         return None
@@ -610,14 +603,14 @@ def _check_guardian(raw, prefix, row, bad, guardian_names) -> GuardianPlan | Non
         name = clean_name(name)
     except InvalidInput as error:
         bad(f"{prefix}_name", str(error))
-    relation_text = _text(fields["relation"])
+    relation_text = cell_text(fields["relation"])
     relation = _choice(Relation, relation_text) if relation_text else None
     if not relation_text:
         bad(f"{prefix}_relation", "必填项为空（填写监护人时须填写与儿童的关系）")
     elif relation is None:
         bad(f"{prefix}_relation", f"“{relation_text}”不是有效的关系，请从下拉列表选择")
     id_number = None
-    if _text(fields["id_number"]):
+    if cell_text(fields["id_number"]):
         try:
             id_number = clean_adult_id_number(_id_text(fields["id_number"]))
         except InvalidInput as error:
@@ -632,10 +625,10 @@ def _check_guardian(raw, prefix, row, bad, guardian_names) -> GuardianPlan | Non
             guardian_names.setdefault(id_number, (name, row))
     phone = None
     try:
-        phone = clean_phone(_narrow(_text(fields["phone"])))
+        phone = clean_phone(_narrow(cell_text(fields["phone"])))
     except InvalidInput as error:
         bad(f"{prefix}_phone", str(error))
-    status_text = _text(fields["status"])
+    status_text = cell_text(fields["status"])
     status = _choice(GuardianStatus, status_text) if status_text else GuardianStatus.NORMAL
     if status is None:
         bad(f"{prefix}_status", f"“{status_text}”不是有效的监护状态，请从下拉列表选择")

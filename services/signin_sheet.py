@@ -15,6 +15,7 @@ import xlsxwriter
 from openpyxl import load_workbook
 
 from services.attendance import RollEntry, parse_keys
+from services.xlsx_export import cell_text
 
 HEADERS = ("序号", "姓名", "类别", "村（社区）", "关系/身份", "身份证后四位", "签到（√）", "签名", "编号")
 MARKS = {"√", "✓", "✔", "v", "V", "1", "是", "到", "y", "Y", "yes", "已到", "已签", "○", "o", "x", "X", "×"}
@@ -94,17 +95,9 @@ class SheetReading:
         return [m.entry.key for m in self.matched]
 
 
-def _text(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value).strip()
-
-
 def _header_row(rows) -> tuple[int, dict[str, int]] | None:
     for index, row in enumerate(rows[:10]):
-        cells = [_text(v) for v in row]
+        cells = [cell_text(v) for v in row]
         if "姓名" in cells:
             columns = {}
             for col, name in enumerate(cells):
@@ -146,7 +139,7 @@ def read_sheet(data: bytes, entries: list[RollEntry]) -> SheetReading:
 
     def col(row, header):
         index = columns.get(header)
-        return _text(row[index]) if index is not None and index < len(row) else ""
+        return cell_text(row[index]) if index is not None and index < len(row) else ""
 
     for offset, row in enumerate(rows[header_index + 1 :]):
         number = header_index + 2 + offset  # as Excel numbers rows

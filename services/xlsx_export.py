@@ -34,6 +34,15 @@ def cell_writers(worksheet):
     return worksheet.write_string, worksheet.write_number, worksheet.write_datetime
 
 
+def cell_text(value) -> str:
+    """A cell read back with openpyxl, as the text a person typed: 2015.0 → "2015", None → ""."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
+
+
 def display_width(text: str) -> int:
     """Characters as a spreadsheet shows them: a Chinese character is two columns wide."""
     return sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)

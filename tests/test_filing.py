@@ -4,7 +4,7 @@ import re
 
 from sqlalchemy import delete
 
-from models import Category, Child, ChildGuardian, db
+from models import Category, Child, ChildGuardian, User, db
 from services.duplicates import merge_children
 from services.filing import stale_children
 from tests.test_duplicates import _raw_child
@@ -147,3 +147,27 @@ def test_details_and_list_filter_name_what_is_missing(app, client, auth):
     body = rows.split("</thead>")[1]
     assert incomplete and all(name in body for name in incomplete)
     assert complete.name not in body
+
+
+def test_director_sees_only_own_incomplete_files(app, client, auth):
+    own = db.session.scalar(db.select(User.village_id).where(User.username == "director1"))
+    lacking = db.session.scalar(
+        db.select(Child).where(Child.village_id == own, Child.file_complete.is_(True)).order_by(Child.id)
+    )
+    lacking.address = None  # one file of director1's village loses its address
+    db.session.commit()
+    incomplete = db.session.execute(
+        db.select(Child.name, Child.village_id).where(
+            Child.file_complete.is_(False), Child.archived_at.is_(None)
+        )
+    ).all()
+    mine = [name for name, village_id in incomplete if village_id == own]
+    others = [name for name, village_id in incomplete if village_id != own]
+    assert mine and others  # the demo has incomplete files in and outside director1's village
+    auth.login("director1")
+    page = client.get("/admin/").get_data(as_text=True)
+    assert f"查看档案不全的 {len(mine)} 名儿童" in page
+    href = re.search(r'href="([^"]+)" id="incomplete-files"', page).group(1).replace("&amp;", "&")
+    body = client.get(href).get_data(as_text=True).split("</thead>")[1]
+    assert all(name in body for name in mine)
+    assert not any(name in body for name in set(others) - set(mine))

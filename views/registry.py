@@ -23,7 +23,7 @@ from choices import (
     VillageKind,
 )
 from models import Category, Child, ChildGuardian, Guardian, Staff, Village, db
-from services import audit, clock
+from services import audit, clock, filing
 from services.permissions import can_read, may_reveal_id
 from services.register import (
     archive_child,
@@ -99,20 +99,6 @@ class LevelFilter(FilterEqual):
         if value == "none":
             return query.filter(Child.current_level.is_(None))
         return query.filter(Child.current_level == value)
-
-
-def file_gaps(child: Child) -> str:
-    """齐全, or what the file still lacks (the rule of services/filing.py, read from the loaded child)."""
-    missing = [
-        label
-        for label, present in (
-            ("住址", bool(child.address)),
-            ("监护人", bool(child.guardian_links)),
-            ("困境类别", bool(child.categories)),
-        )
-        if not present
-    ]
-    return "不全（缺：{}）".format("、".join(missing)) if missing else "齐全"
 
 
 class FileCompleteFilter(FilterEqual):
@@ -316,7 +302,7 @@ class ChildView(ChildSearch, ScopedModelView):
     )
     column_formatters_detail = {
         **column_formatters,
-        "file_complete": lambda v, c, m, n: file_gaps(m),
+        "file_complete": lambda v, c, m, n: filing.describe(m),
         "guardian_links": lambda v, c, m, n: Markup("<br>").join(
             Markup("{}（{}）{} {}").format(
                 link.guardian.name,
