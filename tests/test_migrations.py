@@ -1,6 +1,7 @@
 """`make run` builds the schema with Alembic: the migrations must produce exactly the models' schema."""
 
 import datetime as dt
+import uuid
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -16,7 +17,8 @@ def _empty_database(database_url, tmp_path):
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         return f"sqlite:///{tmp_path / 'migrated.db'}"
-    name = "tonghu_migrations_check"
+    # unique per run: several suites (xdist workers, parallel checkouts) share one PostgreSQL server
+    name = f"tonghu_migrations_{uuid.uuid4().hex[:8]}"
     admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
