@@ -242,7 +242,17 @@ def too_large(error):
 
 def init_app(app) -> None:
     app.add_template_global(attachment_panel, "attachment_panel")
-    app.register_error_handler(413, too_large)
+    # Other uploads (the ledger import) keep the 413 page they registered; attachments get theirs.
+    from werkzeug.exceptions import RequestEntityTooLarge
+
+    earlier = app.error_handler_spec[None][413].get(RequestEntityTooLarge)
+
+    def too_large_here(error):
+        if earlier is not None and not request.path.startswith("/admin/attachment"):
+            return earlier(error)
+        return too_large(error)
+
+    app.register_error_handler(RequestEntityTooLarge, too_large_here)
 
 
 def register(admin) -> None:
