@@ -5,7 +5,7 @@ from flask_admin import AdminIndexView, expose
 from flask_login import current_user
 
 from choices import LEVEL_COLOURS, AssessmentStatus, Level, ServiceKind
-from services import clock
+from services import clock, indicators, transfers
 from services.assessment import may_review
 from services.dashboard import child_figures, overdue_work, plan_phases, plan_rates, register_counts
 from services.fund_checks import execution_figures, open_findings_count
@@ -41,8 +41,17 @@ class DashboardView(AdminIndexView):
             links["to_review"] = filtered_url("assessment", [("状态", AssessmentStatus.SUBMITTED.value)])
             if can_read(role, "services"):
                 links["measures"] = filtered_url("support_service", [(OverdueFilter, "1")])
+        incoming = None
+        if can_read(role, "transfers"):
+            incoming = transfers.pending_incoming(scope)
+        consent = None
+        if can_read(role, "consent"):
+            frame = indicators.Frame.as_of(today, scope)
+            consent = indicators.compute_many(("consent_coverage", "consent_missing_under_14"), frame)
         return self.render(
             "admin/index.html",
+            consent=consent,
+            incoming=incoming,
             counts=counts,
             funds=funds,
             rates=rates,
