@@ -19,10 +19,11 @@ from sqlalchemy.engine import make_url
 
 from app import create_app
 from models import db
+from seeds.demo import DEMO_PASSWORD
 from services import clock
 
 DEMO_CHILDREN = 120
-PASSWORD = "demo-12345"
+PASSWORD = DEMO_PASSWORD
 _counter = itertools.count()
 
 
