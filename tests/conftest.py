@@ -96,6 +96,9 @@ def app(database_url):
     app.test_client_class = FreshContextClient
     with app.app_context():
         yield app
+        from services.alerts import wait_for_background_runs
+
+        wait_for_background_runs(app)  # a rule run a page started must end before its database goes
         db.session.remove()
         db.engine.dispose()
     clock.set_today(None)
