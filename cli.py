@@ -167,3 +167,22 @@ def register_cli(app: Flask) -> None:
         if restored.upgraded:
             click.echo(f"备份的数据库版本 {restored.revision} 较旧，已升级到当前版本")
         click.echo(f"已从 {path} 恢复数据库")
+
+    @app.cli.command("indicators-readme")
+    @click.option("--check", is_flag=True, help="只检查 README 是否与指标声明一致，不改写")
+    def indicators_readme_command(check):
+        """Rewrite README.md's table of indicators from services/indicators.py (the one source)."""
+        from pathlib import Path
+
+        from services.indicators import rewrite_readme
+
+        path = Path(app.root_path) / "README.md"
+        text = path.read_text(encoding="utf-8")
+        fresh = rewrite_readme(text)
+        if check:
+            if fresh != text:
+                raise click.ClickException("README.md 的指标表与 services/indicators.py 的声明不一致")
+            click.echo("README.md 的指标表与声明一致")
+            return
+        path.write_text(fresh, encoding="utf-8")
+        click.echo("README.md 的指标表已按声明重写")
