@@ -2,7 +2,7 @@
 the lease that lets one alert rule run at a time
 
 Revision ID: c01c978d1054
-Revises: aa2036b52c39
+Revises: 42ae00eea9ac
 Create Date: 2026-11-29 10:38:05.944553
 
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'c01c978d1054'
-down_revision = 'aa2036b52c39'
+down_revision = '42ae00eea9ac'
 branch_labels = None
 depends_on = None
 
