@@ -19,6 +19,7 @@ AREAS += ("bench.activities",)
 AREAS += ("bench.funds",)
 AREAS += ("bench.supervision",)
 AREAS += ("bench.dossier",)
+AREAS += ("bench.uploads",)
 AREAS += ("bench.records",)
 
 

@@ -558,6 +558,24 @@ def tiles_of_child(child_id: int) -> list:
     ).all()
 
 
+def verify(store) -> dict:
+    """Rows whose stored files are missing, and stored files no row points at (after a restore)."""
+    referenced: dict[str, int] = {}
+    rows = 0
+    for attachment_id, key, thumb in db.session.execute(
+        select(Attachment.id, Attachment.storage_key, Attachment.thumb_key).where(
+            Attachment.purged_at.is_(None)
+        )
+    ):
+        rows += 1
+        referenced[key] = attachment_id
+        if thumb:
+            referenced[thumb] = attachment_id
+    present = set(store.keys())
+    missing = sorted((attachment_id, key) for key, attachment_id in referenced.items() if key not in present)
+    return {"rows": rows, "missing": missing, "orphans": len(present - referenced.keys())}
+
+
 def kind_choices(owner_kind: str) -> list[tuple[str, str]]:
     return [(k.value, k.label) for k in owner_spec(owner_kind).kinds]
 

@@ -1,7 +1,7 @@
 """records: guardian consent (告知同意), transfers (迁出/迁入) with their steps, the anonymised mark on a child
 
 Revision ID: c49782f6365b
-Revises: 42ae00eea9ac
+Revises: c01c978d1054
 Create Date: 2026-11-29 11:27:59.136601
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'c49782f6365b'
-down_revision = '42ae00eea9ac'
+down_revision = 'c01c978d1054'
 branch_labels = None
 depends_on = None
 
