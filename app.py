@@ -97,6 +97,11 @@ def create_app(config: dict | None = None) -> Flask:
     register_views(admin, app)
     _admin_translations_ours_last(app)
 
+    from views import errors, fields
+
+    errors.init_app(app)
+    fields.init_app(app)
+
     _init_request_hooks(app)
     _init_cli(app)
 
@@ -199,7 +204,7 @@ def _init_request_hooks(app: Flask) -> None:
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["X-Frame-Options"] = "DENY"
         response.headers["Referrer-Policy"] = "same-origin"
-        if current_user.is_authenticated and response.mimetype == "text/html":
+        if getattr(g.get("_login_user"), "is_authenticated", False) and response.mimetype == "text/html":
             response.headers["Cache-Control"] = "no-store"
         return response
 

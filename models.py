@@ -920,3 +920,16 @@ class ApiToken(db.Model):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[dt.datetime | None]
+
+
+class FormToken(db.Model):
+    """A one-time form token, claimed in the same transaction as the record its form creates: the
+    second submission of the same form finds it taken (services/form_tokens.py)."""
+
+    __tablename__ = "form_token"
+    token: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[int | None]
+    endpoint: Mapped[str] = mapped_column(String(100))
+    claimed_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    record_id: Mapped[str | None] = mapped_column(String(40))
+    result_url: Mapped[str | None] = mapped_column(String(500))

@@ -45,6 +45,7 @@ from services.validation import (
     clean_name,
     clean_phone,
     gender_of,
+    normalize_identifier,
 )
 from services.xlsx_export import cell_text
 
@@ -430,7 +431,7 @@ def _date(value) -> dt.date:
 def _id_text(value) -> str:
     if isinstance(value, (int, float)):
         raise InvalidInput("身份证号被 Excel 存成了数字（末几位可能已丢失），请把该列设为文本格式后重新填写")
-    return _narrow(cell_text(value)).replace(" ", "")
+    return normalize_identifier(cell_text(value))
 
 
 def _narrow(text: str) -> str:

@@ -15,6 +15,7 @@ import xlsxwriter
 from openpyxl import load_workbook
 
 from services.attendance import RollEntry, parse_keys
+from services.validation import normalize_identifier
 from services.xlsx_export import cell_text
 
 HEADERS = ("序号", "姓名", "类别", "村（社区）", "关系/身份", "身份证后四位", "签到（√）", "签名", "编号")
@@ -170,7 +171,7 @@ def _match(row, col, name, by_key, by_id, by_name_village, by_name, villages):
     key = next(iter(parse_keys([col(row, "编号")])), None)
     if key and key in by_key and by_key[key].name == name:
         return by_key[key], "编号", None
-    id_value = (col(row, "身份证号") or col(row, "身份证后四位")).upper().replace(" ", "")
+    id_value = normalize_identifier(col(row, "身份证号") or col(row, "身份证后四位"))
     if _ID_FULL.match(id_value):
         entry = by_id.get(id_value)
         if entry is None:
