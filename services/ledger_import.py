@@ -9,7 +9,6 @@ caller's one transaction (the caller commits, or rolls back on any exception).
 from __future__ import annotations
 
 import datetime as dt
-import io
 import re
 import unicodedata
 import zipfile
@@ -17,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.etree import ElementTree
 
-import xlsxwriter
-from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
 from openpyxl.utils.datetime import from_excel
 from sqlalchemy import bindparam, delete, func, insert, select, update
@@ -35,7 +32,7 @@ from models import (
     given_name,
     pinyin_keys,
 )
-from services import audit, filing
+from services import audit, filing, xlsx_input
 from services.validation import (
     InvalidInput,
     birth_date_of,
@@ -47,9 +44,9 @@ from services.validation import (
     gender_of,
     normalize_identifier,
 )
-from services.xlsx_export import cell_text
+from services.workbook import Book, cell_text
 
-MAX_BYTES = 10 * 1024 * 1024
+MAX_BYTES = xlsx_input.MAX_BYTES
 MAX_ROWS = 20_000
 DATA_SHEET = "儿童名单"
 HELP_SHEET = "填写说明"
@@ -166,17 +163,13 @@ class ImportSummary:
 
 def build_template(village_names: list[str], category_names: list[str]) -> bytes:
     """The xlsx template: the data sheet with dropdowns, an instructions sheet, a hidden options sheet."""
-    buffer = io.BytesIO()
-    book = xlsxwriter.Workbook(buffer, {"in_memory": True})
-    head = book.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True})
-    head_required = book.add_format(
-        {"bold": True, "bg_color": "#FCE4D6", "border": 1, "text_wrap": True, "font_color": "#C00000"}
-    )
-    text = book.add_format({"num_format": "@"})
-    date = book.add_format({"num_format": "yyyy-mm-dd"})
+    book = Book()
+    head = book.format(bold=True, bg_color="#DDEBF7", border=1, text_wrap=True)
+    head_required = book.format(bold=True, bg_color="#FCE4D6", border=1, text_wrap=True, font_color="#C00000")
+    text = book.format(num_format="@")
+    date = book.format(num_format="yyyy-mm-dd")
 
-    sheet = book.add_worksheet(DATA_SHEET)
-    options = book.add_worksheet(OPTIONS_SHEET)
+    sheet = book.sheet(DATA_SHEET)
     lists = {
         "gender": [g.label for g in Gender],
         "village": village_names or ["（请先在系统中添加村社区）"],
@@ -185,23 +178,16 @@ def build_template(village_names: list[str], category_names: list[str]) -> bytes
         "status": [s.label for s in GuardianStatus],
         "source": [s.label for s in IdentificationSource],
     }
-    ranges = {}
-    for col, (name, values) in enumerate(lists.items()):
-        options.write(0, col, name)
-        for row, value in enumerate(values, start=1):
-            options.write_string(row, col, value)
-        letter = xlsxwriter.utility.xl_col_to_name(col)
-        ranges[name] = f"='{OPTIONS_SHEET}'!${letter}$2:${letter}${len(values) + 1}"
-    options.hide()
+    ranges = {name: book.choices(name, values) for name, values in lists.items()}
 
     last = MAX_ROWS
     for col, column in enumerate(COLUMNS):
         label = column.header + ("*" if column.required else "")
-        sheet.write_string(0, col, label, head_required if column.required else head)
+        sheet.text(0, col, label, head_required if column.required else head)
         fmt = date if column.key == "birth_date" else text
         sheet.set_column(col, col, column.width, fmt)
         if column.note:
-            sheet.write_comment(0, col, column.note)
+            sheet.comment(0, col, column.note)
         source = {
             "gender": "gender",
             "village": "village",
@@ -214,24 +200,21 @@ def build_template(village_names: list[str], category_names: list[str]) -> bytes
             "g2_status": "status",
         }.get(column.key)
         if source:
-            sheet.data_validation(
+            sheet.dropdown(
                 1,
                 col,
                 last,
                 col,
-                {
-                    "validate": "list",
-                    "source": ranges[source],
-                    "error_title": "请从下拉列表选择",
-                    "error_message": f"“{column.header}”请从下拉列表中选择。",
-                },
+                ranges[source],
+                title="请从下拉列表选择",
+                message=f"“{column.header}”请从下拉列表中选择。",
             )
     sheet.freeze_panes(1, 2)
     sheet.set_row(0, 30)
 
-    guide = book.add_worksheet(HELP_SHEET)
-    bold = book.add_format({"bold": True})
-    wrap = book.add_format({"text_wrap": True, "valign": "top"})
+    guide = book.sheet(HELP_SHEET)
+    bold = book.format(bold=True)
+    wrap = book.format(text_wrap=True, valign="top")
     guide.set_column(0, 0, 18)
     guide.set_column(1, 1, 8)
     guide.set_column(2, 2, 70)
@@ -245,16 +228,15 @@ def build_template(village_names: list[str], category_names: list[str]) -> bytes
         "7. 上传后系统先“试导入”检查，逐行列出问题；全部无误后才会导入，导入要么全部成功、要么一条都不写入。",
         "8. 已登记的儿童（身份证号相同）可选择“跳过”或“用表中信息更新”。",
     ]
-    guide.write(0, 0, "台账导入填写说明", bold)
+    guide.text(0, 0, "台账导入填写说明", bold)
     for i, line in enumerate(lines, start=1):
-        guide.merge_range(i, 0, i, 2, line, wrap)
+        guide.title(i, 0, i, 2, line, wrap)
     start = len(lines) + 2
-    guide.write_row(start, 0, ["列名", "必填", "说明"], bold)
+    guide.row(start, 0, ["列名", "必填", "说明"], bold)
     for i, column in enumerate(COLUMNS, start=start + 1):
-        guide.write_row(i, 0, [column.header, "是" if column.required else "", column.note], wrap)
+        guide.row(i, 0, [column.header, "是" if column.required else "", column.note], wrap)
     sheet.activate()
-    book.close()
-    return buffer.getvalue()
+    return book.close()
 
 
 # --------------------------------------------------------------------------- reading
@@ -313,25 +295,15 @@ def _merged_ranges(path: Path, sheet_name: str) -> list[str]:
 def read_ledger(path: Path) -> tuple[list[str], list[tuple[int, dict]]]:
     """The keys of the columns present and the non-empty data rows as (Excel row number, {key: value})."""
     path = Path(path)
-    size = path.stat().st_size
-    if size > MAX_BYTES:
-        raise LedgerRejected(
-            f"文件过大（{size / 1024 / 1024:.1f} MB），单个文件不能超过 10 MB，请拆分后分批导入。"
-        )
-    with path.open("rb") as handle:
-        magic = handle.read(8)
-    if magic.startswith(b"\xd0\xcf\x11\xe0"):
-        raise LedgerRejected("这是旧版 Excel（.xls）文件，请在 Excel 中“另存为” .xlsx 格式后再上传。")
-    if not magic.startswith(b"PK"):
-        raise LedgerRejected("文件不是 Excel 工作簿（.xlsx），请使用导入模板填写后上传。")
     try:
-        book = load_workbook(path, read_only=True, data_only=False)
-    except Exception:
-        raise LedgerRejected("无法读取该文件：不是有效的 .xlsx 工作簿，或文件已损坏。") from None
+        book = xlsx_input.open_workbook(path, data_only=False, max_rows=MAX_ROWS)  # refuses hostile files
+    except xlsx_input.UnsafeWorkbook as unsafe:
+        raise LedgerRejected(str(unsafe)) from None
     try:
         sheet_name = DATA_SHEET if DATA_SHEET in book.sheetnames else book.sheetnames[0]
         sheet = book[sheet_name]
-        rows = sheet.iter_rows()
+        # Rows as Excel numbers them, blank ones included: room for the data, the header and gaps.
+        rows = xlsx_input.bounded_rows(sheet, max_rows=2 * MAX_ROWS + _BLANK_RUN_END)
         header_cells = next(rows, None)
         if not header_cells:
             raise LedgerRejected(f"工作表“{sheet_name}”是空的，没有表头。请使用导入模板。")
@@ -368,6 +340,8 @@ def read_ledger(path: Path) -> tuple[list[str], list[tuple[int, dict]]]:
             data.append((row_number, values))
             if len(data) > MAX_ROWS:
                 raise LedgerRejected(f"数据超过 {MAX_ROWS} 行，请拆分为多个文件分批导入。")
+    except xlsx_input.UnsafeWorkbook as unsafe:
+        raise LedgerRejected(str(unsafe)) from None
     finally:
         book.close()
     return keys, data

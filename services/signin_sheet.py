@@ -7,73 +7,68 @@ and lists every row it cannot match with a Chinese reason. It writes nothing: th
 
 from __future__ import annotations
 
-import io
 import re
 from dataclasses import dataclass, field
 
-import xlsxwriter
-from openpyxl import load_workbook
-
+from services import xlsx_input
 from services.attendance import RollEntry, parse_keys
 from services.validation import normalize_identifier
-from services.xlsx_export import cell_text
+from services.workbook import Book, PrintSetup, cell_text
 
 HEADERS = ("序号", "姓名", "类别", "村（社区）", "关系/身份", "身份证后四位", "签到（√）", "签名", "编号")
 MARKS = {"√", "✓", "✔", "v", "V", "1", "是", "到", "y", "Y", "yes", "已到", "已签", "○", "o", "x", "X", "×"}
 _ID_FULL = re.compile(r"^\d{17}[\dX]$")
+MAX_ROWS = 20_000  # a roll is a few thousand people at most; rows beyond are refused unread
 
 
 def write_sheet(activity, entries: list[RollEntry], *, town_name: str = "", subtitle: str = "") -> bytes:
     """The xlsx bytes of the sign-in sheet: a title row, the header, one row per person."""
-    out = io.BytesIO()
-    book = xlsxwriter.Workbook(out, {"in_memory": True})
-    sheet = book.add_worksheet("签到表")
-    title = book.add_format({"bold": True, "font_size": 16, "align": "center", "valign": "vcenter"})
-    sub = book.add_format({"font_size": 10, "align": "center", "valign": "vcenter"})
-    head = book.add_format(
-        {"bold": True, "border": 1, "align": "center", "valign": "vcenter", "bg_color": "#EEEEEE"}
+    setup = PrintSetup(
+        landscape=True,
+        fit_to_width=True,
+        repeat_rows=(2, 2),
+        page_numbers=True,
+        margins={"left": 0.4, "right": 0.4, "top": 0.5, "bottom": 0.6},
     )
-    cell = book.add_format({"border": 1, "valign": "vcenter"})
-    centre = book.add_format({"border": 1, "align": "center", "valign": "vcenter"})
-    small = book.add_format({"border": 1, "font_color": "#999999", "font_size": 8, "valign": "vcenter"})
+    book = Book(print_setup=setup)
+    sheet = book.sheet("签到表")
+    title = book.format(bold=True, font_size=16, align="center", valign="vcenter")
+    sub = book.format(font_size=10, align="center", valign="vcenter")
+    head = book.format(bold=True, border=1, align="center", valign="vcenter", bg_color="#EEEEEE")
+    cell = book.format(border=1, valign="vcenter")
+    centre = book.format(border=1, align="center", valign="vcenter")
+    small = book.format(border=1, font_color="#999999", font_size=8, valign="vcenter")
     widths = (6, 12, 9, 12, 24, 12, 9, 18, 9)
     for col, width in enumerate(widths):
         sheet.set_column(col, col, width)
-    sheet.merge_range(0, 0, 0, len(HEADERS) - 1, f"{activity.title} 签到表", title)
+    sheet.title(0, 0, 0, len(HEADERS) - 1, f"{activity.title} 签到表", title)
     when = activity.starts_at.strftime("%Y年%m月%d日 %H:%M") if activity.starts_at else ""
     line = "　".join(p for p in (town_name, when, activity.place or "", subtitle) if p)
-    sheet.merge_range(1, 0, 1, len(HEADERS) - 1, line, sub)
+    sheet.title(1, 0, 1, len(HEADERS) - 1, line, sub)
     sheet.set_row(0, 30)
-    sheet.write_row(2, 0, HEADERS, head)
+    sheet.row(2, 0, HEADERS, head)
     for i, entry in enumerate(entries):
         row = 3 + i
         sheet.set_row(row, 24)
-        sheet.write_number(row, 0, i + 1, centre)
-        sheet.write_string(row, 1, entry.name, cell)
-        sheet.write_string(row, 2, entry.kind_label, centre)
-        sheet.write_string(row, 3, entry.village or "", cell)
-        sheet.write_string(row, 4, entry.role or "", cell)
-        sheet.write_string(row, 5, entry.id_last4 or "", centre)
-        sheet.write_string(row, 6, "√" if entry.present else "", centre)
+        sheet.number(row, 0, i + 1, centre)
+        sheet.text(row, 1, entry.name, cell)
+        sheet.text(row, 2, entry.kind_label, centre)
+        sheet.text(row, 3, entry.village or "", cell)
+        sheet.text(row, 4, entry.role or "", cell)
+        sheet.text(row, 5, entry.id_last4 or "", centre)
+        sheet.text(row, 6, "√" if entry.present else "", centre)
         sheet.write_blank(row, 7, None, cell)
-        sheet.write_string(row, 8, entry.key, small)
+        sheet.text(row, 8, entry.key, small)
     last = 3 + len(entries)
-    sheet.write_string(
+    sheet.text(
         last + 1, 0, "说明：到场请在“签到”栏打√或在“签名”栏签名；临时到场人员请写在表末空行（姓名、村社区）。"
     )
     for extra in range(10):
         row = last + 3 + extra
         for col in range(len(HEADERS) - 1):
             sheet.write_blank(row, col, None, cell)
-    sheet.set_landscape()
-    sheet.set_paper(9)  # A4
-    sheet.set_margins(left=0.4, right=0.4, top=0.5, bottom=0.6)
-    sheet.repeat_rows(2)
-    sheet.fit_to_pages(1, 0)
-    sheet.set_footer("&C第 &P 页，共 &N 页")
     sheet.freeze_panes(3, 0)
-    book.close()
-    return out.getvalue()
+    return book.close()
 
 
 @dataclass
@@ -113,16 +108,16 @@ def _header_row(rows) -> tuple[int, dict[str, int]] | None:
 
 
 def read_sheet(data: bytes, entries: list[RollEntry]) -> SheetReading:
-    """Match the marked rows of a filled-in sheet to the roll; list what cannot be matched."""
+    """Match the marked rows of a filled-in sheet to the roll; list what cannot be matched.
+    A file that is not a plain, bounded .xlsx raises ``xlsx_input.UnsafeWorkbook`` (Chinese)."""
     reading = SheetReading()
+    book = xlsx_input.open_workbook(data, data_only=True, max_rows=MAX_ROWS)  # UnsafeWorkbook if hostile
     try:
-        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception:
-        reading.problems.append((0, "无法读取文件：请上传由本系统导出的 .xlsx 签到表"))
-        return reading
-    sheet = book.worksheets[0]
-    rows = [tuple(r) for r in sheet.iter_rows(values_only=True)]
-    book.close()
+        rows = [
+            tuple(r) for r in xlsx_input.bounded_rows(book.worksheets[0], max_rows=MAX_ROWS, values_only=True)
+        ]
+    finally:
+        book.close()
     found = _header_row(rows)
     if found is None:
         reading.problems.append((0, "未找到表头：第1-10行中应有“姓名”列"))

@@ -1,7 +1,7 @@
 """one-time form tokens; ID numbers and phones stored with ASCII digits
 
 Revision ID: b7c1e2d3f4a5
-Revises: aa2036b52c39
+Revises: c01c978d1054
 Create Date: 2026-11-29 11:30:00
 
 Before this revision a form accepted an ID number or phone typed with full-width or other
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "b7c1e2d3f4a5"
-down_revision = "aa2036b52c39"
+down_revision = "c01c978d1054"
 branch_labels = None
 depends_on = None
 
