@@ -406,7 +406,7 @@ class ScopedModelView(AnsweredView, ModelView, XlsxExportMixin):
             keys = [primary_key_value(pk, value) for value in posted]
             visible = set()
             if keys and None not in keys:
-                visible = {row[0] for row in self.get_query().with_entities(pk).filter(pk.in_(keys))}
+                visible = {self.get_pk_value(row) for row in self.get_query().filter(pk.in_(keys))}
             if not keys or None in keys or len(visible) != len(set(keys)):
                 flash("所选记录无效或不在您的管理范围内，未执行任何操作。请刷新页面后重新选择。", "error")
                 return redirect(self.get_url(".index_view"))

@@ -202,7 +202,10 @@ def _init_log(app) -> None:
     tests, to instance/logs/errors.log (``ERROR_LOG`` to put it elsewhere)."""
     if app.testing:
         return
-    path = Path(app.config.get("ERROR_LOG") or Path(app.instance_path) / "logs" / "errors.log")
+    import os
+
+    configured = app.config.get("ERROR_LOG") or os.environ.get("ERROR_LOG")
+    path = Path(configured or Path(app.instance_path) / "logs" / "errors.log")
     path.parent.mkdir(parents=True, exist_ok=True)
     if not any(getattr(h, "baseFilename", None) == str(path) for h in log.handlers):
         handler = RotatingFileHandler(path, maxBytes=5 * 1024 * 1024, backupCount=5, encoding="utf-8")

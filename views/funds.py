@@ -22,6 +22,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from choices import ExpenseCategory, ExpenseStatus, FindingSeverity, FundKind, FundRule
 from models import Activity, Expense, FundSource, SupportService, db
 from services import audit, clock, fund_checks, ledger
+from services.errors import Refused
 from services.funds import (
     AMOUNT_MAX,
     approve,
@@ -465,6 +466,10 @@ class ExpenseView(ScopedModelView):
         if expense is None:
             flash("记录不存在。", "error")
             return redirect(self.get_url(".index_view"))
+        seen = request.form.get("version_seen")
+        if seen and seen != str(expense.version):
+            # the page was drawn before someone else approved, paid or returned it
+            raise Refused("该支出刚被他人处理，请刷新后重试", 409)
         self._each([expense.id], step, done)
         return redirect(self.get_url(".details_view", id=expense.id))
 
