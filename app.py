@@ -105,6 +105,11 @@ def create_app(config: dict | None = None) -> Flask:
     register_views(admin, app)
     _admin_translations_ours_last(app)
 
+    from views import errors, fields
+
+    errors.init_app(app)
+    fields.init_app(app)
+
     _init_request_hooks(app)
     _init_cli(app)
 

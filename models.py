@@ -1121,3 +1121,14 @@ class TransferEvent(ChildOwned, db.Model):
     from_village_id: Mapped[int | None] = mapped_column(ForeignKey("village.id"))
     to_village_id: Mapped[int | None] = mapped_column(ForeignKey("village.id"))
     note: Mapped[str | None] = mapped_column(Text)
+class FormToken(db.Model):
+    """A one-time form token, claimed in the same transaction as the record its form creates: the
+    second submission of the same form finds it taken (services/form_tokens.py)."""
+
+    __tablename__ = "form_token"
+    token: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[int | None]
+    endpoint: Mapped[str] = mapped_column(String(100))
+    claimed_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    record_id: Mapped[str | None] = mapped_column(String(40))
+    result_url: Mapped[str | None] = mapped_column(String(500))

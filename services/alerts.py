@@ -30,6 +30,7 @@ from choices import (
     Level,
     ReporterKind,
     ReportOutcome,
+    Role,
     ServiceKind,
     ServiceStatus,
     Severity,
@@ -762,11 +763,31 @@ def _require_open(alert: Alert) -> None:
         raise InvalidInput("该预警已办结，不能再修改")
 
 
+def handler_candidates(alert: Alert) -> list[User]:
+    """The accounts an alert may be assigned to (the page offers exactly these): active town-level
+    staff roles, and the 儿童主任 of the alert's village."""
+    return list(
+        db.session.scalars(
+            select(User)
+            .where(
+                User.active.is_(True),
+                User.role.in_(
+                    [Role.ADMIN.value, Role.CLERK.value, Role.SUPERVISOR.value, Role.DIRECTOR.value]
+                ),
+                or_(User.role != Role.DIRECTOR.value, User.village_id == alert.village_id),
+            )
+            .order_by(User.id)
+        )
+    )
+
+
 def assign_handler(alert: Alert, handler_id: int | None, *, user_id: int | None, now: dt.datetime) -> None:
     _require_open(alert)
-    handler = db.session.get(User, handler_id) if handler_id else None
-    if handler is None or not handler.active:
+    if not handler_id:
         raise InvalidInput("请选择处置人")
+    handler = next((u for u in handler_candidates(alert) if u.id == handler_id), None)
+    if handler is None:
+        raise InvalidInput("所选的处置人不在可指派的名单中（须为本村儿童主任或镇级督导、经办人），未保存")
     alert.handler_id = handler.id
     if alert.status == AlertStatus.OPEN:
         alert.status = AlertStatus.IN_PROGRESS.value

@@ -462,21 +462,35 @@ def record_online_push(
     """One 线上知识推送 delivered to many families at once.
 
     A child's open planned push is marked delivered; a child without one gets a delivered record.
-    Children outside ``village_ids`` are ignored. Returns the number of children recorded.
+    A child outside ``village_ids`` (or archived), or a provider the form could not offer, refuses
+    the whole save. Returns the number of children recorded.
     """
     if delivered_on > today:
         raise InvalidInput("推送日期不能晚于今天")
     if not (content or "").strip():
         raise InvalidInput("请填写推送内容")
+    wanted = {int(i) for i in child_ids}
+    if not wanted:
+        raise InvalidInput("请至少选择一名儿童")
     ids = set(
         db.session.scalars(
             scope(db.select(Child.id), Child, village_ids).where(
-                Child.id.in_([int(i) for i in child_ids]), Child.archived_at.is_(None)
+                Child.id.in_(wanted), Child.archived_at.is_(None)
             )
         )
     )
-    if not ids:
-        raise InvalidInput("请至少选择一名儿童")
+    if ids != wanted:
+        raise InvalidInput(
+            f"所选儿童中有{len(wanted - ids)}名不在您的管理范围内或已归档，未保存；请刷新页面后重新选择"
+        )
+    if provider_id is not None:
+        provider = db.session.execute(
+            scope(db.select(Staff.id), Staff, village_ids).where(
+                Staff.id == provider_id, Staff.active.is_(True)
+            )
+        ).first()
+        if provider is None:
+            raise InvalidInput("所选的服务提供人不存在或不在您的管理范围内，未保存")
     planned = {
         s.child_id: s
         for s in db.session.scalars(

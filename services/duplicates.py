@@ -33,7 +33,7 @@ from models import (
 from services import attachments, audit, filing
 from services.assessment import refresh_level
 from services.scoping import scope
-from services.validation import InvalidInput
+from services.validation import InvalidInput, normalize_identifier
 
 REASON_ID = "身份证号相同（忽略大小写和空格）"
 REASON_BIRTH = "姓名和出生日期相同"
@@ -131,6 +131,8 @@ def find_duplicates(village_ids, limit: int = _GROUP_LIMIT) -> list[DuplicateGro
         lambda ids: add(REASON_PHONE, ids),
     )
 
+    _collect_unnormalised_ids(in_scope, lambda ids: add(REASON_ID, ids))
+
     result = list(groups.values())[:limit]
     wanted = {cid for g in result for cid in g.child_ids}
     loaded = {}
@@ -143,6 +145,34 @@ def find_duplicates(village_ids, limit: int = _GROUP_LIMIT) -> list[DuplicateGro
     order = {REASON_ID: 0, REASON_BIRTH: 1, REASON_PHONE: 2}
     result.sort(key=lambda g: (min(order[r] for r in g.reasons), g.child_ids))
     return result
+
+
+def _collect_unnormalised_ids(in_scope, add) -> None:
+    """ID numbers stored with full-width or other non-ASCII digits (typed before every form
+    normalised them, and left as typed by the migration where the normalised number was taken):
+    matched against the others by their normalised form."""
+    dialect = db.session.get_bind().dialect.name
+    if dialect == "postgresql":
+        unusual = Child.id_number.regexp_match("[^0-9X]")
+    else:  # SQLite: GLOB's character class, the same test
+        unusual = Child.id_number.op("GLOB")("*[^0-9X]*")
+    odd = [
+        (child_id, value)
+        for child_id, value in db.session.execute(select(Child.id, Child.id_number).where(in_scope, unusual))
+        if value
+    ]
+    if not odd:
+        return
+    wanted = {normalize_identifier(value) for _, value in odd}
+    keyed: dict[str, set[int]] = {}
+    for child_id, value in db.session.execute(
+        select(Child.id, Child.id_number).where(in_scope, Child.id_number.in_(wanted))
+    ):
+        keyed.setdefault(value, set()).add(child_id)
+    for child_id, value in odd:
+        keyed.setdefault(normalize_identifier(value), set()).add(child_id)
+    for ids in keyed.values():
+        add(ids)
 
 
 def _collect(statement, in_scope, add) -> None:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import Integer, cast, func, select
 
 from choices import ExpenseCategory, ExpenseStatus, FundKind
 from models import Expense, FundSource, Setting, db
-from services.validation import InvalidInput
+from services.validation import InvalidInput, clean_money
 
 CENT = Decimal("0.01")
 AMOUNT_MAX = Decimal("10000000")
@@ -71,28 +71,13 @@ def load_thresholds() -> Thresholds:
 
 
 def clean_amount(value, *, allow_negative: bool = False) -> Decimal:
-    """A money amount typed by a person: Decimal, two places, > 0 and ≤ 10,000,000. Raises InvalidInput."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise InvalidInput("请填写金额")
+    """A money amount typed by a person: Decimal, two places, > 0 and ≤ 10,000,000 (a 红字冲销
+    amount may be negative, never 0). Raises InvalidInput."""
     if isinstance(value, float):
         value = repr(value)
-    try:
-        amount = Decimal(str(value).strip().replace(",", "").replace("，", "").lstrip("¥￥"))
-    except (InvalidOperation, ValueError):
-        raise InvalidInput("金额格式不正确，请填写数字，如 1200.50") from None
-    if not amount.is_finite():
-        raise InvalidInput("金额格式不正确，请填写数字，如 1200.50")
-    if amount != amount.quantize(CENT, rounding=ROUND_HALF_UP):
-        raise InvalidInput("金额最多保留两位小数（精确到分）")
-    amount = amount.quantize(CENT)
-    if allow_negative:
-        if amount == 0 or abs(amount) > AMOUNT_MAX:
-            raise InvalidInput("冲销金额不能为0，且绝对值不能超过10,000,000.00元")
-        return amount
-    if amount <= 0:
-        raise InvalidInput("金额必须大于0")
-    if amount > AMOUNT_MAX:
-        raise InvalidInput(f"金额不能超过{yuan(AMOUNT_MAX)}元")
+    amount = clean_money(value, lo=0, hi=AMOUNT_MAX, allow_zero=False, allow_negative=allow_negative)
+    if amount is None:
+        raise InvalidInput("请填写金额")
     return amount
 
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-import xlsxwriter
 from sqlalchemy import Integer, cast, func, select
 
 from choices import ExpenseCategory, ExpenseStatus, FundKind
 from models import Activity, Expense, FundSource, User, db
 from services.fund_checks import Finding, stands
 from services.funds import Budget, category_budgets, cents, source_budgets, totals
-from services.xlsx_export import DATE_FORMAT, DATETIME_FORMAT, MONEY_FORMAT, cell_writers, display_width
+from services.workbook import DATE_FORMAT, DATETIME_FORMAT, MONEY_FORMAT, Book, display_width
 
 FILENAME = "资金使用台账.xlsx"
 CONSTANT_MEMORY = True
@@ -55,30 +54,28 @@ def period_text(start: dt.date | None, end: dt.date | None) -> str:
 
 
 class _Formats:
-    def __init__(self, wb):
-        self.title = wb.add_format({"bold": True, "font_size": 14})
-        self.subtitle = wb.add_format({"font_color": "#555555"})
-        self.header = wb.add_format(
-            {"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True, "valign": "vcenter"}
-        )
-        self.money = wb.add_format({"num_format": MONEY_FORMAT})
-        self.date = wb.add_format({"num_format": DATE_FORMAT})
-        self.datetime = wb.add_format({"num_format": DATETIME_FORMAT})
-        self.percent = wb.add_format({"num_format": "0.00%"})
-        self.total_label = wb.add_format({"bold": True, "top": 1})
-        self.total_money = wb.add_format({"bold": True, "top": 1, "num_format": MONEY_FORMAT})
-        self.total_percent = wb.add_format({"bold": True, "top": 1, "num_format": "0.00%"})
-        self.text = wb.add_format({"text_wrap": False})
+    def __init__(self, book: Book):
+        self.title = book.format(bold=True, font_size=14)
+        self.subtitle = book.format(font_color="#555555")
+        self.header = book.format(bold=True, bg_color="#DDEBF7", border=1, text_wrap=True, valign="vcenter")
+        self.money = book.format(num_format=MONEY_FORMAT)
+        self.date = book.format(num_format=DATE_FORMAT)
+        self.datetime = book.format(num_format=DATETIME_FORMAT)
+        self.percent = book.format(num_format="0.00%")
+        self.total_label = book.format(bold=True, top=1)
+        self.total_money = book.format(bold=True, top=1, num_format=MONEY_FORMAT)
+        self.total_percent = book.format(bold=True, top=1, num_format="0.00%")
+        self.text = book.format(text_wrap=False)
 
 
 def _title(ws, fmt, town: str, what: str, period: str, width: int) -> None:
-    ws.merge_range(0, 0, 0, max(width - 1, 1), f"{town} {what}（{period}）", fmt.title)
+    ws.title(0, 0, 0, max(width - 1, 1), f"{town} {what}（{period}）", fmt.title)
     ws.set_row(0, 24)
 
 
 def _header(ws, fmt, row: int, headers) -> None:
     for col, (label, width) in enumerate(headers):
-        ws.write_string(row, col, label, fmt.header)
+        ws.text(row, col, label, fmt.header)
         ws.set_column(col, col, max(width, display_width(label) + 2))
 
 
@@ -102,13 +99,13 @@ def write_ledger(
 ) -> dict:
     """Write the ledger for expenses dated within [start, end]; returns what it wrote (for the audit)."""
     period = period_text(start, end)
-    wb = xlsxwriter.Workbook(target, {"constant_memory": CONSTANT_MEMORY, "strings_to_formulas": False})
-    fmt = _Formats(wb)
+    book = Book(target, constant_memory=CONSTANT_MEMORY)
+    fmt = _Formats(book)
     try:
-        summary_ws = wb.add_worksheet(SHEETS[0])
-        sources_ws = wb.add_worksheet(SHEETS[1])
-        expenses_ws = wb.add_worksheet(SHEETS[2])
-        findings_ws = wb.add_worksheet(SHEETS[3])
+        summary_ws = book.sheet(SHEETS[0])
+        sources_ws = book.sheet(SHEETS[1])
+        expenses_ws = book.sheet(SHEETS[2])
+        findings_ws = book.sheet(SHEETS[3])
         budgets = source_budgets(start, end)
         labels = source_labels()
         n_expenses, last_row = _write_expenses(expenses_ws, fmt, town, period, start, end, labels)
@@ -128,7 +125,7 @@ def write_ledger(
         _write_findings(findings_ws, fmt, town, period, findings, notes or {})
         summary_ws.activate()
     finally:
-        wb.close()
+        book.close()
     return {"expenses": n_expenses, "sources": n_sources, "findings": len(findings)}
 
 
@@ -145,7 +142,7 @@ def _status_sums(ws, fmt, row: int, key_col: str, last_row: int, budget: Budget)
     """Columns E–G of a summary row: paid, approved and draft as SUMIFS over 支出明细 (cached values)."""
     for col, status in ((4, "paid"), (5, "approved"), (6, "draft")):
         formula = _sumifs(status, key_col, f"$B{row + 1}", last_row)
-        ws.write_formula(row, col, formula, fmt.money, _money(getattr(budget, status)))
+        ws.formula(row, col, formula, fmt.money, _money(getattr(budget, status)))
 
 
 def _write_summary(
@@ -163,13 +160,13 @@ def _write_summary(
         ("执行率", 10),
     )
     _title(ws, fmt, town, "困境儿童关爱服务资金使用台账 · 汇总", period, len(headers))
-    ws.write_string(
+    ws.text(
         1,
         0,
         f"期间：{period}　生成时间：{generated_at:%Y-%m-%d %H:%M}　问题清单：{n_findings}条",
         fmt.subtitle,
     )
-    ws.write_string(2, 0, "一、按资金来源", fmt.total_label)
+    ws.text(2, 0, "一、按资金来源", fmt.total_label)
     head = 3
     _header(ws, fmt, head, headers)
     ws.freeze_panes(head + 1, 0)
@@ -177,21 +174,19 @@ def _write_summary(
     for b in budgets:
         row += 1
         r = row + 1  # 1-based row number for formulas
-        ws.write_number(row, 0, b.key)
-        ws.write_string(row, 1, labels.get(b.key, b.name))
-        ws.write_string(row, 2, b.kind)
-        ws.write_number(row, 3, _money(b.budget), fmt.money)
+        ws.number(row, 0, b.key)
+        ws.text(row, 1, labels.get(b.key, b.name))
+        ws.text(row, 2, b.kind)
+        ws.number(row, 3, _money(b.budget), fmt.money)
         _status_sums(ws, fmt, row, X_SOURCE, last_row, b)
-        ws.write_formula(row, 7, f"=D{r}-E{r}-F{r}", fmt.money, _money(b.balance))
+        ws.formula(row, 7, f"=D{r}-E{r}-F{r}", fmt.money, _money(b.balance))
         rate = b.execution_rate
-        ws.write_formula(
-            row, 8, f'=IF(D{r}=0,"",E{r}/D{r})', fmt.percent, float(rate) if rate is not None else ""
-        )
+        ws.formula(row, 8, f'=IF(D{r}=0,"",E{r}/D{r})', fmt.percent, float(rate) if rate is not None else "")
     first, last = head + 2, row + 1
     ws.autofilter(head, 0, max(row, head + 1), len(headers) - 1)
     row += 1
     total = totals(budgets)
-    ws.write_string(row, 0, "合计", fmt.total_label)
+    ws.text(row, 0, "合计", fmt.total_label)
     ws.write_blank(row, 1, None, fmt.total_label)
     ws.write_blank(row, 2, None, fmt.total_label)
     for col, value in (
@@ -202,17 +197,15 @@ def _write_summary(
         (7, total.balance),
     ):
         letter = "DEFGH"[col - 3]
-        ws.write_formula(
-            row, col, f"=SUBTOTAL(9,{letter}{first}:{letter}{last})", fmt.total_money, _money(value)
-        )
+        ws.formula(row, col, f"=SUBTOTAL(9,{letter}{first}:{letter}{last})", fmt.total_money, _money(value))
     r = row + 1
     rate = total.execution_rate
-    ws.write_formula(
+    ws.formula(
         row, 8, f'=IF(D{r}=0,"",E{r}/D{r})', fmt.total_percent, float(rate) if rate is not None else ""
     )
 
     row += 2
-    ws.write_string(row, 0, "二、按支出类别", fmt.total_label)
+    ws.text(row, 0, "二、按支出类别", fmt.total_label)
     row += 1
     cat_headers = (
         "类别代码",
@@ -226,32 +219,28 @@ def _write_summary(
         "执行率",
     )
     for col, label in enumerate(cat_headers):
-        ws.write_string(row, col, label, fmt.header)
+        ws.text(row, col, label, fmt.header)
     cat_first = row + 2
     cat_last = row + 1 + len(categories)
     cat_total = totals(categories)
     for b in categories:
         row += 1
         r = row + 1
-        ws.write_string(row, 0, b.key)
-        ws.write_string(row, 1, b.name)
-        ws.write_number(row, 3, _money(b.budget), fmt.money)
+        ws.text(row, 0, b.key)
+        ws.text(row, 1, b.name)
+        ws.number(row, 3, _money(b.budget), fmt.money)
         _status_sums(ws, fmt, row, X_CATEGORY, last_row, b)
         share = float(b.paid / cat_total.paid) if cat_total.paid else ""
-        ws.write_formula(row, 7, f'=IF(E${cat_last + 1}=0,"",E{r}/E${cat_last + 1})', fmt.percent, share)
+        ws.formula(row, 7, f'=IF(E${cat_last + 1}=0,"",E{r}/E${cat_last + 1})', fmt.percent, share)
         rate = b.execution_rate
-        ws.write_formula(
-            row, 8, f'=IF(D{r}=0,"",E{r}/D{r})', fmt.percent, float(rate) if rate is not None else ""
-        )
+        ws.formula(row, 8, f'=IF(D{r}=0,"",E{r}/D{r})', fmt.percent, float(rate) if rate is not None else "")
     row += 1
-    ws.write_string(row, 0, "合计", fmt.total_label)
+    ws.text(row, 0, "合计", fmt.total_label)
     for col, value in ((4, cat_total.paid), (5, cat_total.approved), (6, cat_total.draft)):
         letter = "DEFGH"[col - 3]
-        ws.write_formula(
-            row, col, f"=SUM({letter}{cat_first}:{letter}{cat_last})", fmt.total_money, _money(value)
-        )
+        ws.formula(row, col, f"=SUM({letter}{cat_first}:{letter}{cat_last})", fmt.total_money, _money(value))
     row += 1
-    ws.write_string(
+    ws.text(
         row,
         1,
         "可使用资金：允许用于该类别（或未限定用途）的资金来源合计，可用于多个类别的资金在各类别中重复计入。",
@@ -276,29 +265,29 @@ def _write_sources(ws, fmt, town, period) -> int:
     head = 2
     sources = db.session.scalars(select(FundSource).order_by(FundSource.received_on, FundSource.id)).all()
     total = sum((Decimal(s.amount) for s in sources), Decimal("0.00"))
-    ws.write_string(1, 2, "合计（随筛选变化）", fmt.total_label)
+    ws.text(1, 2, "合计（随筛选变化）", fmt.total_label)
     last = head + 1 + len(sources)
-    ws.write_formula(1, 3, f"=SUBTOTAL(9,D{head + 2}:D{max(last, head + 2)})", fmt.total_money, _money(total))
+    ws.formula(1, 3, f"=SUBTOTAL(9,D{head + 2}:D{max(last, head + 2)})", fmt.total_money, _money(total))
     _header(ws, fmt, head, headers)
     ws.freeze_panes(head + 1, 0)
     row = head
     for s in sources:
         row += 1
-        ws.write_number(row, 0, s.id)
-        ws.write_string(row, 1, s.name)
-        ws.write_string(row, 2, FundKind.label_of(s.kind))
-        ws.write_number(row, 3, _money(s.amount), fmt.money)
-        ws.write_datetime(row, 4, _date(s.received_on), fmt.date)
+        ws.number(row, 0, s.id)
+        ws.text(row, 1, s.name)
+        ws.text(row, 2, FundKind.label_of(s.kind))
+        ws.number(row, 3, _money(s.amount), fmt.money)
+        ws.date(row, 4, _date(s.received_on), fmt.date)
         if s.document_no:
-            ws.write_string(row, 5, s.document_no)
+            ws.text(row, 5, s.document_no)
         cats = "、".join(ExpenseCategory.label_of(c) for c in s.allowed_categories or []) or "不限"
-        ws.write_string(row, 6, cats)
+        ws.text(row, 6, cats)
         if s.valid_from:
-            ws.write_datetime(row, 7, _date(s.valid_from), fmt.date)
+            ws.date(row, 7, _date(s.valid_from), fmt.date)
         if s.valid_to:
-            ws.write_datetime(row, 8, _date(s.valid_to), fmt.date)
+            ws.date(row, 8, _date(s.valid_to), fmt.date)
         if s.notes:
-            ws.write_string(row, 9, s.notes)
+            ws.text(row, 9, s.notes)
     ws.autofilter(head, 0, max(row, head + 1), len(headers) - 1)
     return len(sources)
 
@@ -323,8 +312,8 @@ def _write_expenses(ws, fmt, town, period, start, end, labels: dict[int, str]) -
     n_rows, total_cents = db.session.execute(select(func.count(), cents(Expense.amount)).where(*where)).one()
     # In constant_memory mode rows go out in order: the totals row (above the header) comes first.
     last = X_FIRST_ROW + max(n_rows, 1) - 1
-    ws.write_string(1, 5, "合计（随筛选变化）", fmt.total_label)
-    ws.write_formula(
+    ws.text(1, 5, "合计（随筛选变化）", fmt.total_label)
+    ws.formula(
         1,
         6,
         f"=SUBTOTAL(9,{X_AMOUNT}{X_FIRST_ROW}:{X_AMOUNT}{last})",
@@ -357,7 +346,7 @@ def _write_expenses(ws, fmt, town, period, start, end, labels: dict[int, str]) -
     )
     labels_status = {s.value: s.label for s in ExpenseStatus}
     labels_category = {c.value: c.label for c in ExpenseCategory}
-    write_string, write_number, write_datetime = cell_writers(ws)
+    write_string, write_number, write_datetime = ws.fast_writers()
     money, date_fmt = fmt.money, fmt.date
     row = head
     for (
@@ -423,7 +412,7 @@ def _write_findings(ws, fmt, town, period, findings: list[Finding], notes: dict)
     _title(ws, fmt, town, "资金使用问题清单", period, len(headers))
     head = 2
     unexplained = sum(1 for f in findings if not stands(f, notes))
-    ws.write_string(
+    ws.text(
         1,
         0,
         f"共{len(findings)}条，其中待核查{unexplained}条（由系统按资金使用检查规则自动生成）",
@@ -434,24 +423,24 @@ def _write_findings(ws, fmt, town, period, findings: list[Finding], notes: dict)
     row = head
     for i, f in enumerate(findings, start=1):
         row += 1
-        ws.write_number(row, 0, i)
-        ws.write_string(row, 1, f.severity_label)
-        ws.write_string(row, 2, f.rule_label)
-        ws.write_string(row, 3, f.message)
-        ws.write_string(row, 4, TARGET_LABELS.get(f.target, f.target))
-        ws.write_number(row, 5, f.target_id)
+        ws.number(row, 0, i)
+        ws.text(row, 1, f.severity_label)
+        ws.text(row, 2, f.rule_label)
+        ws.text(row, 3, f.message)
+        ws.text(row, 4, TARGET_LABELS.get(f.target, f.target))
+        ws.number(row, 5, f.target_id)
         if f.source_id:
-            ws.write_number(row, 6, f.source_id)
+            ws.number(row, 6, f.source_id)
         if f.amount is not None:
-            ws.write_number(row, 7, float(f.amount), fmt.money)
+            ws.number(row, 7, float(f.amount), fmt.money)
         if f.spent_on:
-            ws.write_datetime(row, 8, _date(f.spent_on), fmt.date)
+            ws.date(row, 8, _date(f.spent_on), fmt.date)
         note = notes.get(f.key)
-        ws.write_string(row, 9, "已说明" if stands(f, notes) else ("情况已变化" if note else "待核查"))
+        ws.text(row, 9, "已说明" if stands(f, notes) else ("情况已变化" if note else "待核查"))
         if note:
-            ws.write_string(row, 10, note.note)
-            ws.write_string(row, 11, str(note.by or ""))
-            ws.write_datetime(row, 12, note.at, fmt.datetime)
+            ws.text(row, 10, note.note)
+            ws.text(row, 11, str(note.by or ""))
+            ws.date(row, 12, note.at, fmt.datetime)
     ws.autofilter(head, 0, max(row, head + 1), len(headers) - 1)
 
 

@@ -9,7 +9,6 @@ caller's one transaction (the caller commits, or rolls back on any exception).
 from __future__ import annotations
 
 import datetime as dt
-import io
 import re
 import unicodedata
 import zipfile
@@ -17,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.etree import ElementTree
 
-import xlsxwriter
 from openpyxl.utils import get_column_letter
 from openpyxl.utils.datetime import from_excel
 from sqlalchemy import bindparam, delete, func, insert, select, update
@@ -44,8 +42,9 @@ from services.validation import (
     clean_name,
     clean_phone,
     gender_of,
+    normalize_identifier,
 )
-from services.xlsx_export import cell_text
+from services.workbook import Book, cell_text
 
 MAX_BYTES = xlsx_input.MAX_BYTES
 MAX_ROWS = 20_000
@@ -164,17 +163,13 @@ class ImportSummary:
 
 def build_template(village_names: list[str], category_names: list[str]) -> bytes:
     """The xlsx template: the data sheet with dropdowns, an instructions sheet, a hidden options sheet."""
-    buffer = io.BytesIO()
-    book = xlsxwriter.Workbook(buffer, {"in_memory": True})
-    head = book.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True})
-    head_required = book.add_format(
-        {"bold": True, "bg_color": "#FCE4D6", "border": 1, "text_wrap": True, "font_color": "#C00000"}
-    )
-    text = book.add_format({"num_format": "@"})
-    date = book.add_format({"num_format": "yyyy-mm-dd"})
+    book = Book()
+    head = book.format(bold=True, bg_color="#DDEBF7", border=1, text_wrap=True)
+    head_required = book.format(bold=True, bg_color="#FCE4D6", border=1, text_wrap=True, font_color="#C00000")
+    text = book.format(num_format="@")
+    date = book.format(num_format="yyyy-mm-dd")
 
-    sheet = book.add_worksheet(DATA_SHEET)
-    options = book.add_worksheet(OPTIONS_SHEET)
+    sheet = book.sheet(DATA_SHEET)
     lists = {
         "gender": [g.label for g in Gender],
         "village": village_names or ["（请先在系统中添加村社区）"],
@@ -183,23 +178,16 @@ def build_template(village_names: list[str], category_names: list[str]) -> bytes
         "status": [s.label for s in GuardianStatus],
         "source": [s.label for s in IdentificationSource],
     }
-    ranges = {}
-    for col, (name, values) in enumerate(lists.items()):
-        options.write(0, col, name)
-        for row, value in enumerate(values, start=1):
-            options.write_string(row, col, value)
-        letter = xlsxwriter.utility.xl_col_to_name(col)
-        ranges[name] = f"='{OPTIONS_SHEET}'!${letter}$2:${letter}${len(values) + 1}"
-    options.hide()
+    ranges = {name: book.choices(name, values) for name, values in lists.items()}
 
     last = MAX_ROWS
     for col, column in enumerate(COLUMNS):
         label = column.header + ("*" if column.required else "")
-        sheet.write_string(0, col, label, head_required if column.required else head)
+        sheet.text(0, col, label, head_required if column.required else head)
         fmt = date if column.key == "birth_date" else text
         sheet.set_column(col, col, column.width, fmt)
         if column.note:
-            sheet.write_comment(0, col, column.note)
+            sheet.comment(0, col, column.note)
         source = {
             "gender": "gender",
             "village": "village",
@@ -212,24 +200,21 @@ def build_template(village_names: list[str], category_names: list[str]) -> bytes
             "g2_status": "status",
         }.get(column.key)
         if source:
-            sheet.data_validation(
+            sheet.dropdown(
                 1,
                 col,
                 last,
                 col,
-                {
-                    "validate": "list",
-                    "source": ranges[source],
-                    "error_title": "请从下拉列表选择",
-                    "error_message": f"“{column.header}”请从下拉列表中选择。",
-                },
+                ranges[source],
+                title="请从下拉列表选择",
+                message=f"“{column.header}”请从下拉列表中选择。",
             )
     sheet.freeze_panes(1, 2)
     sheet.set_row(0, 30)
 
-    guide = book.add_worksheet(HELP_SHEET)
-    bold = book.add_format({"bold": True})
-    wrap = book.add_format({"text_wrap": True, "valign": "top"})
+    guide = book.sheet(HELP_SHEET)
+    bold = book.format(bold=True)
+    wrap = book.format(text_wrap=True, valign="top")
     guide.set_column(0, 0, 18)
     guide.set_column(1, 1, 8)
     guide.set_column(2, 2, 70)
@@ -243,16 +228,15 @@ def build_template(village_names: list[str], category_names: list[str]) -> bytes
         "7. 上传后系统先“试导入”检查，逐行列出问题；全部无误后才会导入，导入要么全部成功、要么一条都不写入。",
         "8. 已登记的儿童（身份证号相同）可选择“跳过”或“用表中信息更新”。",
     ]
-    guide.write(0, 0, "台账导入填写说明", bold)
+    guide.text(0, 0, "台账导入填写说明", bold)
     for i, line in enumerate(lines, start=1):
-        guide.merge_range(i, 0, i, 2, line, wrap)
+        guide.title(i, 0, i, 2, line, wrap)
     start = len(lines) + 2
-    guide.write_row(start, 0, ["列名", "必填", "说明"], bold)
+    guide.row(start, 0, ["列名", "必填", "说明"], bold)
     for i, column in enumerate(COLUMNS, start=start + 1):
-        guide.write_row(i, 0, [column.header, "是" if column.required else "", column.note], wrap)
+        guide.row(i, 0, [column.header, "是" if column.required else "", column.note], wrap)
     sheet.activate()
-    book.close()
-    return buffer.getvalue()
+    return book.close()
 
 
 # --------------------------------------------------------------------------- reading
@@ -421,7 +405,7 @@ def _date(value) -> dt.date:
 def _id_text(value) -> str:
     if isinstance(value, (int, float)):
         raise InvalidInput("身份证号被 Excel 存成了数字（末几位可能已丢失），请把该列设为文本格式后重新填写")
-    return _narrow(cell_text(value)).replace(" ", "")
+    return normalize_identifier(cell_text(value))
 
 
 def _narrow(text: str) -> str:

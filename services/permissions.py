@@ -83,3 +83,10 @@ def can_write(role, area) -> bool:
 
 def may_reveal_id(role) -> bool:
     return role in {r.value for r in ID_REVEAL_ROLES}
+
+
+def roles_allowed(area: str, *, write: bool) -> list[Role]:
+    """The roles that may read (or write) an area, in the order of the role table."""
+    grants = AREAS.get(area, {})
+    wanted = (WRITE,) if write else (READ, WRITE)
+    return [role for role in Role if grants.get(role) in wanted]

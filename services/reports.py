@@ -8,11 +8,9 @@ definition (口径) on the notes sheet. Every figure is 0 or empty when its area
 from __future__ import annotations
 
 import datetime as dt
-import io
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-import xlsxwriter
 from sqlalchemy import and_, case, distinct, func, or_, select
 
 from choices import (
@@ -43,6 +41,7 @@ from models import (
     db,
 )
 from services.scoping import scope
+from services.workbook import Book
 
 MONTHLY = "monthly"
 PHASE = "phase"
@@ -601,18 +600,15 @@ def _months(figures: Figures, village_ids) -> None:
 def write_report(
     figures: Figures, *, town: str, kind: str, generated_at: dt.datetime, generated_by: str
 ) -> bytes:
-    buffer = io.BytesIO()
-    book = xlsxwriter.Workbook(buffer, {"in_memory": True})
-    title = book.add_format({"bold": True, "font_size": 14})
-    head = book.add_format(
-        {"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True, "valign": "vcenter"}
-    )
-    cell = book.add_format({"border": 1})
-    number = book.add_format({"border": 1, "num_format": "#,##0"})
-    money = book.add_format({"border": 1, "num_format": "#,##0.00"})
-    percent = book.add_format({"border": 1, "num_format": "0.0%"})
-    wrap = book.add_format({"border": 1, "text_wrap": True, "valign": "top"})
-    muted = book.add_format({"font_color": "#666666"})
+    book = Book()
+    title = book.format(bold=True, font_size=14)
+    head = book.format(bold=True, bg_color="#DDEBF7", border=1, text_wrap=True, valign="vcenter")
+    cell = book.format(border=1)
+    number = book.format(border=1, num_format="#,##0")
+    money = book.format(border=1, num_format="#,##0.00")
+    percent = book.format(border=1, num_format="0.0%")
+    wrap = book.format(border=1, text_wrap=True, valign="top")
+    muted = book.format(font_color="#666666")
     name = "月度报表" if kind == MONTHLY else "阶段报表"
 
     def fmt(value, key=""):
@@ -634,42 +630,42 @@ def write_report(
         return value
 
     def table(sheet, top, headers, rows, rate_columns=(), money_columns=()):
-        sheet.write_row(top, 0, headers, head)
+        sheet.row(top, 0, headers, head)
         for r, row in enumerate(rows, start=top + 1):
             for c, value in enumerate(row):
                 if c in rate_columns:
-                    sheet.write(r, c, value_of(value), percent if value is not None else cell)
+                    sheet.value(r, c, value_of(value), percent if value is not None else cell)
                 elif c in money_columns:
-                    sheet.write(r, c, value_of(value), money)
+                    sheet.value(r, c, value_of(value), money)
                 else:
-                    sheet.write(r, c, value_of(value), fmt(value))
+                    sheet.value(r, c, value_of(value), fmt(value))
         if not rows:
-            sheet.write(top + 1, 0, "本期无数据", muted)
+            sheet.value(top + 1, 0, "本期无数据", muted)
         return top + max(len(rows), 1) + 2
 
-    summary = book.add_worksheet("汇总")
+    summary = book.sheet("汇总")
     summary.set_column(0, 0, 26)
     summary.set_column(1, 1, 16)
     summary.set_column(2, 2, 80)
-    summary.write(0, 0, f"{town}困境儿童监护赋能关爱服务{name}", title)
-    summary.write(1, 0, f"统计期间：{figures.period.title}（{figures.period.start} 至 {figures.period.end}）")
-    summary.write(2, 0, f"统计范围：{figures.scope_label}")
-    summary.write(3, 0, f"生成时间：{generated_at:%Y-%m-%d %H:%M}　生成人：{generated_by}", muted)
-    summary.write_row(5, 0, ["指标", "数值", "口径（详见“指标说明”）"], head)
+    summary.value(0, 0, f"{town}困境儿童监护赋能关爱服务{name}", title)
+    summary.value(1, 0, f"统计期间：{figures.period.title}（{figures.period.start} 至 {figures.period.end}）")
+    summary.value(2, 0, f"统计范围：{figures.scope_label}")
+    summary.value(3, 0, f"生成时间：{generated_at:%Y-%m-%d %H:%M}　生成人：{generated_by}", muted)
+    summary.row(5, 0, ["指标", "数值", "口径（详见“指标说明”）"], head)
     for r, (key, label, definition) in enumerate(DEFINITIONS, start=6):
         value = figures.summary.get(key)
-        summary.write(r, 0, label, cell)
-        summary.write(r, 1, value_of(value), fmt(value, key))
-        summary.write(r, 2, definition, wrap)
+        summary.value(r, 0, label, cell)
+        summary.value(r, 1, value_of(value), fmt(value, key))
+        summary.value(r, 2, definition, wrap)
 
-    sheet = book.add_worksheet("按类别")
+    sheet = book.sheet("按类别")
     sheet.set_column(0, 0, 20)
     sheet.set_column(1, 1, 12)
     top = table(sheet, 0, ["困境类别", "在册儿童数"], figures.by_category)
-    sheet = book.add_worksheet("按等级")
+    sheet = book.sheet("按等级")
     sheet.set_column(0, 1, 14)
     table(sheet, 0, ["风险等级", "在册儿童数"], figures.by_level)
-    sheet = book.add_worksheet("按村社区")
+    sheet = book.sheet("按村社区")
     sheet.set_column(0, 0, 14)
     sheet.set_column(1, 9, 10)
     table(
@@ -678,7 +674,7 @@ def write_report(
         ["村（社区）", "在册儿童", "红", "橙", "黄", "绿", "未评估", "本期评估", "本期走访", "本期预警"],
         figures.by_village,
     )
-    sheet = book.add_worksheet("措施分层")
+    sheet = book.sheet("措施分层")
     sheet.set_column(0, 0, 22)
     sheet.set_column(1, 5, 12)
     top = table(
@@ -689,7 +685,7 @@ def write_report(
         rate_columns=(5,),
     )
     table(sheet, top, ["措施种类", "应落实", "按期落实", "逾期落实", "未落实"], figures.services_by_kind)
-    sheet = book.add_worksheet("预警处置")
+    sheet = book.sheet("预警处置")
     sheet.set_column(0, 4, 12)
     table(
         sheet,
@@ -698,7 +694,7 @@ def write_report(
         figures.alerts_by_severity,
         rate_columns=(4,),
     )
-    sheet = book.add_worksheet("个案")
+    sheet = book.sheet("个案")
     sheet.set_column(0, 1, 14)
     top = table(sheet, 0, ["个案阶段", "个案数"], figures.cases_by_stage)
     table(
@@ -708,16 +704,16 @@ def write_report(
         [(figures.summary["cases_new"], figures.summary["cases_closed"], figures.summary["cases_rate"])],
         rate_columns=(2,),
     )
-    sheet = book.add_worksheet("活动")
+    sheet = book.sheet("活动")
     sheet.set_column(0, 0, 36)
     sheet.set_column(1, 1, 28)
     sheet.set_column(2, 5, 12)
     table(sheet, 0, ["活动", "类型", "日期", "地点", "签到人次", "其中儿童"], figures.activities)
-    sheet = book.add_worksheet("资金")
+    sheet = book.sheet("资金")
     sheet.set_column(0, 0, 30)
     sheet.set_column(1, 4, 14)
     if figures.summary.get("funds_received") is None:
-        sheet.write(0, 0, "按村（社区）统计时不列资金来源；用于范围内儿童的支出见“汇总”。", muted)
+        sheet.value(0, 0, "按村（社区）统计时不列资金来源；用于范围内儿童的支出见“汇总”。", muted)
     else:
         table(
             sheet,
@@ -728,7 +724,7 @@ def write_report(
             money_columns=(1, 2, 3),
         )
     if figures.months:
-        sheet = book.add_worksheet("月度趋势")
+        sheet = book.sheet("月度趋势")
         sheet.set_column(0, 0, 14)
         sheet.set_column(1, 8, 11)
         table(
@@ -748,29 +744,28 @@ def write_report(
             figures.months,
         )
 
-    notes = book.add_worksheet("指标说明")
+    notes = book.sheet("指标说明")
     notes.set_column(0, 0, 24)
     notes.set_column(1, 1, 100)
-    notes.write(0, 0, "指标说明（统计口径）", title)
-    notes.write_row(2, 0, ["指标", "口径"], head)
+    notes.value(0, 0, "指标说明（统计口径）", title)
+    notes.row(2, 0, ["指标", "口径"], head)
     row = 3
     for _, label, definition in DEFINITIONS:
-        notes.write(row, 0, label, cell)
-        notes.write(row, 1, definition, wrap)
+        notes.value(row, 0, label, cell)
+        notes.value(row, 1, definition, wrap)
         row += 1
     row += 1
-    notes.write_row(row, 0, ["工作表", "说明"], head)
+    notes.row(row, 0, ["工作表", "说明"], head)
     for sheet_name, definition in TABLE_NOTES:
         row += 1
-        notes.write(row, 0, sheet_name, cell)
-        notes.write(row, 1, definition, wrap)
+        notes.value(row, 0, sheet_name, cell)
+        notes.value(row, 1, definition, wrap)
     row += 2
-    notes.write(
+    notes.value(
         row, 0, "比率的分母为0时显示“—”。金额单位为元，保留两位小数。数据来源为本系统登记的记录。", muted
     )
     summary.activate()
-    book.close()
-    return buffer.getvalue()
+    return book.close()
 
 
 __all__ = [

@@ -5,9 +5,10 @@ import re
 from sqlalchemy import or_
 
 from models import Child
+from services.validation import normalize_identifier
 
-_ID_FULL = re.compile(r"^\d{17}[\dXx]$")
-_ID_LAST4 = re.compile(r"^\d{3}[\dXx]$")
+_ID_FULL = re.compile(r"^[0-9]{17}[0-9X]$")
+_ID_LAST4 = re.compile(r"^[0-9]{3}[0-9X]$")
 _LATIN = re.compile(r"^[A-Za-z]+$")
 
 
@@ -21,10 +22,11 @@ def child_search_clause(text: str):
     term = (text or "").strip().replace(" ", "")
     if not term:
         return None
-    if _ID_FULL.match(term):
-        return Child.id_number == term.upper()
-    if _ID_LAST4.match(term):
-        return Child.id_last4 == term.upper()
+    number = normalize_identifier(term)  # full-width or Arabic-Indic digits find the same child
+    if _ID_FULL.match(number):
+        return Child.id_number == number
+    if _ID_LAST4.match(number):
+        return Child.id_last4 == number
     if _LATIN.match(term):
         term = term.lower()
         return or_(_prefix(Child.name_initials, term), _prefix(Child.name_pinyin, term))

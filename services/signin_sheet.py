@@ -7,15 +7,13 @@ and lists every row it cannot match with a Chinese reason. It writes nothing: th
 
 from __future__ import annotations
 
-import io
 import re
 from dataclasses import dataclass, field
 
-import xlsxwriter
-
 from services import xlsx_input
 from services.attendance import RollEntry, parse_keys
-from services.xlsx_export import cell_text
+from services.validation import normalize_identifier
+from services.workbook import Book, PrintSetup, cell_text
 
 HEADERS = ("序号", "姓名", "类别", "村（社区）", "关系/身份", "身份证后四位", "签到（√）", "签名", "编号")
 MARKS = {"√", "✓", "✔", "v", "V", "1", "是", "到", "y", "Y", "yes", "已到", "已签", "○", "o", "x", "X", "×"}
@@ -25,55 +23,52 @@ MAX_ROWS = 20_000  # a roll is a few thousand people at most; rows beyond are re
 
 def write_sheet(activity, entries: list[RollEntry], *, town_name: str = "", subtitle: str = "") -> bytes:
     """The xlsx bytes of the sign-in sheet: a title row, the header, one row per person."""
-    out = io.BytesIO()
-    book = xlsxwriter.Workbook(out, {"in_memory": True})
-    sheet = book.add_worksheet("签到表")
-    title = book.add_format({"bold": True, "font_size": 16, "align": "center", "valign": "vcenter"})
-    sub = book.add_format({"font_size": 10, "align": "center", "valign": "vcenter"})
-    head = book.add_format(
-        {"bold": True, "border": 1, "align": "center", "valign": "vcenter", "bg_color": "#EEEEEE"}
+    setup = PrintSetup(
+        landscape=True,
+        fit_to_width=True,
+        repeat_rows=(2, 2),
+        page_numbers=True,
+        margins={"left": 0.4, "right": 0.4, "top": 0.5, "bottom": 0.6},
     )
-    cell = book.add_format({"border": 1, "valign": "vcenter"})
-    centre = book.add_format({"border": 1, "align": "center", "valign": "vcenter"})
-    small = book.add_format({"border": 1, "font_color": "#999999", "font_size": 8, "valign": "vcenter"})
+    book = Book(print_setup=setup)
+    sheet = book.sheet("签到表")
+    title = book.format(bold=True, font_size=16, align="center", valign="vcenter")
+    sub = book.format(font_size=10, align="center", valign="vcenter")
+    head = book.format(bold=True, border=1, align="center", valign="vcenter", bg_color="#EEEEEE")
+    cell = book.format(border=1, valign="vcenter")
+    centre = book.format(border=1, align="center", valign="vcenter")
+    small = book.format(border=1, font_color="#999999", font_size=8, valign="vcenter")
     widths = (6, 12, 9, 12, 24, 12, 9, 18, 9)
     for col, width in enumerate(widths):
         sheet.set_column(col, col, width)
-    sheet.merge_range(0, 0, 0, len(HEADERS) - 1, f"{activity.title} 签到表", title)
+    sheet.title(0, 0, 0, len(HEADERS) - 1, f"{activity.title} 签到表", title)
     when = activity.starts_at.strftime("%Y年%m月%d日 %H:%M") if activity.starts_at else ""
     line = "　".join(p for p in (town_name, when, activity.place or "", subtitle) if p)
-    sheet.merge_range(1, 0, 1, len(HEADERS) - 1, line, sub)
+    sheet.title(1, 0, 1, len(HEADERS) - 1, line, sub)
     sheet.set_row(0, 30)
-    sheet.write_row(2, 0, HEADERS, head)
+    sheet.row(2, 0, HEADERS, head)
     for i, entry in enumerate(entries):
         row = 3 + i
         sheet.set_row(row, 24)
-        sheet.write_number(row, 0, i + 1, centre)
-        sheet.write_string(row, 1, entry.name, cell)
-        sheet.write_string(row, 2, entry.kind_label, centre)
-        sheet.write_string(row, 3, entry.village or "", cell)
-        sheet.write_string(row, 4, entry.role or "", cell)
-        sheet.write_string(row, 5, entry.id_last4 or "", centre)
-        sheet.write_string(row, 6, "√" if entry.present else "", centre)
+        sheet.number(row, 0, i + 1, centre)
+        sheet.text(row, 1, entry.name, cell)
+        sheet.text(row, 2, entry.kind_label, centre)
+        sheet.text(row, 3, entry.village or "", cell)
+        sheet.text(row, 4, entry.role or "", cell)
+        sheet.text(row, 5, entry.id_last4 or "", centre)
+        sheet.text(row, 6, "√" if entry.present else "", centre)
         sheet.write_blank(row, 7, None, cell)
-        sheet.write_string(row, 8, entry.key, small)
+        sheet.text(row, 8, entry.key, small)
     last = 3 + len(entries)
-    sheet.write_string(
+    sheet.text(
         last + 1, 0, "说明：到场请在“签到”栏打√或在“签名”栏签名；临时到场人员请写在表末空行（姓名、村社区）。"
     )
     for extra in range(10):
         row = last + 3 + extra
         for col in range(len(HEADERS) - 1):
             sheet.write_blank(row, col, None, cell)
-    sheet.set_landscape()
-    sheet.set_paper(9)  # A4
-    sheet.set_margins(left=0.4, right=0.4, top=0.5, bottom=0.6)
-    sheet.repeat_rows(2)
-    sheet.fit_to_pages(1, 0)
-    sheet.set_footer("&C第 &P 页，共 &N 页")
     sheet.freeze_panes(3, 0)
-    book.close()
-    return out.getvalue()
+    return book.close()
 
 
 @dataclass
@@ -171,7 +166,7 @@ def _match(row, col, name, by_key, by_id, by_name_village, by_name, villages):
     key = next(iter(parse_keys([col(row, "编号")])), None)
     if key and key in by_key and by_key[key].name == name:
         return by_key[key], "编号", None
-    id_value = (col(row, "身份证号") or col(row, "身份证后四位")).upper().replace(" ", "")
+    id_value = normalize_identifier(col(row, "身份证号") or col(row, "身份证后四位"))
     if _ID_FULL.match(id_value):
         entry = by_id.get(id_value)
         if entry is None:

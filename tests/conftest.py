@@ -117,11 +117,28 @@ def client(app):
 
 def csrf_token(client, url="/login") -> str:
     page = client.get(url).get_data(as_text=True)
-    match = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page) or re.search(
-        r'value="([^"]+)" name="csrf_token"', page
+    token = hidden_value(page, "csrf_token")
+    assert token, f"no CSRF token on {url}"
+    return token
+
+
+def hidden_value(page: str, name: str) -> str | None:
+    match = re.search(rf'name="{name}" (?:type="hidden" )?value="([^"]+)"', page) or re.search(
+        rf'value="([^"]+)" name="{name}"', page
     )
-    assert match, f"no CSRF token on {url}"
-    return match.group(1)
+    return match.group(1) if match else None
+
+
+def form_fields(client, url) -> dict:
+    """The hidden fields a browser posts back with a page's form: the CSRF token and, on a create
+    form, its one-time token (services/form_tokens.py)."""
+    page = client.get(url).get_data(as_text=True)
+    fields = {"csrf_token": hidden_value(page, "csrf_token")}
+    assert fields["csrf_token"], f"no CSRF token on {url}"
+    once = hidden_value(page, "form_once")
+    if once:
+        fields["form_once"] = once
+    return fields
 
 
 class AuthActions:

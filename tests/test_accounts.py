@@ -1,7 +1,7 @@
 """Accounts: admins create and disable them; the CLI creates the first admin."""
 
 from models import User, Village, db
-from tests.conftest import csrf_token
+from tests.conftest import csrf_token, form_fields
 
 
 def _user_form(client, **overrides):
@@ -11,7 +11,7 @@ def _user_form(client, **overrides):
         "role": "clerk",
         "new_password": "a-good-password",
         "active": "y",
-        "csrf_token": csrf_token(client, "/admin/user/new/"),
+        **form_fields(client, "/admin/user/new/"),
     }
     data.update(overrides)
     return data

@@ -35,7 +35,7 @@ from services.attendance import build_roll, save_attendance
 from services.signin_sheet import HEADERS, read_sheet, write_sheet
 from services.validation import InvalidInput
 from services.xlsx_input import UnsafeWorkbook
-from tests.conftest import csrf_token
+from tests.conftest import form_fields
 
 
 def _villages():
@@ -72,8 +72,8 @@ def test_clerk_creates_an_activity_with_budget_and_audience(app, client, auth):
     lecturer = db.session.scalar(select(Staff).where(Staff.kind == StaffKind.PARTY_LECTURER.value))
     page = client.get("/admin/activity/new/").get_data(as_text=True)
     assert "二路红军微长征步道" in page and 'list="place-suggestions"' in page
-    token = csrf_token(client, "/admin/activity/new/")
-    data = _form(csrf_token=token, villages=[str(village.id)], lecturers=[str(lecturer.id)])
+    fields = form_fields(client, "/admin/activity/new/")
+    data = _form(**fields, villages=[str(village.id)], lecturers=[str(lecturer.id)])
     data["audience"] = [Audience.PARENTS.value, Audience.CHILDREN.value]
     response = client.post("/admin/activity/new/", data=data)
     assert response.status_code == 302, response.get_data(as_text=True)[-1500:]
@@ -87,8 +87,8 @@ def test_clerk_creates_an_activity_with_budget_and_audience(app, client, auth):
 
 def test_activity_form_messages_in_chinese(app, client, auth):
     auth.login("clerk")
-    token = csrf_token(client, "/admin/activity/new/")
-    data = _form(csrf_token=token, ends_at="2026-06-06 10:00:00", budget="-5")
+    fields = form_fields(client, "/admin/activity/new/")
+    data = _form(**fields, ends_at="2026-06-06 10:00:00", budget="-5")
     data["audience"] = []
     page = client.post("/admin/activity/new/", data=data).get_data(as_text=True)
     assert "结束时间不能早于开始时间" in page
@@ -114,14 +114,12 @@ def test_director_sees_town_wide_and_own_village_activities_only(app, client, au
 
 def test_director_must_pick_own_village_and_cannot_edit_town_wide(app, client, auth):
     auth.login("director1")
-    token = csrf_token(client, "/admin/activity/new/")
-    page = client.post("/admin/activity/new/", data=_form(csrf_token=token)).get_data(as_text=True)
+    fields = form_fields(client, "/admin/activity/new/")
+    page = client.post("/admin/activity/new/", data=_form(**fields)).get_data(as_text=True)
     assert "请选择本村（社区）" in page
     walk = _by_title(RED_WALK_TITLE)
-    token = csrf_token(client, f"/admin/activity/edit/?id={walk.id}")
-    data = _form(
-        csrf_token=token, title="改名", villages=[str(_villages()[0].id)], version_seen=str(walk.version)
-    )
+    fields = form_fields(client, f"/admin/activity/edit/?id={walk.id}")
+    data = _form(**fields, title="改名", villages=[str(_villages()[0].id)], version_seen=str(walk.version))
     page = client.post(f"/admin/activity/edit/?id={walk.id}", data=data, follow_redirects=True).get_data(
         as_text=True
     )
@@ -213,10 +211,10 @@ def test_import_writes_nothing_until_confirmed(app, client, auth):
     extra = [(None, "查无此人", None, None, None, None, "√"), (None, "临时来客", None, own, None, None, "√")]
     filled = _fill(response.data, {4: ("√", None), 5: ("√", None), 6: (None, "某某")}, extra)
     url = f"/admin/activity/signin-import/?id={walk.id}"
-    token = csrf_token(client, url)
+    fields = form_fields(client, url)
     page = client.post(
         url,
-        data={"csrf_token": token, "sheet": (io.BytesIO(filled), "签到表.xlsx")},
+        data={**fields, "sheet": (io.BytesIO(filled), "签到表.xlsx")},
         content_type="multipart/form-data",
     ).get_data(as_text=True)
     assert "查无此人" in page and "确认写入 3 人" in page
@@ -224,7 +222,7 @@ def test_import_writes_nothing_until_confirmed(app, client, auth):
     db.session.expire_all()
     assert db.session.scalar(select(func.count()).where(Attendance.activity_id == walk.id)) == before
     keys = page.split('name="keys" value="')[1].split('"')[0]
-    client.post(url, data={"csrf_token": token, "confirm": "1", "keys": keys, "stranger": f"临时来客|{own}"})
+    client.post(url, data={**fields, "confirm": "1", "keys": keys, "stranger": f"临时来客|{own}"})
     db.session.expire_all()
     assert db.session.scalar(select(func.count()).where(Attendance.activity_id == walk.id)) == before + 4
     walk_in = db.session.scalar(select(Attendance).where(Attendance.walk_in_name == "临时来客"))
@@ -409,8 +407,8 @@ def test_clerk_pairs_a_child_through_the_form(app, client, auth):
     )
     mother = _mother()
     grid = db.session.scalar(select(Staff).where(Staff.kind == StaffKind.GRID.value).limit(1))
-    token = csrf_token(client, "/admin/pairing/new/")
-    form = {"csrf_token": token, "child": str(child.id), "start_on": "2026-03-01", "notes": ""}
+    fields = form_fields(client, "/admin/pairing/new/")
+    form = {**fields, "child": str(child.id), "start_on": "2026-03-01", "notes": ""}
     page = client.post("/admin/pairing/new/", data={**form, "staff": str(grid.id)}).get_data(as_text=True)
     assert "请选择爱心妈妈" in page  # a grid worker is not even offered
     response = client.post("/admin/pairing/new/", data={**form, "staff": str(mother.id)})
@@ -419,15 +417,15 @@ def test_clerk_pairs_a_child_through_the_form(app, client, auth):
     assert db.session.get(Child, child.id).caring_mother_id == mother.id
     pairing = db.session.scalar(select(MentorPairing).where(MentorPairing.child_id == child.id))
     url = f"/admin/pairing/session/?id={pairing.id}"
-    token = csrf_token(client, url)
+    fields = form_fields(client, url)
     page = client.post(
-        url, data={"csrf_token": token, "delivered_on": "2026-03-05", "duration_minutes": "60", "content": ""}
+        url, data={**fields, "delivered_on": "2026-03-05", "duration_minutes": "60", "content": ""}
     ).get_data(as_text=True)
     assert "请填写帮扶内容" in page
     client.post(
         url,
         data={
-            "csrf_token": token,
+            **fields,
             "delivered_on": "2026-03-05",
             "duration_minutes": "60",
             "content": "陪伴阅读",

@@ -20,7 +20,7 @@ from services.assessment import (
     score,
 )
 from services.validation import InvalidInput
-from tests.conftest import csrf_token
+from tests.conftest import form_fields
 
 TODAY = dt.date(2026, 6, 15)
 
@@ -226,9 +226,9 @@ def test_a_level_with_measures_needs_its_measure_days(client, auth):
     url = "/admin/level_rule/edit/?id=orange"
     page = client.get(url).get_data(as_text=True)
     assert "分层措施期限（天）" in page
-    token = csrf_token(client, url)
+    fields = form_fields(client, url)
     form = {
-        "csrf_token": token,
+        **fields,
         "min_score": "12",
         "visit_days": "15",
         "reassess_days": "90",
@@ -278,7 +278,7 @@ def test_same_open_measure_is_not_planned_twice(app):
     assert len(pushes) == 1
 
 
-def test_online_push_for_many_families_ignores_children_out_of_scope(app):
+def test_online_push_for_many_families_refuses_a_child_out_of_scope(app):
     own = db.session.scalars(
         db.select(Child.id).where(Child.village_id == first_child(0).village_id).limit(5)
     ).all()
@@ -289,14 +289,21 @@ def test_online_push_for_many_families_ignores_children_out_of_scope(app):
         role="supervisor",
         today=TODAY,
     )
-    n = record_online_push(
-        own + [other],
+    push = dict(
         delivered_on=TODAY,
         content="科学育儿第3期",
         provider_id=None,
         village_ids=[first_child(0).village_id],
         today=TODAY,
     )
+    # A child the page could not have offered refuses the whole save: nothing is written.
+    with pytest.raises(InvalidInput, match="1名不在您的管理范围内"):
+        record_online_push(own + [other], **push)
+    db.session.rollback()
+    assert not db.session.scalars(
+        db.select(SupportService.id).where(SupportService.content == "科学育儿第3期")
+    ).all()
+    n = record_online_push(own, **push)
     db.session.commit()
     assert n == len(own)
     pushes = db.session.scalars(
@@ -320,10 +327,10 @@ def test_online_push_for_many_families_ignores_children_out_of_scope(app):
 
 
 def form_data(client, child, total, rules, action="submit", **extra):
-    token = csrf_token(client, f"/admin/assessment-form/new/?child_id={child.id}")
+    fields = form_fields(client, f"/admin/assessment-form/new/?child_id={child.id}")
     team = db.session.scalar(db.select(Staff.id).where(Staff.village_id == child.village_id).limit(1))
     data = {
-        "csrf_token": token,
+        **fields,
         "child_id": child.id,
         "assessed_on": TODAY.isoformat(),
         "methods": ["home_visit", "interview"],
@@ -346,15 +353,12 @@ def test_form_saves_submits_and_supervisor_approves(client, auth, rules):
     a = db.session.scalar(db.select(Assessment).where(Assessment.child_id == child.id))
     assert (a.status, a.total_score, a.level) == ("submitted", 18, "orange")
     # The director cannot approve; the supervisor can.
-    token = csrf_token(client, f"/admin/assessment-form/edit/?id={a.id}")
-    assert (
-        client.post(f"/admin/assessment-form/approve/?id={a.id}", data={"csrf_token": token}).status_code
-        == 403
-    )
+    fields = form_fields(client, f"/admin/assessment-form/edit/?id={a.id}")
+    assert client.post(f"/admin/assessment-form/approve/?id={a.id}", data={**fields}).status_code == 403
     auth.logout()
     auth.login("supervisor")
-    token = csrf_token(client, f"/admin/assessment-form/edit/?id={a.id}")
-    client.post(f"/admin/assessment-form/approve/?id={a.id}", data={"csrf_token": token})
+    fields = form_fields(client, f"/admin/assessment-form/edit/?id={a.id}")
+    client.post(f"/admin/assessment-form/approve/?id={a.id}", data={**fields})
     db.session.expire_all()
     assert db.session.get(Assessment, a.id).status == "approved"
     assert db.session.get(Child, child.id).current_level == "orange"
@@ -398,9 +402,9 @@ def test_service_marked_delivered_needs_its_date(client, auth):
     service = db.session.scalar(db.select(SupportService).where(SupportService.child_id == child.id).limit(1))
     auth.login("social")
     url = f"/admin/support_service/edit/?id={service.id}"
-    token = csrf_token(client, url)
+    fields = form_fields(client, url)
     data = {
-        "csrf_token": token,
+        **fields,
         "child": child.id,
         "kind": service.kind,
         "tier": service.tier,
@@ -436,7 +440,7 @@ def test_bulk_online_push_page_records_every_matching_family_of_the_village(clie
     client.post(
         url,
         data={
-            "csrf_token": csrf_token(client, url),
+            **form_fields(client, url),
             "village": village_id,
             "level": "green",
             "all_matching": "1",

@@ -10,7 +10,7 @@ from choices import ActivityKind, Audience, ChildStatus
 from models import Activity, Attendance, Category, Child, ChildGuardian, Guardian, Staff, User, Village, db
 from seeds.demo_activities import RED_WALK_TITLE
 from services.attendance import RollFilter, build_roll, find, save_attendance
-from tests.conftest import csrf_token
+from tests.conftest import form_fields
 
 
 def _villages():
@@ -227,10 +227,10 @@ def test_director_ticks_many_and_saves_once_over_http(app, client, auth):
     assert f"c:{other.id}" not in shown.split(",")
     assert f'value="c:{other.id}"' not in page
     picked = [key for key, _ in boxes][:30]
-    token = csrf_token(client, f"/admin/activity/attendance/?id={walk.id}")
+    fields = form_fields(client, f"/admin/activity/attendance/?id={walk.id}")
     response = client.post(
         f"/admin/activity/attendance/?id={walk.id}",
-        data={"csrf_token": token, "shown": shown, "present": picked},
+        data={**fields, "shown": shown, "present": picked},
     )
     assert response.status_code == 302
     assert _signed(walk) == before + 30
@@ -240,7 +240,7 @@ def test_director_ticks_many_and_saves_once_over_http(app, client, auth):
     # Saving the same ticks again changes nothing.
     client.post(
         f"/admin/activity/attendance/?id={walk.id}",
-        data={"csrf_token": token, "shown": shown, "present": picked},
+        data={**fields, "shown": shown, "present": picked},
     )
     assert _signed(walk) == before + 30
 
@@ -249,10 +249,10 @@ def test_capacity_warning_on_the_page(app, client, auth):
     auth.login("clerk")
     activity = _activity([Audience.CHILDREN], [_villages()[1]], capacity=2)
     page, shown, boxes = _roll_page(client, activity.id)
-    token = csrf_token(client, f"/admin/activity/attendance/?id={activity.id}")
+    fields = form_fields(client, f"/admin/activity/attendance/?id={activity.id}")
     client.post(
         f"/admin/activity/attendance/?id={activity.id}",
-        data={"csrf_token": token, "shown": shown, "present": [k for k, _ in boxes][:3]},
+        data={**fields, "shown": shown, "present": [k for k, _ in boxes][:3]},
     )
     page = client.get(f"/admin/activity/attendance/?id={activity.id}").get_data(as_text=True)
     assert "已超过人数上限2人" in page
@@ -264,10 +264,10 @@ def test_read_only_role_cannot_save(app, client, auth):
     auth.login("inspector")
     walk = db.session.scalar(select(Activity).where(Activity.title == RED_WALK_TITLE))
     assert client.get(f"/admin/activity/attendance/?id={walk.id}").status_code == 200
-    token = csrf_token(client, f"/admin/activity/attendance/?id={walk.id}")
+    fields = form_fields(client, f"/admin/activity/attendance/?id={walk.id}")
     response = client.post(
         f"/admin/activity/attendance/?id={walk.id}",
-        data={"csrf_token": token, "present": ["c:1"], "shown": "c:1"},
+        data={**fields, "present": ["c:1"], "shown": "c:1"},
     )
     assert response.status_code == 403
 

@@ -24,7 +24,7 @@ from models import (
 )
 from seeds.demo import id_number
 from services.duplicates import REASON_BIRTH, REASON_ID, REASON_PHONE, find_duplicates, merge_children
-from tests.conftest import csrf_token
+from tests.conftest import form_fields
 from tests.test_dossier import add_records_of_every_kind
 
 
@@ -154,7 +154,7 @@ def test_merge_moves_every_related_record(client, auth):
     url = f"/admin/duplicates/merge/?keep={keep.id}&other={other.id}"
     page = client.get(url).get_data(as_text=True)
     assert "确认合并" in page
-    response = client.post(url, data={"csrf_token": csrf_token(client, url), "note": "台账重复录入"})
+    response = client.post(url, data={**form_fields(client, url), "note": "台账重复录入"})
     assert response.status_code == 302
     assert f"/admin/dossier/?id={keep.id}" in response.headers["Location"]
 

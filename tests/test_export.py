@@ -10,6 +10,7 @@ import pytest
 from models import AuditLog, Child, Expense, User, Village, db
 from services.funds import cents, from_cents
 from services.validation import mask_id_number
+from tests.conftest import csrf_token
 from tests.test_funds import NOW, make_expense, make_source, no_demo_funds, user_id
 from views.export import XlsxExportMixin
 from views.funds import ExpenseView
@@ -215,12 +216,25 @@ def test_child_export_is_scoped_masked_and_audited(app, client, auth):
     header, rows = rows_of(book.worksheets[0], 1)
     assert header[:3] == ["姓名", "性别", "身份证号"]
     assert len(rows) == own and {r[header.index("村（社区）")] for r in rows} == {village.name}
-    ids = {r[2] for r in rows}
-    assert child.id_number in ids  # a 儿童主任 may see full numbers (the export is logged)
+    # masked by default, for every role (the minimum the Personal Information Protection Law asks)
+    assert mask_id_number(child.id_number) in {r[2] for r in rows} and child.id_number not in {
+        r[2] for r in rows
+    }
     name_cell = next(c for c in book.worksheets[0]["A"] if c.value == "=1+2")
     assert name_cell.data_type == "s"
     log = db.session.scalar(db.select(AuditLog).where(AuditLog.action == "export"))
-    assert log.username == "director1" and f"{own}行" in log.summary and "含完整身份证号" in log.summary
+    assert log.username == "director1" and f"{own}行" in log.summary and "含完整身份证号" not in log.summary
+    # full numbers only when ticked and given a purpose, which goes into the export's audit row
+    token = csrf_token(client, "/admin/child/")
+    refused = client.post(url, data={"csrf_token": token, "full_ids": "1", "purpose": ""})
+    assert refused.status_code == 400 and "须填写用途" in refused.get_data(as_text=True)
+    book = read(client.post(url, data={"csrf_token": token, "full_ids": "1", "purpose": "报送区民政局复核"}))
+    assert child.id_number in {r[2] for r in rows_of(book.worksheets[0], 1)[1]}
+    assert "报送区民政局复核" in book["导出说明"]["B5"].value
+    log = db.session.scalar(
+        db.select(AuditLog).where(AuditLog.action == "export").order_by(AuditLog.id.desc())
+    )
+    assert log.summary.endswith("；含完整身份证号；用途：报送区民政局复核")
     auth.logout()
 
     auth.login("inspector")
@@ -228,7 +242,10 @@ def test_child_export_is_scoped_masked_and_audited(app, client, auth):
     header, rows = rows_of(book.worksheets[0], 1)
     assert rows and all("*" in r[2] for r in rows)
     assert mask_id_number(child.id_number) in {r[2] for r in rows}
-    assert book["导出说明"]["B5"].value == "已脱敏"
+    assert book["导出说明"]["B5"].value.startswith("已脱敏")
+    token = csrf_token(client, "/admin/child/")
+    response = client.post(url, data={"csrf_token": token, "full_ids": "1", "purpose": "想看看"})
+    assert response.status_code == 403 and child.id_number not in response.get_data(as_text=True)
     total = db.session.scalar(
         db.select(db.func.count()).select_from(Child).where(Child.archived_at.is_(None))
     )

@@ -23,7 +23,7 @@ from services.funds import (
     totals,
 )
 from services.validation import InvalidInput
-from tests.conftest import PASSWORD, csrf_token
+from tests.conftest import PASSWORD, form_fields
 
 NOW = dt.datetime(2026, 3, 10, 9, 0)
 
@@ -180,9 +180,9 @@ def test_finance_enters_expense_and_cannot_approve_it(client, auth):
     source = make_source()
     db.session.commit()
     auth.login("finance")
-    token = csrf_token(client, "/admin/expense/new/")
+    fields = form_fields(client, "/admin/expense/new/")
     form = {
-        "csrf_token": token,
+        **fields,
         "spent_on": "2026-02-03",
         "amount": "abc",
         "source": str(source.id),
@@ -198,9 +198,9 @@ def test_finance_enters_expense_and_cannot_approve_it(client, auth):
     expense = db.session.scalar(db.select(Expense).order_by(Expense.id.desc()))
     assert expense.amount == Decimal("3200.50") and expense.handler_id == user_id("finance")
     assert expense.status == "draft"
-    token = csrf_token(client, f"/admin/expense/details/?id={expense.id}")
+    fields = form_fields(client, f"/admin/expense/details/?id={expense.id}")
     page = client.post(
-        f"/admin/expense/approve/?id={expense.id}", data={"csrf_token": token}, follow_redirects=True
+        f"/admin/expense/approve/?id={expense.id}", data={**fields}, follow_redirects=True
     ).get_data(as_text=True)
     assert "审批人不能是经办人本人" in page
     db.session.expire_all()
@@ -214,9 +214,9 @@ def test_paid_expense_cannot_be_edited_only_reversed(client, auth):
     auth.login("finance")
     response = client.get(f"/admin/expense/edit/?id={expense.id}", follow_redirects=True)
     assert "不能修改" in response.get_data(as_text=True)
-    token = csrf_token(client, f"/admin/expense/reverse/?id={expense.id}")
+    fields = form_fields(client, f"/admin/expense/reverse/?id={expense.id}")
     response = client.post(
-        f"/admin/expense/reverse/?id={expense.id}", data={"csrf_token": token, "reason": "重复支付退回"}
+        f"/admin/expense/reverse/?id={expense.id}", data={**fields, "reason": "重复支付退回"}
     )
     assert response.status_code == 302
     db.session.expire_all()
@@ -224,11 +224,11 @@ def test_paid_expense_cannot_be_edited_only_reversed(client, auth):
     assert counter.amount == Decimal("-800.00")
     assert db.session.get(Expense, expense.id).status == "paid"
     # Editing the counter-entry (still a draft) cannot change what it mirrors.
-    token = csrf_token(client, f"/admin/expense/edit/?id={counter.id}")
+    fields = form_fields(client, f"/admin/expense/edit/?id={counter.id}")
     response = client.post(
         f"/admin/expense/edit/?id={counter.id}",
         data={
-            "csrf_token": token,
+            **fields,
             "spent_on": "2026-03-12",
             "amount": "5",
             "source": str(source.id),
@@ -249,11 +249,9 @@ def test_second_officer_approves_and_pays_through_actions(client, auth):
     expense = make_expense(make_source(), voucher_no="PZ-1", invoice_attached=True)
     db.session.commit()
     auth.login("finance2")
-    token = csrf_token(client, "/admin/expense/")
-    client.post(
-        "/admin/expense/action/", data={"csrf_token": token, "action": "approve", "rowid": [expense.id]}
-    )
-    client.post("/admin/expense/action/", data={"csrf_token": token, "action": "pay", "rowid": [expense.id]})
+    fields = form_fields(client, "/admin/expense/")
+    client.post("/admin/expense/action/", data={**fields, "action": "approve", "rowid": [expense.id]})
+    client.post("/admin/expense/action/", data={**fields, "action": "pay", "rowid": [expense.id]})
     db.session.expire_all()
     done = db.session.get(Expense, expense.id)
     assert done.status == "paid" and done.approver_id == user_id("finance2") and done.paid_at
@@ -266,10 +264,8 @@ def test_roles_on_funds(client, auth):
     assert client.get("/admin/expense/").status_code == 200
     assert client.get("/admin/fund-check/").status_code == 200
     assert client.get("/admin/expense/new/").status_code == 403
-    token = csrf_token(client, f"/admin/expense/details/?id={expense.id}")
-    assert (
-        client.post(f"/admin/expense/approve/?id={expense.id}", data={"csrf_token": token}).status_code == 403
-    )
+    fields = form_fields(client, f"/admin/expense/details/?id={expense.id}")
+    assert client.post(f"/admin/expense/approve/?id={expense.id}", data={**fields}).status_code == 403
     assert client.get(f"/admin/expense/reverse/?id={expense.id}").status_code == 403
     db.session.expire_all()
     assert db.session.get(Expense, expense.id).status == "draft"
@@ -311,9 +307,9 @@ def test_dashboard_figures(app):
 
 def test_finance_registers_a_source_with_allowed_categories(client, auth):
     auth.login("finance")
-    token = csrf_token(client, "/admin/fundsource/new/")
+    fields = form_fields(client, "/admin/fundsource/new/")
     form = {
-        "csrf_token": token,
+        **fields,
         "name": "2026年镇级配套资金（第二批）",
         "kind": "town",
         "amount": "10000000.01",

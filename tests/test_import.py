@@ -11,7 +11,7 @@ from models import AuditLog, Child, Guardian, Village, db
 from seeds.demo import id_number
 from services import ledger_import
 from services.ledger_import import COLUMNS, check_ledger, import_ledger
-from tests.conftest import csrf_token
+from tests.conftest import form_fields
 
 HEADERS = [c.header + ("*" if c.required else "") for c in COLUMNS]
 KEY_INDEX = {c.key: i for i, c in enumerate(COLUMNS)}
@@ -58,10 +58,10 @@ def save(tmp_path, content: bytes, name="ledger.xlsx"):
 
 
 def upload(client, content: bytes, mode="skip", filename="台账.xlsx"):
-    token = csrf_token(client, "/admin/import/")
+    fields = form_fields(client, "/admin/import/")
     return client.post(
         "/admin/import/check/",
-        data={"csrf_token": token, "mode": mode, "file": (io.BytesIO(content), filename)},
+        data={**fields, "mode": mode, "file": (io.BytesIO(content), filename)},
         content_type="multipart/form-data",
     )
 
@@ -416,13 +416,11 @@ def test_a_token_serves_only_its_uploader(client, auth):
     auth.logout()
     auth.login("admin")
     before = children_count()
-    csrf = csrf_token(client, "/admin/import/")
-    response = client.post("/admin/import/run/", data={"csrf_token": csrf, "token": token, "mode": "skip"})
+    fields = form_fields(client, "/admin/import/")
+    response = client.post("/admin/import/run/", data={**fields, "token": token, "mode": "skip"})
     assert response.status_code == 302
     assert children_count() == before
-    response = client.post(
-        "/admin/import/run/", data={"csrf_token": csrf, "token": "../../secret_key", "mode": "skip"}
-    )
+    response = client.post("/admin/import/run/", data={**fields, "token": "../../secret_key", "mode": "skip"})
     assert response.status_code == 302
 
 

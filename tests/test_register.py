@@ -9,7 +9,7 @@ from stdnum.cn import ric
 from models import AuditLog, Category, Child, ChildGuardian, Guardian, User, Village, db
 from services.register import DUPLICATE_ELSEWHERE
 from services.validation import InvalidInput, clean_id_number, clean_phone, mask_id_number
-from tests.conftest import PASSWORD, csrf_token
+from tests.conftest import PASSWORD, csrf_token, form_fields
 
 
 def valid_id(body17: str) -> str:
@@ -31,7 +31,7 @@ def child_form(client, **overrides):
         "birth_date": "",
         "village": str(own_village()),
         "address": "云岭村3组",
-        "csrf_token": csrf_token(client, "/admin/child/new/"),
+        **form_fields(client, "/admin/child/new/"),
     }
     data.update(overrides)
     return data

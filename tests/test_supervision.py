@@ -8,7 +8,7 @@ import pytest
 from choices import AlertStatus
 from models import Alert, ApiToken, Case, Child, MandatoryReport, RuleRun, Staff, User, Village, Visit, db
 from services import alerts, clock
-from tests.conftest import csrf_token
+from tests.conftest import form_fields
 
 TODAY = dt.date(2026, 6, 10)
 
@@ -47,11 +47,11 @@ def test_director_records_a_visit_with_risk_and_an_alert_is_raised_at_once(clien
     child = first_child(director.village_id)
     child.current_level = "orange"
     db.session.commit()
-    token = csrf_token(client, "/admin/visit/new/")
+    fields = form_fields(client, "/admin/visit/new/")
     response = client.post(
         "/admin/visit/new/",
         data={
-            "csrf_token": token,
+            **fields,
             "child": str(child.id),
             "visited_on": "2026-06-09",
             "kind": "home",
@@ -80,10 +80,10 @@ def test_director_records_a_visit_with_risk_and_an_alert_is_raised_at_once(clien
 def test_visit_date_in_the_future_or_other_village_child_is_refused(client, auth):
     auth.login("director1")
     other = first_child(villages()[1].id)
-    token = csrf_token(client, "/admin/visit/new/")
+    fields = form_fields(client, "/admin/visit/new/")
     body = client.post(
         "/admin/visit/new/",
-        data={"csrf_token": token, "child": str(other.id), "visited_on": "2026-06-11", "kind": "home"},
+        data={**fields, "child": str(other.id), "visited_on": "2026-06-11", "kind": "home"},
     ).get_data(as_text=True)
     assert "走访日期不能晚于今天" in body
     assert (
@@ -104,9 +104,8 @@ def test_the_visit_form_is_phone_sized(client, auth):
 
 
 def _file_report(client, **fields):
-    token = csrf_token(client, "/admin/mandatoryreport/new/")
     data = {
-        "csrf_token": token,
+        **form_fields(client, "/admin/mandatoryreport/new/"),
         "reporter_kind": "neighbour",
         "anonymous": "y",
         "received_at": "2026-06-09T23:30",
@@ -149,16 +148,16 @@ def test_first_response_then_triage_to_alert(client, auth):
     _file_report(client, village=str(director.village_id))
     report = db.session.scalar(db.select(MandatoryReport).order_by(MandatoryReport.id.desc()))
     details = f"/admin/mandatoryreport/details/?id={report.id}"
-    token = csrf_token(client, details)
+    fields = form_fields(client, details)
     client.post(
         f"/admin/mandatoryreport/respond/?id={report.id}",
-        data={"csrf_token": token, "first_response_at": "2026-06-10T00:10", "note": "已电话联系村干部上门"},
+        data={**fields, "first_response_at": "2026-06-10T00:10", "note": "已电话联系村干部上门"},
     )
     page = client.get(details).get_data(as_text=True)
     assert "用时 0小时40分" in page and "在24小时时限内" in page
     response = client.post(
         f"/admin/mandatoryreport/triage/?id={report.id}",
-        data={"csrf_token": token, "outcome": "to_alert", "note": "核实属实，需督导介入"},
+        data={**fields, "outcome": "to_alert", "note": "核实属实，需督导介入"},
     )
     db.session.expire_all()
     report = db.session.get(MandatoryReport, report.id)
@@ -169,7 +168,7 @@ def test_first_response_then_triage_to_alert(client, auth):
     # a second triage is refused
     client.post(
         f"/admin/mandatoryreport/triage/?id={report.id}",
-        data={"csrf_token": token, "outcome": "no_risk", "note": "x"},
+        data={**fields, "outcome": "no_risk", "note": "x"},
     )
     db.session.expire_all()
     assert db.session.get(MandatoryReport, report.id).outcome == "to_alert"
@@ -179,13 +178,11 @@ def test_triage_no_risk_needs_a_note(client, auth):
     auth.login("clerk")
     _file_report(client, village=str(villages()[2].id))
     report = db.session.scalar(db.select(MandatoryReport).order_by(MandatoryReport.id.desc()))
-    token = csrf_token(client, f"/admin/mandatoryreport/details/?id={report.id}")
+    fields = form_fields(client, f"/admin/mandatoryreport/details/?id={report.id}")
     url = f"/admin/mandatoryreport/triage/?id={report.id}"
-    body = client.post(
-        url, data={"csrf_token": token, "outcome": "no_risk", "note": ""}, follow_redirects=True
-    )
+    body = client.post(url, data={**fields, "outcome": "no_risk", "note": ""}, follow_redirects=True)
     assert "请填写分流说明" in body.get_data(as_text=True)
-    client.post(url, data={"csrf_token": token, "outcome": "no_risk", "note": "上门核实，孩子由外婆照看"})
+    client.post(url, data={**fields, "outcome": "no_risk", "note": "上门核实，孩子由外婆照看"})
     db.session.expire_all()
     report = db.session.get(MandatoryReport, report.id)
     assert report.outcome == "no_risk" and report.first_response_at is not None
@@ -249,15 +246,16 @@ def test_handle_an_alert_through_the_page(client, auth):
     alert = _raise(villages()[0])
     auth.login("supervisor")
     url = f"/admin/alerts/{alert.id}/act/"
-    token = csrf_token(client, f"/admin/alerts/{alert.id}/")
-    client.post(url, data={"csrf_token": token, "action": "assign", "handler_id": user("director1").id})
-    client.post(url, data={"csrf_token": token, "action": "step", "note": "已入户核实"})
-    client.post(url, data={"csrf_token": token, "action": "ticket", "ticket_141": "141-2026-0001"})
-    body = client.post(
-        url, data={"csrf_token": token, "action": "close", "result": ""}, follow_redirects=True
-    )
-    assert "办结时请填写处置结果" in body.get_data(as_text=True)
-    client.post(url, data={"csrf_token": token, "action": "close", "result": "监护人已返家"})
+
+    def act(**data):  # each form on the page carries its own one-time token
+        fields = form_fields(client, f"/admin/alerts/{alert.id}/")
+        return client.post(url, data={**fields, **data}, follow_redirects=True)
+
+    act(action="assign", handler_id=user("director1").id)
+    act(action="step", note="已入户核实")
+    act(action="ticket", ticket_141="141-2026-0001")
+    assert "办结时请填写处置结果" in act(action="close", result="").get_data(as_text=True)
+    act(action="close", result="监护人已返家")
     db.session.expire_all()
     alert = db.session.get(Alert, alert.id)
     assert alert.status == AlertStatus.DONE.value and alert.ticket_141 == "141-2026-0001"
@@ -267,10 +265,8 @@ def test_handle_an_alert_through_the_page(client, auth):
 def test_read_only_roles_cannot_handle(client, auth):
     alert = _raise(villages()[0])
     auth.login("inspector")
-    token = csrf_token(client, f"/admin/alerts/{alert.id}/")
-    response = client.post(
-        f"/admin/alerts/{alert.id}/act/", data={"csrf_token": token, "action": "step", "note": "x"}
-    )
+    fields = form_fields(client, f"/admin/alerts/{alert.id}/")
+    response = client.post(f"/admin/alerts/{alert.id}/act/", data={**fields, "action": "step", "note": "x"})
     assert response.status_code == 403
 
 
@@ -278,10 +274,10 @@ def test_convert_an_alert_to_a_case_and_refuse_a_shortcut(client, auth):
     child = first_child(villages()[0].id)
     alert = _raise(villages()[0], child=child)
     auth.login("supervisor")
-    token = csrf_token(client, f"/admin/alerts/{alert.id}/")
+    fields = form_fields(client, f"/admin/alerts/{alert.id}/")
     response = client.post(
         f"/admin/alerts/{alert.id}/act/",
-        data={"csrf_token": token, "action": "to_case", "case_type": "absence"},
+        data={**fields, "action": "to_case", "case_type": "absence"},
     )
     db.session.expire_all()
     case = db.session.get(Alert, alert.id).case_id and db.session.get(
@@ -291,13 +287,13 @@ def test_convert_an_alert_to_a_case_and_refuse_a_shortcut(client, auth):
     assert response.headers["Location"].endswith(f"/admin/case/details/?id={case.id}")
     body = client.post(
         f"/admin/case/move/?id={case.id}",
-        data={"csrf_token": token, "to_stage": "intervene"},
+        data={**fields, "to_stage": "intervene"},
         follow_redirects=True,
     ).get_data(as_text=True)
     assert "不能从「识别」直接进入「介入」" in body
     client.post(
         f"/admin/case/move/?id={case.id}",
-        data={"csrf_token": token, "to_stage": "assess", "note": "开始评估"},
+        data={**fields, "to_stage": "assess", "note": "开始评估"},
     )
     db.session.expire_all()
     assert db.session.get(Case, case.id).stage == "assess"
@@ -312,11 +308,9 @@ def test_director_may_read_but_not_move_cases(client, auth):
     auth.login("director1")
     assert client.get(f"/admin/case/details/?id={case.id}").status_code == 200
     assert client.get("/admin/caseboard/").status_code == 200
-    token = csrf_token(client, "/admin/alerts/")
+    fields = form_fields(client, "/admin/alerts/")
     assert (
-        client.post(
-            f"/admin/case/move/?id={case.id}", data={"csrf_token": token, "to_stage": "assess"}
-        ).status_code
+        client.post(f"/admin/case/move/?id={case.id}", data={**fields, "to_stage": "assess"}).status_code
         == 403
     )
 
@@ -346,11 +340,11 @@ def test_case_conference_through_the_page(client, auth):
     )
     db.session.commit()
     auth.login("social")
-    token = csrf_token(client, f"/admin/case/details/?id={case.id}")
+    fields = form_fields(client, f"/admin/case/details/?id={case.id}")
     client.post(
         f"/admin/case/conference/?id={case.id}",
         data={
-            "csrf_token": token,
+            **fields,
             "held_on": "2026-06-10",
             "departments": ["civil", "police", "school"],
             "attendees": "民政办、派出所、学校",
@@ -406,10 +400,10 @@ def test_feed_is_scoped_like_the_tokens_account_and_lists_only_open_alerts(clien
 
 def test_admin_issues_a_token_shown_once(client, auth):
     auth.login("admin")
-    token = csrf_token(client, "/admin/apitoken/new/")
+    fields = form_fields(client, "/admin/apitoken/new/")
     response = client.post(
         "/admin/apitoken/new/",
-        data={"csrf_token": token, "name": "141平台", "user": str(user("director1").id), "active": "y"},
+        data={**fields, "name": "141平台", "user": str(user("director1").id), "active": "y"},
         follow_redirects=True,
     )
     plain = re.search(r"<code id='new-token'>([^<]+)</code>", response.get_data(as_text=True)).group(1)

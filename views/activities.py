@@ -33,6 +33,7 @@ from services.activities import (
     untrained_staff,
 )
 from services.attendance import KIND_LABELS, RollFilter, build_roll, parse_keys, save_attendance
+from services.errors import Refused
 from services.signin_sheet import read_sheet, write_sheet
 from services.validation import InvalidInput
 from services.xlsx_input import UnsafeWorkbook
@@ -41,6 +42,8 @@ from views.base import (
     ScopedAjaxLoader,
     ScopedModelView,
     SecureView,
+    arg_id,
+    arg_int,
     current_scope,
     level_badge,
     scoped_query,
@@ -134,6 +137,7 @@ class ActivityView(ScopedModelView):
     area = "activities"
     menu_category = MENU
     extra_write_endpoints = ("signin_import_view",)
+    create_endpoints = frozenset({"attendance_view", "signin_import_view"})
     create_template = "activities/activity_create.html"
     edit_template = "activities/activity_edit.html"
     column_list = (
@@ -282,14 +286,13 @@ class ActivityView(ScopedModelView):
         return activity
 
     def _filter_from_args(self) -> RollFilter:
-        scope = current_scope()
-        village = request.args.get("village", type=int)
-        if village is not None and scope is not None and village not in scope:
-            village = None
+        village = arg_id("village")
+        if request.args.get("village") and village not in {vid for vid, _ in village_options()}:
+            raise Refused("所选的村（社区）不存在或不在您的管理范围内。", 404)
         level = request.args.get("level") or None
         if level not in {lv.value for lv in Level} | {"none", None}:
             level = None
-        return RollFilter(village_id=village, category_id=request.args.get("category", type=int), level=level)
+        return RollFilter(village_id=village, category_id=arg_id("category"), level=level)
 
     @expose("/attendance/", methods=("GET", "POST"))
     def attendance_view(self):
@@ -328,7 +331,7 @@ class ActivityView(ScopedModelView):
                 continue
         name = (request.form.get("walkin_name") or "").strip()
         if name:
-            walk_ins.append((name, request.form.get("walkin_village", type=int)))
+            walk_ins.append((name, arg_id("walkin_village", source=request.form)))
         try:
             result = save_attendance(
                 db.session,
@@ -445,6 +448,7 @@ class MentorPairingView(ScopedModelView):
     area = "pairing"
     menu_category = MENU
     extra_write_endpoints = ("session_view",)
+    create_endpoints = frozenset({"session_view"})
     details_template = "activities/pairing_details.html"
     column_list = ("staff", "child", "child.village", "child.current_level", "start_on", "end_on", "notes")
     column_labels = {
@@ -486,7 +490,7 @@ class MentorPairingView(ScopedModelView):
             child=form.child.data,
             start_on=form.start_on.data,
             end_on=form.end_on.data,
-            pairing_id=request.args.get("id", type=int),
+            pairing_id=arg_id(),
         )
         for name, message in errors.items():
             field = getattr(form, name)
@@ -577,7 +581,8 @@ class TrainingView(SecureView):
 
     @expose("/")
     def index(self):
-        year = request.args.get("year", type=int) or clock.today().year
+        this_year = clock.today().year
+        year = arg_int("year", lo=2000, hi=this_year + 1, default=this_year, label="年份")
         scope = current_scope()
         rows = training_hours(db.session, year, scope)
         trainings = scoped_query(Activity).filter(
@@ -618,9 +623,11 @@ class ParticipationView(SecureView):
             ("guardian", Guardian, "监护人"),
             ("staff", Staff, "工作人员"),
         ):
-            pk = request.args.get(arg, type=int)
-            if pk is None:
+            if arg not in request.args:
                 continue
+            pk = arg_id(arg)
+            if pk is None:
+                abort(404)
             person = scoped_query(model).filter(model.id == pk).one_or_none()
             if person is None:
                 abort(404)

@@ -52,21 +52,25 @@ from services.assessment import (
     rules_snapshot,
     save_assessment,
 )
+from services.errors import Refused
 from services.permissions import can_read, can_write
 from services.search import child_search_clause
-from services.validation import InvalidInput
+from services.validation import InvalidInput, parse_id
 from views.base import (
     ChoiceFilter,
     ReadOnlyModelView,
     ScopedModelView,
     SecureView,
     VillageFilter,
+    arg_id,
+    arg_ids,
     current_role,
     current_scope,
     level_badge,
     scoped_query,
     village_options,
 )
+from views.errors import returns_json
 from views.labels import LABELS
 
 MENU_ASSESS = "评估与赋能"
@@ -252,12 +256,12 @@ def _form_values(assessment: Assessment | None) -> dict:
 def _posted_input() -> AssessmentInput:
     form = request.form
     return AssessmentInput(
-        child_id=form.get("child_id", type=int),
+        child_id=arg_id("child_id", source=form),
         assessed_on=form.get("assessed_on", ""),
         scores={k[len("score_") :]: v for k, v in form.items() if k.startswith("score_")},
         vetoes=form.getlist("vetoes"),
         methods=form.getlist("methods"),
-        team_ids=[int(v) for v in form.getlist("team") if v.isdigit()],
+        team_ids=arg_ids("team"),
         notes=form.get("notes", ""),
         override_level=form.get("override_level", ""),
         override_reason=form.get("override_reason", ""),
@@ -269,11 +273,11 @@ class AssessmentFormView(SecureView):
 
     area = "assessments"
     extra_write_endpoints = frozenset({"new", "save"})
+    create_endpoints = frozenset({"save"})
 
     def _assessment(self, assessment_id) -> Assessment:
-        try:
-            key = int(assessment_id)
-        except (TypeError, ValueError):
+        key = parse_id(assessment_id)
+        if key is None:
             abort(404)
         found = scoped_query(Assessment).filter(Assessment.id == key).one_or_none()
         if found is None:
@@ -281,9 +285,8 @@ class AssessmentFormView(SecureView):
         return found
 
     def _child(self, child_id) -> Child:
-        try:
-            key = int(child_id)
-        except (TypeError, ValueError):
+        key = parse_id(child_id)
+        if key is None:
             abort(404)
         found = scoped_query(Child).filter(Child.id == key).one_or_none()
         if found is None:
@@ -685,6 +688,7 @@ class SupportServiceView(ScopedModelView):
     }
     allow_delete = False
     extra_write_endpoints = frozenset({"online_push"})
+    create_endpoints = frozenset({"online_push"})
 
     def search_placeholder(self):
         return "儿童姓名"
@@ -709,7 +713,10 @@ class SupportServiceView(ScopedModelView):
     def online_push(self):
         """线上知识推送 for many families at once: pick a village (and level), tick the children."""
         villages = village_options()
-        village_id = request.values.get("village", type=int) or (villages[0][0] if villages else None)
+        village_id = arg_id("village", source=request.values)
+        if request.values.get("village") and village_id not in {vid for vid, _ in villages}:
+            raise Refused("所选的村（社区）不存在或不在您的管理范围内。", 404)
+        village_id = village_id or (villages[0][0] if villages else None)
         level = request.values.get("level", "")
         query = scoped_query(Child).filter(Child.archived_at.is_(None), Child.village_id == village_id)
         if level == "none":
@@ -721,14 +728,14 @@ class SupportServiceView(ScopedModelView):
             if request.form.get("all_matching"):
                 ids = [c.id for c in query.with_entities(Child.id)]
             else:
-                ids = [int(i) for i in request.form.getlist("child_ids") if i.isdigit()]
+                ids = arg_ids("child_ids")
             try:
                 delivered_on = dt.date.fromisoformat(request.form.get("delivered_on", ""))
                 n = record_online_push(
                     ids,
                     delivered_on=delivered_on,
                     content=request.form.get("content", ""),
-                    provider_id=request.form.get("provider", type=int),
+                    provider_id=arg_id("provider", source=request.form),
                     village_ids=current_scope(),
                     today=clock.today(),
                 )
@@ -765,7 +772,7 @@ class RiskMapView(SecureView):
     area = "map"
 
     def _filters(self):
-        category_id = request.args.get("category", type=int)
+        category_id = arg_id("category")
         as_of = None
         if request.args.get("as_of"):
             try:
@@ -789,6 +796,7 @@ class RiskMapView(SecureView):
         )
 
     @expose("/data/")
+    @returns_json
     def data(self):
         category_id, as_of = self._filters()
         if as_of is not None and as_of >= clock.today():
@@ -808,6 +816,7 @@ class RiskMapView(SecureView):
         )
 
     @expose("/geojson/")
+    @returns_json
     def download(self):
         response = jsonify(riskmap.village_geojson(current_scope()))
         response.headers["Content-Disposition"] = "attachment; filename=villages.geojson"

@@ -7,7 +7,7 @@ delete, bulk actions, relation dropdowns, AJAX lookups, filter options and inlin
 
 from __future__ import annotations
 
-from flask import abort, flash, has_request_context, redirect, request, url_for
+from flask import abort, flash, g, has_request_context, redirect, request, url_for
 from flask_admin import BaseView, expose
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla.ajax import QueryAjaxModelLoader
@@ -15,13 +15,19 @@ from flask_admin.contrib.sqla.filters import BaseSQLAFilter, FilterEqual
 from flask_admin.form import BaseForm
 from flask_login import current_user
 from markupsafe import Markup
+from werkzeug.exceptions import HTTPException
 from wtforms import HiddenField
 
 from choices import Choice
 from models import AuditLog, Village, db
+from services import form_tokens
+from services.errors import Refused, describe
 from services.permissions import can_read, can_write
 from services.scoping import scope
+from services.validation import ID_MAX, parse_id, parse_int
+from views.errors import error_response, request_context, returns_json, rollback_quietly
 from views.export import XlsxExportMixin
+from views.fields import apply_field_types
 from views.labels import LABELS
 
 WRITE_ENDPOINTS = {"create_view", "edit_view", "delete_view", "action_view", "ajax_update"}
@@ -40,6 +46,36 @@ def current_role():
 
 def scoped_query(model):
     return scope(db.session.query(model), model, current_scope())
+
+
+# --------------------------------------------------------------------------- numbers in requests
+
+
+def arg_id(name: str = "id", source=None) -> int | None:
+    """A record id from the query string (or ``source``): None when absent, not a number or out of
+    range (above 2^31 − 1, zero, negative) — the caller answers 记录不存在 as for any unknown id."""
+    return parse_id((request.args if source is None else source).get(name))
+
+
+def arg_int(name: str, *, lo: int, hi: int, default: int | None = None, label: str = "参数", source=None):
+    """A bounded whole number from the query string (or ``source``): ``default`` when absent or
+    empty, a 400 with a Chinese message when present but not a whole number in [lo, hi]."""
+    raw = (request.args if source is None else source).get(name)
+    if raw is None or not str(raw).strip():
+        return default
+    value = parse_int(raw, lo=lo, hi=hi)
+    if value is None:
+        raise Refused(f"{label}应为{lo}至{hi}之间的整数（收到“{str(raw)[:20]}”）")
+    return value
+
+
+def arg_ids(name: str, source=None) -> list[int]:
+    """Every id posted under ``name``; a 400 if any is not a valid id (a list is refused whole)."""
+    values = (request.form if source is None else source).getlist(name)
+    ids = [parse_id(v) for v in values if str(v).strip()]
+    if any(i is None for i in ids):
+        raise Refused("所选记录的编号无效，请刷新页面后重新选择。")
+    return ids
 
 
 def village_options():
@@ -90,9 +126,8 @@ class ScopedAjaxLoader(QueryAjaxModelLoader):
 
     def get_one(self, pk):
         pk_col = self.model.__mapper__.primary_key[0]
-        try:
-            key = pk_col.type.python_type(pk)  # posted ids are strings; PostgreSQL will not compare them
-        except (TypeError, ValueError):
+        key = primary_key_value(pk_col, pk)  # posted ids are strings; PostgreSQL will not compare them
+        if key is None:
             return None
         return self.get_query().filter(pk_col == key).first()
 
@@ -115,7 +150,103 @@ def level_badge(value) -> Markup:
     )
 
 
-class SecureView(BaseView):
+class AnsweredView:
+    """Every exposed method of a view runs through ``_run_view``: whatever it raises becomes the
+    answer of services/errors.py (a Chinese page or JSON with the right status), after the
+    request's transaction is rolled back. HTTP errors (abort(404)) go to the app's handlers, which
+    answer the same way."""
+
+    # Custom @expose methods that create records: a POST to one claims the form's one-time token
+    # (services/form_tokens.py) before the method runs, in the transaction it commits.
+    create_endpoints: frozenset[str] = frozenset()
+
+    def _run_view(self, fn, *args, **kwargs):
+        g.admin_view = self
+        if getattr(fn, "_returns_json", False):
+            g.wants_json = True
+        try:
+            if (
+                request.method == "POST"
+                and fn.__name__ in self.create_endpoints
+                and form_tokens.FIELD in request.form
+                and getattr(self, "may_write", True)
+            ):
+                duplicate = claim_posted_token(request.form.get(form_tokens.FIELD))
+                if duplicate is not None:
+                    return duplicate
+            # Flask-Admin retries a view that raised TypeError with other arguments; ours never
+            # need that, and a retried POST would run twice.
+            response = fn(self, *args, **kwargs)
+            note_claim_result(response)
+            return response
+        except HTTPException:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure gets words and a status
+            rollback_quietly()
+            verb = "处理" if request.method == "POST" else "修改"
+            answer = describe(
+                exc, labels=getattr(self, "column_labels", None), verb=verb, context=request_context()
+            )
+            return error_response(answer)
+
+
+def claim_posted_token(token: str | None):
+    """Claim a posted one-time token for the current request; the response for a duplicate (or a
+    refused token), None when the request may go on to write."""
+    from flask import current_app
+    from flask_login import current_user
+
+    try:
+        key = form_tokens.read(current_app.secret_key, token)
+    except form_tokens.TokenRefused as refused:
+        raise Refused(str(refused)) from None
+    try:
+        form_tokens.claim(
+            db.session,
+            key,
+            user_id=current_user.get_id() and current_user.id,
+            endpoint=request.endpoint or "",
+            result_url=_same_site(request.referrer),
+        )
+    except form_tokens.AlreadySubmitted as done:
+        flash("已保存，请勿重复提交。下面是第一次提交保存的结果。", "warning")
+        first = done.claim
+        target = first.result_url if first is not None and first.result_url else None
+        return redirect(target or _same_site(request.referrer) or url_for("admin.index"))
+    g.form_claim = key
+    return None
+
+
+def note_claim_result(response) -> None:
+    """Remember where the claiming submission went (a second submission is sent there)."""
+    key = g.pop("form_claim", None)
+    location = (
+        getattr(response, "location", None)
+        if getattr(response, "status_code", 0) in (301, 302, 303)
+        else None
+    )
+    if key is None or not location:
+        return
+    try:
+        form_tokens.note_result(db.session, key, result_url=_same_site(location))
+        db.session.commit()
+    except Exception:  # noqa: BLE001 - the record is saved; only the pointer to it is lost
+        rollback_quietly()
+
+
+def _same_site(url: str | None) -> str | None:
+    if not url:
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.netloc and parts.netloc != request.host:
+        return None
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    return path if path.startswith("/") and not path.startswith("//") else None
+
+
+class SecureView(AnsweredView, BaseView):
     """A custom page: open to the roles that may read ``area``; ``extra_write_endpoints`` (exposed
     methods that change data) only to those that may write it."""
 
@@ -143,7 +274,7 @@ class SecureView(BaseView):
         return can_write(current_role(), self.area)
 
 
-class ScopedModelView(ModelView, XlsxExportMixin):
+class ScopedModelView(AnsweredView, ModelView, XlsxExportMixin):
     """CRUD over a model, limited to the user's role (``area``) and villages (``village_clause``)."""
 
     area: str = ""
@@ -230,11 +361,56 @@ class ScopedModelView(ModelView, XlsxExportMixin):
 
     def get_one(self, id):
         pk = self.model.__mapper__.primary_key[0]
-        try:
-            key = pk.type.python_type(id)
-        except (TypeError, ValueError):
+        key = primary_key_value(pk, id)
+        if key is None:
             return None
         return self.get_query().filter(pk == key).one_or_none()
+
+    # --- list arguments: numbers bounded before Flask-Admin uses them --------------------
+
+    MAX_PAGE = 100_000
+
+    def _get_list_extra_args(self):
+        args = super()._get_list_extra_args()
+        args.page = parse_int(request.args.get("page"), lo=0, hi=self.MAX_PAGE) or 0
+        sizes = set(self.page_size_options or ()) | {self.page_size}
+        size = parse_int(request.args.get("page_size"), lo=1, hi=max(sizes))
+        args.page_size = size if size in sizes else 0
+        sort = parse_int(request.args.get("sort"), lo=0, hi=len(self._list_columns or ()) - 1)
+        args.sort = sort if sort is not None and self._get_column_by_idx(sort) else None
+        args.sort_desc = request.args.get("desc") == "1"
+        if args.search is not None:
+            args.search = args.search[:100]
+        return args
+
+    def _get_list_filter_args(self):
+        """Flask-Admin's filters, less any value the filter itself cannot turn into a query value
+        (letters for a number, a number too large for the database): those are reported, not run."""
+        filters = super()._get_list_filter_args()
+        if not filters:
+            return filters
+        kept = []
+        for idx, name, value in filters:
+            if _filter_value_ok(self._filters[idx], value):
+                kept.append((idx, name, value))
+            else:
+                flash(f"筛选条件“{name}”的值“{str(value)[:30]}”无效，已忽略", "error")
+        return kept
+
+    # --- bulk actions: every posted row id valid and in scope, or none is touched --------
+
+    def handle_action(self, return_view=None):
+        if request.method == "POST" and "rowid" in request.form:
+            pk = self.model.__mapper__.primary_key[0]
+            posted = request.form.getlist("rowid")
+            keys = [primary_key_value(pk, value) for value in posted]
+            visible = set()
+            if keys and None not in keys:
+                visible = {self.get_pk_value(row) for row in self.get_query().filter(pk.in_(keys))}
+            if not keys or None in keys or len(visible) != len(set(keys)):
+                flash("所选记录无效或不在您的管理范围内，未执行任何操作。请刷新页面后重新选择。", "error")
+                return redirect(self.get_url(".index_view"))
+        return super().handle_action(return_view)
 
     def _get_filter_groups(self):
         """Filter options are computed per request (Flask-Admin caches them at start-up, unscoped)."""
@@ -268,6 +444,9 @@ class ScopedModelView(ModelView, XlsxExportMixin):
             field.query = scoped
             field.query_factory = lambda scoped=scoped: scoped
             field._scoped = True
+        note = getattr(field, "note", None)
+        if callable(note) and note():
+            field.description = Markup("{} {}").format(field.description or "", note())
         for sub in getattr(field, "entries", []) or []:
             self._scope_field(sub)
         inner = getattr(field, "form", None)
@@ -277,6 +456,119 @@ class ScopedModelView(ModelView, XlsxExportMixin):
 
     def create_form(self, obj=None):
         return self._scope_form(super().create_form(obj))
+
+    # --- a form posted twice writes once (services/form_tokens.py) -----------------------
+
+    def get_create_form(self):
+        return _with_form_token(super().get_create_form())
+
+    def get_edit_form(self):
+        form_class = super().get_edit_form()
+        # Inline rows of an edit form create records too (a new guardian typed into a child's form).
+        return _with_form_token(form_class) if self.inline_models else form_class
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("create_model")
+        if own is not None and not getattr(own, "_claims_form_token", False):
+            cls.create_model = _claiming_form_token(own)
+
+    def create_model(self, form):
+        return super().create_model(form)
+
+    def _claim_form_token(self, form) -> bool:
+        """Claim the form's one-time token in the transaction about to write; False (with the
+        message flashed) when the token is refused or was used before."""
+        from flask import current_app
+        from flask_login import current_user
+
+        field = getattr(form, form_tokens.FIELD, None)
+        if field is None or g.get("form_claim") is not None:
+            return True
+        if not field.raw_data:
+            return True  # not posted by one of our forms (every form we draw carries one): nothing to claim
+        try:
+            key = form_tokens.read(current_app.secret_key, field.raw_data[0] if field.raw_data else None)
+            form_tokens.claim(self.session, key, user_id=current_user.id, endpoint=request.endpoint or "")
+        except form_tokens.TokenRefused as refused:
+            flash(str(refused), "error")
+            field.data = form_tokens.issue(current_app.secret_key)
+            return False
+        except form_tokens.AlreadySubmitted as done:
+            # flashed once the form page Flask-Admin draws meanwhile is thrown away (it would eat it)
+            g.duplicate_redirect = self._first_record_url(done.claim)
+            return False
+        g.form_claim = key
+        return True
+
+    def _first_record_url(self, claim) -> str:
+        from flask_login import current_user
+
+        record = None
+        if claim is not None and claim.record_id and claim.user_id == current_user.id:
+            record = self.get_one(claim.record_id)
+        if record is None:
+            return self.get_url(".index_view")
+        pk = self.get_pk_value(record)
+        if self.can_view_details:
+            return self.get_url(".details_view", id=pk)
+        if self.can_edit:
+            return self.get_url(".edit_view", id=pk)
+        return self.get_url(".index_view")
+
+    def _on_model_change(self, form, model, is_created):
+        super()._on_model_change(form, model, is_created)
+        key = g.get("form_claim")
+        if key is not None:
+            self.session.flush()
+            form_tokens.note_result(self.session, key, record_id=self.get_pk_value(model))
+
+    # --- ID numbers in forms: masked, revealed in place (audited) -------------------------
+
+    @expose("/reveal-id/", methods=("POST",))
+    @returns_json
+    def reveal_id_view(self):
+        """The stored 身份证号 of a record's form field, for roles that may see it; each reveal is
+        written to the audit log like 显示完整号码 on a details page."""
+        from flask import jsonify
+
+        from services import audit
+        from services.permissions import may_reveal_id
+
+        field = request.args.get("field", "")
+        if not may_reveal_id(current_role()):
+            return jsonify(error="您的角色不能查看完整身份证号"), 403
+        if field not in self.model.__table__.columns or not (
+            field == "id_number" or field.endswith("_id_number")
+        ):
+            return jsonify(error="该字段不是身份证号"), 400
+        record = self.get_one(request.args.get("id"))
+        if record is None:
+            return jsonify(error="记录不存在"), 404
+        audit.record(
+            db.session,
+            "reveal",
+            table=self.model.__tablename__,
+            record_id=self.get_pk_value(record),
+            summary=f"在编辑表单中显示完整身份证号：{record}",
+        )
+        db.session.commit()
+        return jsonify(value=getattr(record, field) or "")
+
+    @expose("/new/", methods=("GET", "POST"))
+    def create_view(self):
+        return self._unless_submitted_before(super().create_view())
+
+    @expose("/edit/", methods=("GET", "POST"))
+    def edit_view(self):
+        return self._unless_submitted_before(super().edit_view())
+
+    def _unless_submitted_before(self, response):
+        target = g.pop("duplicate_redirect", None)
+        if target is None:
+            return response
+        flash("已保存，请勿重复提交。下面是第一次提交保存的记录。", "warning")
+        return redirect(target)
 
     def edit_form(self, obj=None):
         return self._scope_form(super().edit_form(obj))
@@ -295,6 +587,8 @@ class ScopedModelView(ModelView, XlsxExportMixin):
         self.column_formatters_detail = detail_formatters
         self.form_choices = form_choices
         super()._refresh_cache()
+        for flt in self._filters or ():
+            _type_integer_filter(flt)
 
     # --- two people editing one record ---------------------------------------------------
 
@@ -311,6 +605,12 @@ class ScopedModelView(ModelView, XlsxExportMixin):
             unbound.kwargs["validators"] = [v for v in validators if not isinstance(v, Unique)]
         if hasattr(self.model, "version"):
             form_class.version_seen = HiddenField()
+        apply_field_types(form_class, self.model)
+        return form_class
+
+    def scaffold_inline_form_models(self, form_class):
+        form_class = super().scaffold_inline_form_models(form_class)
+        apply_field_types(form_class, self.model)
         return form_class
 
     def on_form_prefill(self, form, id):
@@ -322,21 +622,109 @@ class ScopedModelView(ModelView, XlsxExportMixin):
     def update_model(self, form, model):
         seen = getattr(form, "version_seen", None)
         if seen is not None and seen.data and str(model.version) != str(seen.data):
-            flash(conflict_message(model, int(seen.data)), "error")
+            flash(conflict_message(model, parse_int(seen.data, lo=0, hi=ID_MAX) or 0), "error")
+            return False
+        if not self._claim_form_token(form):
             return False
         ok = super().update_model(form, model)
         if ok and seen is not None:
             seen.data = model.version
         return ok
 
-    def handle_view_exception(self, exc):
-        from sqlalchemy.orm.exc import StaleDataError
+    def validate_form(self, form):
+        g.form_in_flight = form  # a constraint failure on save is shown next to its field
+        return super().validate_form(form)
 
-        if isinstance(exc, StaleDataError):
-            db.session.rollback()
-            flash("保存冲突：该记录刚被其他人修改，请刷新后重新编辑。", "error")
-            return True
-        return super().handle_view_exception(exc)
+    def handle_view_exception(self, exc):
+        """A failure inside create/update/delete (Flask-Admin catches it and calls this): the one
+        mapping of services/errors.py gives the Chinese message, next to its field if it has one.
+        Flask-Admin's own "Failed to create record. (sqlite3.IntegrityError) …" never appears."""
+        rollback_quietly()
+        deleting = request.endpoint and request.endpoint.endswith(("delete_view", "action_view"))
+        answer = describe(
+            exc,
+            labels=self.column_labels,
+            verb="删除" if deleting else "修改",
+            context=request_context(),
+        )
+        form = g.get("form_in_flight")
+        field = getattr(form, answer.field, None) if form is not None and answer.field else None
+        if field is not None and not deleting:
+            field.errors = list(field.errors or []) + [answer.message]
+        message = answer.message
+        if answer.status >= 500 and not deleting:
+            message = "保存失败：" + message
+        flash(message, "error")
+        return True
+
+
+def _with_form_token(form_class):
+    """The form class with a one-time token (a fresh one each time the form is drawn)."""
+    from flask import current_app
+
+    if hasattr(form_class, form_tokens.FIELD):
+        return form_class
+    field = HiddenField(default=lambda: form_tokens.issue(current_app.secret_key))
+    return type(form_class.__name__, (form_class,), {form_tokens.FIELD: field})
+
+
+def _claiming_form_token(create_model):
+    """A view's create_model, run only once its form's token is claimed (see ScopedModelView)."""
+    import functools
+
+    @functools.wraps(create_model)
+    def create_once(self, form):
+        if not self._claim_form_token(form):
+            return False
+        return create_model(self, form)
+
+    create_once._claims_form_token = True
+    return create_once
+
+
+def primary_key_value(pk_column, value):
+    """A posted or typed primary key as the column's type; None when it cannot name a row."""
+    try:
+        python_type = pk_column.type.python_type
+    except NotImplementedError:
+        python_type = str
+    if python_type is int:
+        return parse_id(value)
+    if value is None or "\x00" in str(value) or len(str(value)) > 200:
+        return None
+    return str(value)
+
+
+def _type_integer_filter(flt) -> None:
+    """A plain equality filter on an integer column compares a number, not the typed text
+    (PostgreSQL refuses integer = varchar): its value is read as a bounded whole number."""
+    from flask_admin.model.filters import BaseFilter
+
+    column = getattr(flt, "column", None)
+    try:
+        is_int = column is not None and column.type.python_type is int
+    except (AttributeError, NotImplementedError):
+        is_int = False
+    if not is_int or type(flt).clean is not BaseFilter.clean:
+        return
+
+    def clean(value):
+        number = parse_int(value, lo=-ID_MAX, hi=ID_MAX)
+        if number is None:
+            raise ValueError(value)
+        return number
+
+    flt.clean = clean
+    flt.validate = lambda value: parse_int(value, lo=-ID_MAX, hi=ID_MAX) is not None
+
+
+def _filter_value_ok(flt, value) -> bool:
+    try:
+        cleaned = flt.clean(value)
+    except (TypeError, ValueError, ArithmeticError):
+        return False
+    values = cleaned if isinstance(cleaned, list | tuple) else [cleaned]
+    return all(not isinstance(v, int) or isinstance(v, bool) or -ID_MAX <= v <= ID_MAX for v in values)
 
 
 def conflict_message(model, seen_version: int) -> Markup:
@@ -378,6 +766,9 @@ def _show(value):
     return str(value)
 
 
+ScopedModelView.create_model = _claiming_form_token(ScopedModelView.create_model)
+
+
 class ReadOnlyModelView(ScopedModelView):
     allow_create = False
     allow_edit = False
@@ -385,7 +776,11 @@ class ReadOnlyModelView(ScopedModelView):
 
 
 __all__ = [
+    "AnsweredView",
     "ChoiceFilter",
+    "arg_id",
+    "arg_ids",
+    "arg_int",
     "ReadOnlyModelView",
     "ScopedModelView",
     "SecureView",

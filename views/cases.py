@@ -115,6 +115,7 @@ class CaseView(ScopedModelView):
     }
     form_widget_args = {"plan_goals": {"rows": 3}, "plan_measures": {"rows": 4}}
     allow_delete = False
+    create_endpoints = frozenset({"track_view", "conference_view"})
 
     def get_query(self):
         return super().get_query().options(db.joinedload(Case.child).joinedload(Child.village))

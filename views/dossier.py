@@ -37,7 +37,7 @@ from services.dossier import case_path, load_dossier
 from services.permissions import can_read, can_write
 from services.search import child_search_clause
 from services.validation import mask_id_number
-from views.base import SecureView, current_role, current_scope, scoped_query
+from views.base import SecureView, arg_id, current_role, current_scope, scoped_query
 
 # Where each section's records live. Areas choose their own endpoint names, so a few are tried;
 # a section whose area has no view yet is shown without links.
@@ -185,7 +185,7 @@ class DossierView(SecureView):
     area = "dossier"
 
     def _child_id(self):
-        return request.args.get("id", type=int)
+        return arg_id()
 
     @expose("/")
     def index(self):

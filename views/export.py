@@ -1,8 +1,10 @@
 """导出Excel for every list: ``XlsxExportMixin`` adds ``/export.xlsx`` to a ScopedModelView.
 
 The export is the list the user is looking at (same scope, filters, search and sort, all pages),
-streamed from the database with ``yield_per`` into XlsxWriter's constant_memory mode; ID numbers are
-masked unless the role may reveal them; every export is written to the audit log.
+streamed from the database with ``yield_per`` into the workbook factory's constant_memory mode. ID
+numbers are masked for every role; full numbers only when a role that may see them ticks 导出完整
+身份证号 and types the purpose (用途), which goes into that export's audit row. Every export is
+written to the audit log.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from choices import Choice
 from models import db
 from services import audit, clock
 from services.permissions import may_reveal_id
-from services.validation import mask_id_number
+from services.validation import InvalidInput, clean_text
+from services.workbook import shown_id
 from services.xlsx_export import XLSX_MIMETYPE, write_list
 
 PLAIN = (str, int, float, bool, Decimal, dt.date, dt.datetime, type(None))
@@ -61,12 +64,32 @@ class XlsxExportMixin:
 
     # --- the endpoint --------------------------------------------------------------------
 
-    @expose("/export.xlsx")
+    def export_has_id_numbers(self) -> bool:
+        return bool(self._masked_names())
+
+    def _export_reveal(self) -> tuple[bool, str | None]:
+        """(full ID numbers?, purpose): only on a POST that ticks full_ids and gives a purpose."""
+        if request.method != "POST" or request.form.get("full_ids") != "1":
+            return False, None
+        from services.errors import Refused
+
+        # views.base will import this module, so the role is read here, not through views.base.
+        if not (current_user.is_authenticated and may_reveal_id(current_user.role)):
+            raise Refused("您的角色不能导出完整身份证号。", 403)
+        try:
+            purpose = clean_text(request.form.get("purpose"), label="用途", max_length=100)
+        except InvalidInput as bad:
+            raise Refused(str(bad)) from None
+        if not purpose or len(purpose) < 2:
+            raise Refused("导出完整身份证号须填写用途（如：报送区民政局复核），请返回填写后再导出。")
+        return True, purpose
+
+    @expose("/export.xlsx", methods=("GET", "POST"))
     def export_xlsx(self):
         if not self.can_export_xlsx:
             abort(403)
-        # views.base will import this module, so the role is read here, not through views.base.
-        reveal = current_user.is_authenticated and may_reveal_id(current_user.role)
+        reveal, purpose = self._export_reveal()
+        reveal = reveal and bool(self._masked_names())
         columns = self.xlsx_columns(reveal)
         view_args = self._get_list_extra_args()
         query = self.xlsx_query(view_args)
@@ -77,15 +100,15 @@ class XlsxExportMixin:
                 self.name or self.model.__name__,
                 [c.header for c in columns],
                 self.xlsx_values(query, [c.value for c in columns]),
-                about=self._xlsx_about(view_args, reveal),
+                about=self._xlsx_about(view_args, reveal, purpose),
             )
         except Exception:
             out.close()
             raise
         conditions = self._conditions(view_args)
         summary = f"导出Excel：{self.name}，{n}行" + (f"；条件：{conditions}" if conditions else "")
-        if reveal and self._masked_names():
-            summary += "；含完整身份证号"
+        if reveal:
+            summary += f"；含完整身份证号；用途：{purpose}"
         audit.record(db.session, "export", table=self.model.__tablename__, summary=summary)
         db.session.commit()
         out.seek(0)
@@ -208,9 +231,7 @@ class XlsxExportMixin:
 
     def _xlsx_getter(self, name, reveal: bool):
         if name in self.column_export_masked:
-            if reveal:
-                return attrgetter(name)
-            return lambda model: mask_id_number(getattr(model, name))
+            return lambda model: shown_id(getattr(model, name), reveal)
         choice = (getattr(self, "choice_columns", None) or {}).get(name)
         if choice is not None:
             labels = dict(choice.choices())
@@ -283,7 +304,7 @@ class XlsxExportMixin:
             parts.append(f"按“{sort[1]}”{'降序' if view_args.sort_desc else '升序'}")
         return "；".join(parts)
 
-    def _xlsx_about(self, view_args, reveal: bool):
+    def _xlsx_about(self, view_args, reveal: bool, purpose: str | None = None):
         actor = audit.current_actor()
         about = [
             ("列表", str(self.name)),
@@ -292,7 +313,12 @@ class XlsxExportMixin:
             ("筛选条件", self._conditions(view_args) or "（无，全部记录）"),
         ]
         if self._masked_names():
-            about.append(("身份证号", "完整显示（本次导出已记入操作日志）" if reveal else "已脱敏"))
+            shown = (
+                f"完整显示（用途：{purpose}；本次导出已记入操作日志）"
+                if reveal
+                else "已脱敏（5001**********1234）"
+            )
+            about.append(("身份证号", shown))
         about.append(("说明", "仅含您有权查看的记录；以“=、+、-、@”开头的内容按文本保存。"))
         return about
 

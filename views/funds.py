@@ -22,12 +22,13 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from choices import ExpenseCategory, ExpenseStatus, FindingSeverity, FundKind, FundRule
 from models import Activity, Expense, FundSource, SupportService, db
 from services import audit, clock, fund_checks, ledger
+from services.errors import Refused
 from services.funds import (
+    AMOUNT_MAX,
     approve,
     category_budgets,
     check_expense,
     check_source,
-    clean_amount,
     is_editable,
     load_thresholds,
     pay,
@@ -37,9 +38,9 @@ from services.funds import (
     source_budgets,
     totals,
 )
-from services.validation import InvalidInput
+from services.validation import InvalidInput, parse_id
 from services.xlsx_export import XLSX_MIMETYPE
-from views.base import ChoiceFilter, ScopedModelView, SecureView, current_scope
+from views.base import ChoiceFilter, ScopedModelView, SecureView, arg_id, current_scope
 from views.labels import LABELS
 
 MENU_FUNDS = "资金管理"
@@ -167,7 +168,11 @@ class FundSourceView(ScopedModelView):
     )
     form_overrides = {"amount": StringField, "allowed_categories": SelectMultipleField}
     form_args = {
-        "amount": {"description": "单位：元，精确到分，如 200000.00；不超过10,000,000.00"},
+        "amount": {
+            "description": "单位：元，精确到分，如 200000.00；不超过10,000,000.00",
+            "allow_zero": False,
+            "hi": AMOUNT_MAX,
+        },
         "allowed_categories": {
             "choices": ExpenseCategory.choices(),
             "widget": ListWidget(prefix_label=False),
@@ -184,10 +189,8 @@ class FundSourceView(ScopedModelView):
         ok = super().validate_form(form)
         if request.method != "POST" or not hasattr(form, "amount"):
             return ok
-        try:
-            form.amount.data = clean_amount(form.amount.data)
-        except InvalidInput as bad:
-            _add_error(form.amount, str(bad))
+        if form.amount.data is None and not form.amount.errors:
+            _add_error(form.amount, "请填写金额")
         if form.valid_from.data and form.valid_to.data and form.valid_to.data < form.valid_from.data:
             _add_error(form.valid_to, "有效期截止日期不能早于起始日期")
         return ok and not any(f.errors for f in form)
@@ -332,7 +335,12 @@ class ExpenseView(ScopedModelView):
         )
     }
     form_args = {
-        "amount": {"description": "单位：元，精确到分；大于0且不超过10,000,000.00"},
+        "amount": {
+            "description": "单位：元，精确到分；大于0且不超过10,000,000.00",
+            "allow_zero": False,
+            "allow_negative": True,  # a 红字冲销 counter-entry; new expenses are checked below
+            "hi": AMOUNT_MAX,
+        },
         "source": {"description": "专款专用：支出类别须在该资金的允许用途内"},
         "activity": {
             "description": "活动开展类支出请选择对应活动（按活动预算核对）",
@@ -343,6 +351,7 @@ class ExpenseView(ScopedModelView):
     }
     form_ajax_refs = {"child": {"fields": ("name",), "page_size": 10}}
     extra_write_endpoints = frozenset({"approve_view", "pay_view", "draft_view", "reverse_view"})
+    create_endpoints = frozenset({"reverse_view"})
 
     # --- forms ---------------------------------------------------------------------------
 
@@ -369,17 +378,19 @@ class ExpenseView(ScopedModelView):
         ok = super().validate_form(form)
         if request.method != "POST" or not hasattr(form, "amount"):
             return ok
-        editing = request.args.get("id", type=int)
+        editing = arg_id()
         original = db.session.get(Expense, editing) if editing else None
-        if not (original is not None and original.reverses_id):
-            try:
-                form.amount.data = clean_amount(form.amount.data)
-            except InvalidInput as bad:
-                _add_error(form.amount, str(bad))
+        counter_entry = original is not None and original.reverses_id
+        if form.amount.data is None and not form.amount.errors:
+            _add_error(form.amount, "请填写金额")
+        elif form.amount.data is not None and form.amount.data < 0 and not counter_entry:
+            _add_error(form.amount, "金额必须大于0")
         if not (form.payee.data or "").strip():
             _add_error(form.payee, "请填写收款方")
         ref = form.service_ref.data
-        if ref and db.session.get(SupportService, ref) is None:
+        if ref is not None and parse_id(ref) is None:
+            _add_error(form.service_ref, "关联服务编号无效")
+        elif ref and db.session.get(SupportService, ref) is None:
             # Only the number is checked: fund officers see no children's records (SPEC: funds only).
             _add_error(form.service_ref, f"找不到编号为{ref}的赋能服务记录")
         return ok and not any(f.errors for f in form)
@@ -455,6 +466,10 @@ class ExpenseView(ScopedModelView):
         if expense is None:
             flash("记录不存在。", "error")
             return redirect(self.get_url(".index_view"))
+        seen = request.form.get("version_seen")
+        if seen and seen != str(expense.version):
+            # the page was drawn before someone else approved, paid or returned it
+            raise Refused("该支出刚被他人处理，请刷新后重试", 409)
         self._each([expense.id], step, done)
         return redirect(self.get_url(".details_view", id=expense.id))
 
@@ -534,6 +549,7 @@ def echarts_available() -> bool:
 class FundCheckView(SecureView):
     area = "funds"
     extra_write_endpoints = frozenset({"note"})
+    create_endpoints = frozenset({"note"})
 
     def _period(self):
         year = clock.today().year
@@ -550,7 +566,7 @@ class FundCheckView(SecureView):
         all_findings = fund_checks.run_all(th)
         rule = request.args.get("rule") or None
         severity = request.args.get("severity") or None
-        source_id = request.args.get("source", type=int)
+        source_id = arg_id("source")
         findings = fund_checks.filter_findings(
             all_findings, rule=rule, severity=severity, source_id=source_id, start=start, end=end
         )
@@ -604,7 +620,7 @@ class FundCheckView(SecureView):
     def note(self):
         """核查说明 of one finding: kept with the finding while it reads the same, and audited."""
         form = request.form
-        key = (form.get("rule", ""), form.get("target", ""), form.get("target_id", type=int))
+        key = (form.get("rule", ""), form.get("target", ""), arg_id("target_id", source=form))
         try:
             fund_checks.explain(key, form.get("note", ""), current_user.id)
         except InvalidInput as bad:

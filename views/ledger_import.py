@@ -29,7 +29,7 @@ from services.ledger_import import (
     import_ledger,
 )
 from services.validation import InvalidInput, mask_id_number
-from views.base import SecureView, current_scope, scoped_query
+from views.base import SecureView, arg_id, current_scope, scoped_query
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 _KEEP_SECONDS = 24 * 3600
@@ -60,6 +60,7 @@ def _forget_old_uploads(folder: Path) -> None:
 class LedgerImportView(SecureView):
     area = "import"
     extra_write_endpoints = ("check_view", "run_view")
+    create_endpoints = frozenset({"run_view"})
 
     @expose("/")
     def index(self):
@@ -195,6 +196,7 @@ class DuplicatesView(SecureView):
 
     area = "archive"
     extra_write_endpoints = ("merge_view",)
+    create_endpoints = frozenset({"merge_view"})
 
     @expose("/")
     def index(self):
@@ -205,8 +207,8 @@ class DuplicatesView(SecureView):
     def merge_view(self):
         if not self.may_write:
             return self.inaccessible_callback("merge_view")
-        keep_id = request.values.get("keep", type=int)
-        other_id = request.values.get("other", type=int)
+        keep_id = arg_id("keep", source=request.values)
+        other_id = arg_id("other", source=request.values)
         children = {
             c.id: c for c in scoped_query(Child).filter(Child.id.in_([keep_id or 0, other_id or 0])).all()
         }

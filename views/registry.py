@@ -39,11 +39,13 @@ from views.base import (
     ScopedAjaxLoader,
     ScopedModelView,
     VillageFilter,
+    arg_id,
     current_role,
     current_scope,
     level_badge,
     scoped_query,
 )
+from views.errors import returns_json
 from views.labels import LABELS
 
 MENU_REGISTER = "儿童档案"
@@ -399,7 +401,7 @@ class ChildView(ChildSearch, ScopedModelView):
                 form.id_number.data,
                 form.birth_date.data,
                 form.gender.data or None,
-                child_id=request.args.get("id", type=int),
+                child_id=arg_id(),
                 village_ids=current_scope(),
             )
             if "id_number" not in errors:
@@ -471,12 +473,14 @@ class ChildView(ChildSearch, ScopedModelView):
         )
 
     @expose("/reveal/", methods=("POST",))
+    @returns_json
     def reveal_view(self):
         """The full ID number for roles that may see it; every reveal is logged."""
         if not may_reveal_id(current_role()):
             return jsonify(error="无权查看完整身份证号"), 403
         # Archived children too: the dossier of an archived child offers the same button.
-        child = scoped_query(Child).filter(Child.id == request.args.get("id", type=int)).one_or_none()
+        child_id = arg_id()
+        child = scoped_query(Child).filter(Child.id == child_id).one_or_none() if child_id else None
         if child is None:
             return jsonify(error="记录不存在"), 404
         audit.record(db.session, "reveal", table="child", record_id=child.id, summary=child.name)
@@ -607,7 +611,7 @@ class GuardianView(ScopedModelView):
                 other = db.session.scalar(
                     db.select(Guardian.id).where(
                         Guardian.id_number == form.id_number.data,
-                        Guardian.id != (request.args.get("id", type=int) or 0),
+                        Guardian.id != (arg_id() or 0),
                     )
                 )
                 if other:

@@ -10,7 +10,8 @@ from flask_login import current_user
 
 from models import Village, db
 from services import audit, clock, reports
-from views.base import SecureView, current_scope, scoped_query
+from services.validation import parse_id
+from views.base import SecureView, arg_int, current_scope, scoped_query
 
 MENU = "档案与报表"
 
@@ -25,10 +26,8 @@ class ReportsView(SecureView):
         kind = request.args.get("kind", reports.MONTHLY)
         if kind not in (reports.MONTHLY, reports.PHASE):
             kind = reports.MONTHLY
-        year = request.args.get("year", type=int) or today.year
-        year = min(max(year, 2000), today.year + 1)
-        month = request.args.get("month", type=int) or today.month
-        month = min(max(month, 1), 12)
+        year = arg_int("year", lo=2000, hi=today.year + 1, default=today.year, label="年份")
+        month = arg_int("month", lo=1, hi=12, default=today.month, label="月份")
         phase = request.args.get("phase", "advance")
         if phase not in reports.PHASES:
             phase = "advance"
@@ -39,7 +38,7 @@ class ReportsView(SecureView):
         )
         villages = [(v.id, v.name) for v in scoped_query(Village).order_by(Village.sort_order, Village.id)]
         allowed = {vid for vid, _ in villages}
-        chosen = [vid for vid in request.args.getlist("village", type=int) if vid in allowed]
+        chosen = [vid for vid in map(parse_id, request.args.getlist("village")) if vid in allowed]
         user_scope = current_scope()
         if chosen:
             village_ids = chosen

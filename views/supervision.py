@@ -10,7 +10,7 @@ from flask_admin import expose
 from flask_admin.contrib.sqla.filters import BooleanEqualFilter, DateBetweenFilter
 from flask_login import current_user
 from markupsafe import Markup
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from wtforms import DateField, DateTimeLocalField
 
 from choices import (
@@ -20,23 +20,23 @@ from choices import (
     CaseType,
     ReporterKind,
     ReportOutcome,
-    Role,
     Severity,
     Urgency,
     VisitKind,
 )
-from models import Alert, AlertStep, ApiToken, Child, MandatoryReport, User, Village, Visit, db
+from models import Alert, AlertStep, ApiToken, Child, MandatoryReport, Village, Visit, db
 from services import alerts as alert_service
 from services import clock
 from services.permissions import can_read, can_write
 from services.scoping import scope
-from services.validation import InvalidInput, clean_phone
+from services.validation import InvalidInput, clean_phone, parse_id, parse_int
 from services.visits import after_save, check_visit
 from views.base import (
     ChoiceFilter,
     ScopedModelView,
     SecureView,
     VillageFilter,
+    arg_id,
     current_role,
     current_scope,
     scoped_query,
@@ -265,6 +265,7 @@ class MandatoryReportView(ScopedModelView):
     form_ajax_refs = {"child": CHILD_LOOKUP}
     form_widget_args = {"situation": {"rows": 4}, "child_description": {"rows": 2}}
     allow_delete = False
+    create_endpoints = frozenset({"triage_view"})
 
     def create_form(self, obj=None):
         form = super().create_form(obj)
@@ -396,6 +397,7 @@ class AlertCenterView(SecureView):
     """预警中心: open alerts by status, severity, village and deadline; the handling loop."""
 
     area = "alerts"
+    create_endpoints = frozenset({"act_view"})
 
     @expose("/")
     def index(self):
@@ -411,7 +413,7 @@ class AlertCenterView(SecureView):
             stmt = stmt.where(Alert.status == status)
         if args.get("severity") in {s.value for s in Severity}:
             stmt = stmt.where(Alert.severity == args["severity"])
-        village_id = args.get("village", type=int)
+        village_id = arg_id("village")
         if village_id:
             stmt = stmt.where(Alert.village_id == village_id)
         if args.get("rule") in {r.value for r in AlertRule}:
@@ -433,7 +435,7 @@ class AlertCenterView(SecureView):
         else:
             total = db.session.scalar(stmt.with_only_columns(func.count(Alert.id)).order_by(None))
         pages = max(1, math.ceil(total / PAGE_SIZE))
-        page = min(max(args.get("page", 1, type=int), 1), pages)
+        page = min(parse_int(args.get("page"), lo=1, hi=pages) or 1, pages)
         # The page first, then its names: a join here would make the database sort every alert.
         page_alerts = db.session.scalars(
             stmt.order_by(Alert.deadline, Alert.id).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
@@ -508,7 +510,8 @@ class AlertCenterView(SecureView):
         return redirect(url_for(".index"))
 
     def _alert(self, alert_id: int) -> Alert:
-        alert = scoped_query(Alert).filter(Alert.id == alert_id).one_or_none()
+        alert_id = parse_id(alert_id)
+        alert = scoped_query(Alert).filter(Alert.id == alert_id).one_or_none() if alert_id else None
         if alert is None:
             abort(404)
         return alert
@@ -519,17 +522,7 @@ class AlertCenterView(SecureView):
         steps = db.session.scalars(
             select(AlertStep).where(AlertStep.alert_id == alert.id).order_by(AlertStep.at, AlertStep.id)
         ).all()
-        handlers = db.session.scalars(
-            select(User)
-            .where(
-                User.active.is_(True),
-                User.role.in_(
-                    [Role.ADMIN.value, Role.CLERK.value, Role.SUPERVISOR.value, Role.DIRECTOR.value]
-                ),
-                or_(User.role != Role.DIRECTOR.value, User.village_id == alert.village_id),
-            )
-            .order_by(User.id)
-        ).all()
+        handlers = alert_service.handler_candidates(alert)
         return self.render(
             "supervision/alert_detail.html",
             alert=alert,
@@ -560,7 +553,7 @@ class AlertCenterView(SecureView):
         try:
             if action == "assign":
                 alert_service.assign_handler(
-                    alert, request.form.get("handler_id", type=int), user_id=current_user.id, now=now
+                    alert, arg_id("handler_id", source=request.form), user_id=current_user.id, now=now
                 )
                 message = "已指派处置人"
             elif action == "step":

@@ -28,8 +28,28 @@
       });
     });
   }
+  // 显示完整号码 beside a masked ID-number input of an edit form: the number replaces the mask.
+  function bindRevealFields(root) {
+    root.querySelectorAll("button.reveal-field").forEach(function (button) {
+      button.addEventListener("click", function () {
+        fetch(button.dataset.url, {method: "POST", headers: {"X-CSRFToken": window.CSRF_TOKEN, "Accept": "application/json"}})
+          .then(function (r) { return r.json(); })
+          .then(function (data) {
+            var input = document.getElementById(button.dataset.target);
+            if (data.value !== undefined && input) {
+              input.value = data.value;
+              button.disabled = true;
+              button.textContent = "已显示";
+            } else {
+              button.textContent = data.error || "无法显示";
+            }
+          });
+      });
+    });
+  }
   document.addEventListener("DOMContentLoaded", function () {
     bind(document);
+    bindRevealFields(document);
     var reveal = document.getElementById("reveal-id");
     if (reveal) {
       reveal.addEventListener("click", function () {
