@@ -164,7 +164,24 @@ def _init_sqlite(app: Flask) -> None:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            _analyze_once(cursor)
             cursor.close()
+
+
+def _analyze_once(cursor) -> None:
+    """Give SQLite's planner statistics once the register has children (PostgreSQL's autovacuum does
+    this by itself). Without them it reads ``archived_at IS NULL`` as selective and scans every child
+    for a name search instead of using the name indexes."""
+    has_children = cursor.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'child'"
+    ).fetchone()
+    if not has_children:
+        return
+    has_stats = cursor.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone()
+    if has_stats and cursor.execute("SELECT 1 FROM sqlite_stat1 WHERE tbl = 'child' LIMIT 1").fetchone():
+        return
+    if cursor.execute("SELECT 1 FROM child LIMIT 1").fetchone():
+        cursor.execute("ANALYZE")
 
 
 def _admin_translations_ours_last(app: Flask) -> None:
