@@ -13,6 +13,7 @@ from flask_babel import Babel
 from flask_login import LoginManager, current_user
 from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFProtect
+from markupsafe import Markup
 
 from models import Setting, User, db
 from services import (
@@ -249,7 +250,20 @@ def _init_request_hooks(app: Flask) -> None:
             "is_demo_data": setting("demo_data", "0") == "1",
             "csp_nonce": csp_nonce,
             "may_reveal": current_user.is_authenticated and may_reveal_id(current_user.role),
+            "menu_for_role": menu_for_role,
         }
+
+    menus: dict[tuple, Markup] = app.extensions.setdefault("tonghu_menus", {})
+
+    def menu_for_role(render) -> Markup:
+        """The main menu, rendered once per role and page: which entries show depends on the role alone
+        (every view's is_accessible/is_visible reads the role's permissions), the marked entry on the
+        page. Rendering it asked every view of the app on every request."""
+        role = current_user.role if current_user.is_authenticated else None
+        key = (role, request.blueprint, request.script_root)
+        if key not in menus:
+            menus[key] = Markup(render())
+        return menus[key]
 
     from choices import ChildStatus, Role
     from services import clock

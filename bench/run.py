@@ -19,6 +19,7 @@ AREAS += ("bench.funds",)
 AREAS += ("bench.supervision",)
 AREAS += ("bench.dossier",)
 AREAS += ("bench.bare",)
+AREAS += ("bench.sessions",)
 AREAS += ("bench.uploads",)
 
 
