@@ -220,6 +220,8 @@ class Stats:
     samples: dict[str, list[float]] = field(default_factory=lambda: collections.defaultdict(list))
     errors: dict[str, list[str]] = field(default_factory=lambda: collections.defaultdict(list))
     lock: threading.Lock = field(default_factory=threading.Lock)
+    server_cpu: float = 0.0  # seconds of CPU the server used in the measured minute
+    load: float = 0.0  # the machine's load average meanwhile (other programs included)
 
     def sample(self, kind, ms):
         with self.lock:
@@ -264,10 +266,11 @@ class World:
 
 
 class User:
-    def __init__(self, username, role, village_id, port, stats, acked, world, deadline, seed):
+    def __init__(self, username, role, village_id, port, stats, acked, world, seconds, seed):
         self.username, self.role, self.village_id = username, role, village_id
         self.browser = Browser(port, stats)
-        self.acked, self.world, self.deadline = acked, world, deadline
+        self.acked, self.world, self.seconds = acked, world, seconds
+        self.deadline = 0.0
         self.rng = random.Random(seed)
         self.mine: list[int] = []  # guardians this user created (and may edit)
         self.counter = 0
@@ -276,8 +279,12 @@ class User:
         self.counter += 1
         return f"压测{what}-{self.username}-{self.counter:04d}-{uuid.uuid4().hex[:6]}"
 
-    def run(self):
-        self.browser.login(self.username)
+    def run(self, ready: threading.Barrier):
+        try:
+            self.browser.login(self.username)
+        finally:
+            ready.wait()  # everyone logged in: the measured minute starts together
+        self.deadline = time.monotonic() + self.seconds
         moves = self.moves()
         names, weights = zip(*moves, strict=True)
         while time.monotonic() < self.deadline:
@@ -400,7 +407,15 @@ class User:
             return
         chosen = self.rng.sample(keys, min(len(keys), self.rng.randint(1, 5)))
         token = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page).group(1)
-        self.browser.post("write: attendance", url, {"csrf_token": token, "present": chosen, "shown": ""})
+        location = self.browser.post(
+            "write: attendance", url, {"csrf_token": token, "present": chosen, "shown": ""}
+        )
+        shown = self.browser.get("page: attendance roll", location)
+        # Someone else may have ticked one of them meanwhile: then fewer are new, all are signed in.
+        if "签到已保存" not in shown:
+            if "刚刚被他人签到" not in shown:  # a race with another user is answered, not an error
+                self.browser.stats.error("write: attendance", f"{activity_id} {chosen}: no success message")
+            return
         with self.acked.lock:
             self.acked.attendance.extend((activity_id, k) for k in chosen)
 
@@ -608,6 +623,19 @@ def verify(database_url: str, acked: Acknowledged, world: World) -> dict[str, in
             )
         )
 
+    audited_keys: dict[int, set[str]] = {}
+
+    def signed_in_audit(activity_id) -> set[str]:
+        """Keys the audit log says were signed in (one row per save of the roll: its ``added``)."""
+        if activity_id not in audited_keys:
+            rows = db.session.scalars(
+                db.select(AuditLog.changes).where(
+                    AuditLog.table_name == "attendance", AuditLog.record_id == activity_id
+                )
+            )
+            audited_keys[activity_id] = {k for changes in rows for k in (changes or {}).get("added", [])}
+        return audited_keys[activity_id]
+
     def problem(kind, what):
         problems[kind] += 1
         if len(details) < 20:
@@ -653,7 +681,7 @@ def verify(database_url: str, acked: Acknowledged, world: World) -> dict[str, in
             ).all()
             if len(rows) != 1:
                 problem("lost" if not rows else "duplicated", f"attendance {activity_id} {key}: {len(rows)}")
-            elif not audited("attendance", rows[0].id, "create"):
+            elif key not in signed_in_audit(activity_id):
                 problem("unaudited", f"attendance {activity_id} {key}")
         for payee in acked.expenses:
             rows = db.session.scalars(db.select(Expense).where(Expense.payee == payee)).all()
@@ -717,6 +745,11 @@ def report(label: str, stats: Stats, acked: Acknowledged, problems: dict[str, in
         f"{writes}: lost {lost}, duplicated {problems.get('duplicated', 0)}, without audit row "
         f"{problems.get('unaudited', 0)}; page p95 {p95:.0f} ms (target ≤ {PAGE_TARGET_P95_MS})"
     )
+    measured = sum(len(v) for k, v in stats.samples.items() if not k.startswith("login"))
+    print(
+        f"server CPU {stats.server_cpu:.1f} s for {measured} requests ({stats.server_cpu * 1000 / max(measured, 1):.0f} ms "
+        f"each on average); machine load average {stats.load:.1f} on {os.cpu_count()} cores"
+    )
     for kind, items in stats.errors.items():
         for item in items[:3]:
             print(f"  error {kind}: {item}")
@@ -730,18 +763,22 @@ def run(database_url: str, label: str, n_users: int, seconds: float) -> bool:
     server = serve(database_url, port)
     stats, acked = Stats(), Acknowledged()
     try:
-        deadline = time.monotonic() + seconds
         users = [
-            User(name, role, _village_of(name, world), port, stats, acked, world, deadline, seed=i)
+            User(name, role, _village_of(name, world), port, stats, acked, world, seconds, seed=i)
             for i, (name, role) in enumerate(users_for(n_users))
         ]
-        threads = [threading.Thread(target=u.run, name=u.username) for u in users]
-        print(f"{label}: {len(users)} users for {seconds:.0f} s …", flush=True)
-        started = time.monotonic()
+        ready = threading.Barrier(len(users) + 1)
+        threads = [threading.Thread(target=u.run, args=(ready,), name=u.username) for u in users]
         for t in threads:
             t.start()
+        ready.wait()  # all logged in
+        print(f"{label}: {len(users)} users logged in; working for {seconds:.0f} s …", flush=True)
+        cpu_before, load_before = _cpu_seconds(server.pid), os.getloadavg()[0]
+        started = time.monotonic()
         for t in threads:
             t.join()
+        stats.server_cpu = _cpu_seconds(server.pid) - cpu_before
+        stats.load = (load_before + os.getloadavg()[0]) / 2
         elapsed = time.monotonic() - started
     finally:
         server.terminate()
@@ -755,6 +792,15 @@ def run(database_url: str, label: str, n_users: int, seconds: float) -> bool:
         stats.error("server log", f"{tracebacks} tracebacks in the server's log")
     problems = verify(database_url, acked, world)
     return report(label, stats, acked, problems, elapsed)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) the server process has used so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _village_of(username: str, world: World) -> int | None:
