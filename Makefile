@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test bench lint format install clean-db
+.PHONY: run test bench loadtest lint format install clean-db
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+# 20 users for 60 s against waitress on SQLite (and on PostgreSQL when DATABASE_URL is set)
+loadtest: $(STAMP)
+	$(BIN)/python -m bench.loadtest
 
 format: $(STAMP)
 	$(BIN)/ruff format .

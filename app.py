@@ -13,6 +13,7 @@ from flask_babel import Babel
 from flask_login import LoginManager, current_user
 from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFProtect
+from markupsafe import Markup
 
 from models import Setting, User, db
 from services import (
@@ -169,7 +170,24 @@ def _init_sqlite(app: Flask) -> None:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            _analyze_once(cursor)
             cursor.close()
+
+
+def _analyze_once(cursor) -> None:
+    """Give SQLite's planner statistics once the register has children (PostgreSQL's autovacuum does
+    this by itself). Without them it reads ``archived_at IS NULL`` as selective and scans every child
+    for a name search instead of using the name indexes."""
+    has_children = cursor.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'child'"
+    ).fetchone()
+    if not has_children:
+        return
+    has_stats = cursor.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone()
+    if has_stats and cursor.execute("SELECT 1 FROM sqlite_stat1 WHERE tbl = 'child' LIMIT 1").fetchone():
+        return
+    if cursor.execute("SELECT 1 FROM child LIMIT 1").fetchone():
+        cursor.execute("ANALYZE")
 
 
 def _admin_translations_ours_last(app: Flask) -> None:
@@ -237,7 +255,20 @@ def _init_request_hooks(app: Flask) -> None:
             "is_demo_data": setting("demo_data", "0") == "1",
             "csp_nonce": csp_nonce,
             "may_reveal": current_user.is_authenticated and may_reveal_id(current_user.role),
+            "menu_for_role": menu_for_role,
         }
+
+    menus: dict[tuple, Markup] = app.extensions.setdefault("tonghu_menus", {})
+
+    def menu_for_role(render) -> Markup:
+        """The main menu, rendered once per role and page: which entries show depends on the role alone
+        (every view's is_accessible/is_visible reads the role's permissions), the marked entry on the
+        page. Rendering it asked every view of the app on every request."""
+        role = current_user.role if current_user.is_authenticated else None
+        key = (role, request.blueprint, request.script_root)
+        if key not in menus:
+            menus[key] = Markup(render())
+        return menus[key]
 
     from choices import ChildStatus, Role
     from services import clock

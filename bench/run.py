@@ -19,6 +19,8 @@ AREAS += ("bench.activities",)
 AREAS += ("bench.funds",)
 AREAS += ("bench.supervision",)
 AREAS += ("bench.dossier",)
+AREAS += ("bench.bare",)
+AREAS += ("bench.sessions",)
 AREAS += ("bench.uploads",)
 AREAS += ("bench.records",)
 
@@ -60,7 +62,9 @@ def main(argv: list[str]) -> int:
     only = [a for a in argv if not a.startswith("--")]
     names = [n for n in AREAS if not only or n.rsplit(".", 1)[-1] in only]
     modules = [importlib.import_module(name) for name in names]
-    suffix = "-" + "-".join(only) if only else ""
+    # Parts that add no data of their own share one database of the children alone.
+    building = [n.rsplit(".", 1)[-1] for n, m in zip(names, modules, strict=True) if hasattr(m, "build")]
+    suffix = ("-" + "-".join(building) if building else "-base") if only else ""
     db_path = BENCH_DIR / f"bench-{CHILDREN}{suffix}.db"
     if "--build" in argv:
         build(db_path, modules)

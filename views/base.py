@@ -7,14 +7,21 @@ delete, bulk actions, relation dropdowns, AJAX lookups, filter options and inlin
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from flask import abort, flash, g, has_request_context, redirect, request, url_for
 from flask_admin import BaseView, expose
+from flask_admin.babel import gettext as admin_gettext
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla.ajax import QueryAjaxModelLoader
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter, FilterEqual
 from flask_admin.form import BaseForm
+from flask_admin.model import template as row_template
+from flask_admin.model.template import BaseListRowAction
 from flask_login import current_user
-from markupsafe import Markup
+from flask_wtf.csrf import generate_csrf
+from jinja2 import pass_context
+from markupsafe import Markup, escape
 from werkzeug.exceptions import HTTPException
 from wtforms import HiddenField
 
@@ -148,6 +155,117 @@ def level_badge(value) -> Markup:
     return Markup('<span class="badge level-badge" style="background:{};color:#fff">{}</span>').format(
         LEVEL_COLOURS[level], level.label
     )
+
+
+# --------------------------------------------------------------------------- list row actions
+
+
+class PageRowLink(BaseListRowAction):
+    """A row's link from one ``url_for`` per page: the URL is built once with a placeholder for the
+    id and every row fills in its own. Flask-Admin's actions call ``url_for`` for every action of
+    every row (5 × 20 a page on the child list), most of a list page's rendering time."""
+
+    PLACEHOLDER = "__row_id__"
+
+    def __init__(
+        self, endpoint, icon_class, title=None, *, id_arg="id", url_args=None, with_return_url=False
+    ):
+        BaseListRowAction.__init__(self, title=title)  # not the next class's: it takes no title
+        self.endpoint, self.icon_class, self.id_arg = endpoint, icon_class, id_arg
+        self.url_args = dict(url_args or {})
+        self.with_return_url = with_return_url
+
+    def _parts(self, context) -> tuple[str, str]:
+        """The link's markup before and after the row id, made once per page and action."""
+        return_url = context.resolve("return_url") if self.with_return_url else None
+        key = (
+            request.blueprint,
+            self.endpoint,
+            self.id_arg,
+            return_url,
+            tuple(sorted(self.url_args.items())),
+        )
+        cache = g.setdefault("row_url_templates", {})
+        if key not in cache:
+            kwargs = {**self.url_args, self.id_arg: self.PLACEHOLDER}
+            if return_url:
+                kwargs["url"] = return_url
+            link = Markup('<a class="icon" href="{}" title="{}"><span class="{}"></span></a>').format(
+                url_for(self.endpoint, **kwargs), self.title or "", self.icon_class
+            )
+            head, _, tail = str(link).partition(self.PLACEHOLDER)
+            cache[key] = (head, tail)
+        return cache[key]
+
+    def render(self, context, row_id, row):
+        head, tail = self._parts(context)
+        return Markup(head + quote(str(row_id), safe="") + tail)
+
+
+# Each is also the Flask-Admin action it replaces, for views that ask which kind a row action is.
+class PageViewRow(PageRowLink, row_template.ViewRowAction):
+    pass
+
+
+class PageEditRow(PageRowLink, row_template.EditRowAction):
+    pass
+
+
+class PageEndpointRow(PageRowLink, row_template.EndpointLinkRowAction):
+    pass
+
+
+class PageDeleteRow(row_template.DeleteRowAction):
+    """Flask-Admin's delete button, its form's fixed parts (action, return URL, CSRF token) rendered
+    once per page."""
+
+    def __init__(self, title=None):
+        BaseListRowAction.__init__(self, title=title)
+
+    def render(self, context, row_id, row):
+        cache = g.setdefault("row_url_templates", {})
+        key = ("delete", request.blueprint)
+        if key not in cache:
+            delete_form = context.resolve("delete_form")
+            token = getattr(delete_form, "csrf_token", None)
+            csrf = (
+                Markup(token)
+                if token
+                else Markup('<input type="hidden" name="csrf_token" value="{}"/>').format(generate_csrf())
+            )
+            cache[key] = (
+                Markup(
+                    '<form class="icon" method="POST" action="{}"><input id="id" name="id" type="hidden" value="'
+                ).format(url_for(".delete_view")),
+                Markup(
+                    '"><input id="url" name="url" type="hidden" value="{}">{}'
+                    '<button onclick="return faHelpers.safeConfirm(\'{}\');" title="{}">'
+                    '<span class="fa fa-trash glyphicon glyphicon-trash"></span></button></form>'
+                ).format(
+                    context.resolve("return_url"),
+                    csrf,
+                    admin_gettext("Are you sure you want to delete this record?"),
+                    admin_gettext("Delete Record"),
+                ),
+            )
+        head, tail = cache[key]
+        return head + Markup.escape(str(row_id)) + tail
+
+
+def fast_row_action(action):
+    """Flask-Admin's row action as one of the above, where there is an equivalent."""
+    eye, pencil = "fa fa-eye glyphicon glyphicon-eye-open", "fa fa-pencil glyphicon glyphicon-pencil"
+    if type(action) is row_template.ViewRowAction:
+        return PageViewRow(".details_view", eye, action.title, with_return_url=True)
+    if type(action) is row_template.EditRowAction:
+        return PageEditRow(".edit_view", pencil, action.title, with_return_url=True)
+    if type(action) is row_template.DeleteRowAction:
+        return PageDeleteRow(action.title)
+    if type(action) is row_template.EndpointLinkRowAction:
+        return PageEndpointRow(
+            action.endpoint, action.icon_class, action.title, id_arg=action.id_arg, url_args=action.url_args
+        )
+    return action
 
 
 class AnsweredView:
@@ -350,6 +468,24 @@ class ScopedModelView(AnsweredView, ModelView, XlsxExportMixin):
         if not self.may_write:
             return False
         return super().is_action_allowed(name)
+
+    def get_list_row_actions(self):
+        return [fast_row_action(action) for action in super().get_list_row_actions()]
+
+    @pass_context
+    def list_cells(self, context, row, list_columns) -> Markup:
+        """A list row's data cells, as Flask-Admin's template writes them, in one join."""
+        value = self.get_list_value
+        return Markup(
+            "".join(
+                f'<td class="col-{escape(c)}">{escape(value(context, row, c))}</td>' for c, _ in list_columns
+            )
+        )
+
+    def render(self, template, **kwargs):
+        if "list_columns" in kwargs:  # the list page: words its rows would look up one by one
+            kwargs.setdefault("select_record_title", admin_gettext("Select record"))
+        return super().render(template, **kwargs)
 
     # --- scoping: every read goes through get_query --------------------------------------
 

@@ -1,11 +1,14 @@
 """The register: villages, staff, children (一人一档) and guardians, with archive and restore."""
 
+import re
+
 from flask import current_app, flash, has_request_context, jsonify, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.contrib.sqla.filters import DateBetweenFilter, FilterEqual
 from flask_admin.model.form import InlineFormAdmin
 from flask_admin.model.template import EndpointLinkRowAction as RowLink
 from markupsafe import Markup
+from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 from wtforms import SelectField, StringField, TextAreaField
 from wtforms.validators import Optional
@@ -234,6 +237,11 @@ class ChildSearch:
         return query.filter(clause), count_query.filter(clause), joins, count_joins
 
 
+def _narrowed() -> bool:
+    """Whether the list request searches or filters (Flask-Admin's ``search`` and ``flt…`` arguments)."""
+    return bool(request.args.get("search")) or any(re.match(r"^flt\d+_", key) for key in request.args)
+
+
 class ChildView(ChildSearch, ScopedModelView):
     area = "children"
     menu_category = MENU_REGISTER
@@ -381,6 +389,13 @@ class ChildView(ChildSearch, ScopedModelView):
         return super().get_query().filter(Child.archived_at.is_(None)).options(selectinload(Child.categories))
 
     def get_count_query(self):
+        if current_scope() is None and not _narrowed():
+            # The whole register: all children less the archived ones. SQLite counts the first from
+            # its smallest index and the second from a few index entries (3 ms at 100,000 children),
+            # where ``WHERE archived_at IS NULL`` walks an index entry per child (50 ms).
+            total = select(func.count()).select_from(Child).scalar_subquery()
+            archived = select(func.count()).select_from(Child).where(Child.archived_at.is_not(None))
+            return self.session.query(total - archived.scalar_subquery())
         return super().get_count_query().filter(Child.archived_at.is_(None))
 
     def scaffold_form(self):
