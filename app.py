@@ -19,6 +19,8 @@ from models import Setting, User, db
 from services import (
     audit,
     filing,  # noqa: F401 (its flush listener keeps Child.file_complete)
+    register,  # noqa: F401 (a child entered without a registration date is registered today)
+    visits,  # noqa: F401 (its flush listener keeps Child.next_visit_due)
 )
 
 BASE_DIR = Path(__file__).resolve().parent
