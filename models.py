@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    or_,
     select,
     text,
 )
@@ -177,6 +178,9 @@ class User(UserMixin, db.Model):
     locked_until: Mapped[dt.datetime | None]
     session_epoch: Mapped[int] = mapped_column(default=0)
     last_login_at: Mapped[dt.datetime | None]
+    # When five wrong passwords last locked the account: told to its owner at the next login
+    # (if later than last_login_at) and shown to admins, never to whoever is typing at the login page.
+    last_locked_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     @property
@@ -199,6 +203,31 @@ class User(UserMixin, db.Model):
 
     def __str__(self) -> str:
         return self.display_name or self.username
+
+
+class UserSession(db.Model):
+    """One login on one device. The cookie carries a random id whose hash is here: logging out ends
+    this row, so a replayed cookie is no longer logged in, while the account's other devices stay."""
+
+    __tablename__ = "user_session"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[dt.datetime | None]
+    ip: Mapped[str | None] = mapped_column(String(45))
+
+
+class Lease(db.Model):
+    """A named job that must run once at a time across threads and processes (the alert rule run):
+    whoever holds an unexpired row runs it; a crashed holder's lease lapses at ``expires_at``."""
+
+    __tablename__ = "lease"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    acquired_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
 
 
 class Category(db.Model):
@@ -961,3 +990,68 @@ class ApiToken(db.Model):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[dt.datetime | None]
+
+
+# --------------------------------------------------------------------------- records: attachments
+
+
+def attachment_owners() -> dict[str, type]:
+    """Owner kind → model. An area that adds an owner (e.g. 督查 inspections) adds it here."""
+    return {
+        "child": Child,
+        "visit": Visit,
+        "activity": Activity,
+        "case": Case,
+        "expense": Expense,
+    }
+
+
+class Attachment(db.Model):
+    """A scan or photo kept in the attachment storage (services/storage.py) under a random key.
+
+    It hangs on one owner row (``owner_kind`` + ``owner_id``) and belongs to a village through it:
+    whoever may see the owner may see the attachment. Deleting archives it; only anonymisation
+    removes the stored bytes (``purged_at``).
+    """
+
+    __tablename__ = "attachment"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_kind: Mapped[str] = mapped_column(String(16))
+    owner_id: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(24))
+    content_type: Mapped[str] = mapped_column(String(40))
+    original_name: Mapped[str] = mapped_column(String(200), default="")
+    note: Mapped[str | None] = mapped_column(String(200))
+    size: Mapped[int] = mapped_column(default=0)
+    width: Mapped[int | None]
+    height: Mapped[int | None]
+    storage_key: Mapped[str] = mapped_column(String(80), unique=True)
+    thumb_key: Mapped[str | None] = mapped_column(String(80))
+    # The uploaded bytes' hash: the same file sent twice to one owner is kept once.
+    source_sha256: Mapped[str] = mapped_column(String(64))
+    uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    uploaded_by: Mapped[User | None] = relationship(foreign_keys=[uploaded_by_id])
+    uploaded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    archived_at: Mapped[dt.datetime | None]
+    archived_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    archive_reason: Mapped[str | None] = mapped_column(String(200))
+    purged_at: Mapped[dt.datetime | None]
+
+    __table_args__ = (Index("ix_attachment_owner", "owner_kind", "owner_id", "archived_at"),)
+
+    @classmethod
+    def village_clause(cls, village_ids):
+        clauses = []
+        for kind, model in attachment_owners().items():
+            if not hasattr(model, "village_clause"):
+                continue  # owners outside village scoping (expenses) are reached by unscoped roles only
+            owners = select(model.id).where(model.village_clause(village_ids))
+            clauses.append((cls.owner_kind == kind) & cls.owner_id.in_(owners))
+        return or_(*clauses) if clauses else false()
+
+    @property
+    def is_image(self) -> bool:
+        return self.content_type.startswith("image/")
+
+    def __str__(self) -> str:
+        return self.original_name or f"附件 {self.id}"

@@ -993,7 +993,7 @@ def test_archiving_cancels_planned_measures_and_withdraws_alerts_and_restoring_s
     assert db.session.get(SupportService, delivered.id).status == "delivered"
     closed = db.session.get(Alert, alert.id)
     assert (closed.status, closed.closure) == ("done", "withdrawn") and "迁居外地" in closed.result
-    feed_ids = {row["id"] for row in alerts.feed_page(None, history["now"], per_page=1000).alerts}
+    feed_ids = {row["id"] for row in alerts.feed_page(None, clock.now(), per_page=1000).alerts}
     assert alert.id not in feed_ids
     # restoring brings the child back, not what the archive settled, and says so
     page = client.get(f"/admin/child_archive/restore/?id={child.id}").get_data(as_text=True)

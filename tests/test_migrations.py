@@ -148,7 +148,7 @@ def test_upgrading_fills_the_history_the_indicators_read(database_url, tmp_path)
     url = _empty_database(database_url, tmp_path)
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True})
     with app.app_context():
-        upgrade(revision="aa2036b52c39")  # the schema before the indicators' history
+        upgrade(revision="c01c978d1054")  # the schema before the indicators' history
         meta = sa.MetaData()
         meta.reflect(bind=db.engine)
         t = meta.tables

@@ -3,7 +3,7 @@ alert change stamps and closures; archived children's planned measures and open 
 visits move the child's next visit (recomputed)
 
 Revision ID: c41d7e2a9b10
-Revises: aa2036b52c39
+Revises: c01c978d1054
 Create Date: 2026-11-29 12:00:00
 
 """
@@ -14,7 +14,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'c41d7e2a9b10'
-down_revision = 'aa2036b52c39'
+down_revision = 'c01c978d1054'
 branch_labels = None
 depends_on = None
 

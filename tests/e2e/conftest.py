@@ -9,6 +9,7 @@ import pytest
 from waitress.server import create_server
 
 from app import create_app
+from seeds.demo import DEMO_PASSWORD
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
@@ -21,9 +22,15 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def live_server(database_url):
+def live_server(database_url, tmp_path):
     """Serves the app on 127.0.0.1 in a background thread; yields its base URL."""
-    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": "e2e-secret"})
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "SECRET_KEY": "e2e-secret",
+            "ATTACHMENT_DIR": str(tmp_path / "attachments"),
+        }
+    )
     port = _free_port()
     server = create_server(app, host="127.0.0.1", port=port, threads=4)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -66,7 +73,7 @@ def page(browser, live_server):
     assert not outside, f"the page loaded something from outside the app: {outside}"
 
 
-def login(page, username, password="demo-12345"):
+def login(page, username, password=DEMO_PASSWORD):
     page.goto(page.base_url + "/login")
     page.fill("#username", username)
     page.fill("#password", password)
