@@ -443,6 +443,7 @@ class ChildTally:
     children: int
     in_cycle: int  # 下次评估 on or after the day
     complete: int  # file complete (now only)
+    visit_on_time: int | None = None  # 下次走访 on or after the day (now only; the past: _patrol)
 
 
 def child_states(frame: Frame, category_id: int | None = None) -> dict:
@@ -458,6 +459,7 @@ def child_states(frame: Frame, category_id: int | None = None) -> dict:
                 func.count(),
                 tally(Child.next_assessment_due >= day),
                 tally(Child.file_complete.is_(True)),
+                tally(Child.next_visit_due >= day),
             ).where(in_register(frame))
             stmt = _in_category(scoped(stmt, Child, frame), category_id).group_by(
                 Child.village_id, Child.current_level
@@ -477,11 +479,16 @@ def child_states(frame: Frame, category_id: int | None = None) -> dict:
             )
             then = then.offset(0).subquery()  # OFFSET 0: each lookup made once per child
             stmt = select(
-                then.c.village_id, then.c.level, func.count(), tally(then.c.due >= day), literal(0)
+                then.c.village_id,
+                then.c.level,
+                func.count(),
+                tally(then.c.due >= day),
+                literal(0),
+                literal(None),
             ).group_by(then.c.village_id, then.c.level)
         return {
-            (village_id, level or NONE): ChildTally(n, in_cycle, complete)
-            for village_id, level, n, in_cycle, complete in db.session.execute(stmt)
+            (village_id, level or NONE): ChildTally(n, in_cycle, complete, on_time)
+            for village_id, level, n, in_cycle, complete, on_time in db.session.execute(stmt)
         }
 
     return frame.memo(("child_states", category_id), compute)
@@ -536,18 +543,15 @@ def _patrol(frame: Frame) -> dict[int, tuple[int, int]]:
     """{village id: (children in register, children whose 下次走访 is on or after the day)}."""
 
     def compute():
-        day = frame.day
-        if frame.is_current:  # the date services/visits.py keeps on the child
-            stmt = scoped(
-                select(Child.village_id, func.count(), tally(Child.next_visit_due >= day)).where(
-                    in_register(frame)
-                ),
-                Child,
-                frame,
-            ).group_by(Child.village_id)
-        else:
-            stmt = _patrol_then(frame)
-        return {village_id: (n, on_time) for village_id, n, on_time in db.session.execute(stmt)}
+        if frame.is_current:  # the date services/visits.py keeps on the child, in the one child scan
+            result: dict[int, tuple[int, int]] = {}
+            for (village_id, _), row in child_states(frame).items():
+                n, on_time = result.get(village_id, (0, 0))
+                result[village_id] = (n + row.children, on_time + row.visit_on_time)
+            return result
+        return {
+            village_id: (n, on_time) for village_id, n, on_time in db.session.execute(_patrol_then(frame))
+        }
 
     return frame.memo("patrol", compute)
 
@@ -954,6 +958,26 @@ def _by_child_village(frame: Frame, model, *conditions, count=None) -> Parts:
     return by_rows(db.session.execute(stmt.group_by(Child.village_id)))
 
 
+def _work(frame: Frame, model, conditions, child_column, position: int) -> Parts:
+    """Records of the period per village: (records, children with one), read in one scan for both."""
+
+    def compute():
+        stmt = scoped(
+            select(Child.village_id, func.count(), func.count(distinct(child_column)))
+            .select_from(model)
+            .join(Child, Child.id == child_column)
+            .where(*conditions),
+            Child,
+            frame,
+        ).group_by(Child.village_id)
+        return {village_id: (n, children) for village_id, n, children in db.session.execute(stmt)}
+
+    return {
+        village_id: row[position]
+        for village_id, row in frame.memo(("work", model.__tablename__), compute).items()
+    }
+
+
 def _approved_in(frame: Frame):
     return (
         Assessment.status == AssessmentStatus.APPROVED.value,
@@ -990,7 +1014,7 @@ declare(
     definition="评估日期在统计期内的已审核评估次数（按评估日期计入，不论儿童之后是否归档）。",
     unit=TIMES,
     basis=PERIOD,
-    numerator=lambda frame: _by_child_village(frame, Assessment, *_approved_in(frame)),
+    numerator=lambda frame: _work(frame, Assessment, _approved_in(frame), Assessment.child_id, 0),
 )
 declare(
     key="assessed_children",
@@ -998,9 +1022,7 @@ declare(
     definition="统计期内有已审核评估的儿童人数（同一儿童多次评估计一人）。",
     unit=PEOPLE,
     basis=PERIOD,
-    numerator=lambda frame: _by_child_village(
-        frame, Assessment, *_approved_in(frame), count=func.count(distinct(Assessment.child_id))
-    ),
+    numerator=lambda frame: _work(frame, Assessment, _approved_in(frame), Assessment.child_id, 1),
 )
 declare(
     key="visits_done",
@@ -1008,7 +1030,7 @@ declare(
     definition="走访日期在统计期内的巡查走访次数（按走访日期计入，不论儿童之后是否归档）。",
     unit=TIMES,
     basis=PERIOD,
-    numerator=lambda frame: _by_child_village(frame, Visit, *_visits_in(frame)),
+    numerator=lambda frame: _work(frame, Visit, _visits_in(frame), Visit.child_id, 0),
 )
 declare(
     key="visited_children",
@@ -1016,9 +1038,7 @@ declare(
     definition="统计期内至少被巡查走访一次的儿童人数。",
     unit=PEOPLE,
     basis=PERIOD,
-    numerator=lambda frame: _by_child_village(
-        frame, Visit, *_visits_in(frame), count=func.count(distinct(Visit.child_id))
-    ),
+    numerator=lambda frame: _work(frame, Visit, _visits_in(frame), Visit.child_id, 1),
 )
 
 
