@@ -20,6 +20,8 @@ from services import (
     accounts,
     audit,
     filing,  # noqa: F401 (its flush listener keeps Child.file_complete)
+    register,  # noqa: F401 (a child entered without a registration date is registered today)
+    visits,  # noqa: F401 (its flush listener keeps Child.next_visit_due)
 )
 
 BASE_DIR = Path(__file__).resolve().parent

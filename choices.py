@@ -234,6 +234,13 @@ class AlertStatus(Choice):
     DONE = "done", "已办结"
 
 
+class AlertClosure(Choice):
+    """How a done alert was closed."""
+
+    HANDLED = "handled", "处置办结"
+    WITHDRAWN = "withdrawn", "儿童归档撤销"
+
+
 class AlertRule(Choice):
     """The alert rules the system runs (services/alerts.py); the label is the alert's title."""
 

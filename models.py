@@ -61,6 +61,11 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
+def localnow() -> dt.datetime:
+    """The server's real wall-clock time (naive), for change stamps the 141 feed's ``since`` reads."""
+    return dt.datetime.now()
+
+
 class Versioned:
     """Records two people may edit carry a counter; a stale save is refused (see views/base.py)."""
 
@@ -300,8 +305,15 @@ class Child(VillageOwned, Versioned, db.Model):
     disability_grade: Mapped[str | None] = mapped_column(String(10))
     identification_source: Mapped[str | None] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), default=ChildStatus.ACTIVE.value, index=True)
+    # 登记日期: the day the child entered the register (a ledger import keeps the ledger's date), as
+    # distinct from created_at, when the row was written. Filled with today (services/register.py on
+    # the clock of services/clock.py) when left empty; the column default serves bare bulk inserts.
+    registered_on: Mapped[dt.date] = mapped_column(Date, default=dt.date.today)
     archived_at: Mapped[dt.datetime | None] = mapped_column(index=True)
     archive_reason: Mapped[str | None] = mapped_column(String(200))
+    # When the child was last archived or restored (ChildStatusChange holds every change): a state on
+    # an earlier date needs the history only for children changed since.
+    status_changed_at: Mapped[dt.datetime | None]
     # Derived from the latest approved assessment; indexed for the dashboard, map and rules.
     current_level: Mapped[str | None] = mapped_column(String(16), index=True)
     level_assessed_on: Mapped[dt.date | None]
@@ -408,6 +420,25 @@ class ChildGuardian(ChildOwned, db.Model):
 
     def __str__(self) -> str:
         return f"{self.guardian} ({Relation.label_of(self.relation)})"
+
+
+class ChildStatusChange(ChildOwned, db.Model):
+    """One archive or restore of a child: the register's history (在册 on a past date is read from it).
+
+    An archive records what it cancelled and closed, so a restore can say what did not come back.
+    """
+
+    __tablename__ = "child_status_change"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    child_id: Mapped[int] = mapped_column(ForeignKey("child.id", ondelete="CASCADE"))
+    at: Mapped[dt.datetime]  # local wall-clock time (services.clock.now), as alerts and case events
+    status: Mapped[str] = mapped_column(String(16), doc="the status it changed to (active: restored)")
+    reason: Mapped[str | None] = mapped_column(String(200))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    measures_cancelled: Mapped[int] = mapped_column(default=0)
+    alerts_closed: Mapped[int] = mapped_column(default=0)
+
+    __table_args__ = (Index("ix_child_status_change_child_at", "child_id", "at"),)
 
 
 class AuditLog(db.Model):
@@ -563,6 +594,9 @@ class SupportService(ChildOwned, Versioned, db.Model):
     status: Mapped[str] = mapped_column(String(16), default=ServiceStatus.PLANNED.value, index=True)
     due_on: Mapped[dt.date | None] = mapped_column(index=True)
     delivered_on: Mapped[dt.date | None]
+    # When and why a planned measure was cancelled (archiving the child cancels its planned measures).
+    cancelled_at: Mapped[dt.datetime | None]
+    cancel_reason: Mapped[str | None] = mapped_column(String(200))
     provider_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     provider: Mapped[Staff | None] = relationship()
     duration_minutes: Mapped[int | None]
@@ -592,6 +626,7 @@ Index(
     Child.next_assessment_due,
     Child.next_visit_due,
     Child.file_complete,
+    Child.registered_on,
 )
 # The level of each child on a past date (as-of map): the latest approved assessment, from the index.
 Index(
@@ -681,8 +716,12 @@ class Alert(VillageOwned, Versioned, db.Model):
     closed_at: Mapped[dt.datetime | None]
     result: Mapped[str | None] = mapped_column(Text)
     condition_cleared_at: Mapped[dt.datetime | None]
+    # How a done alert was closed: handled, or withdrawn because its child was archived (AlertClosure).
+    closure: Mapped[str | None] = mapped_column(String(16))
     report_id: Mapped[int | None] = mapped_column(ForeignKey("mandatory_report.id"))
     case_id: Mapped[int | None] = mapped_column(ForeignKey("case_file.id"))
+    # Every change of the row (the 141 feed's ``since``); bulk updates set it themselves.
+    updated_at: Mapped[dt.datetime] = mapped_column(default=localnow, onupdate=localnow)
 
     __table_args__ = (
         # The database itself refuses a second open alert for one condition (two concurrent runs).
@@ -698,6 +737,8 @@ class Alert(VillageOwned, Versioned, db.Model):
         Index("ix_alert_village_status_severity", "village_id", "status", "severity"),
         Index("ix_alert_village_deadline", "village_id", "deadline"),
         Index("ix_alert_severity_deadline", "severity", "deadline"),
+        # the 141 feed: what changed since a time, in order
+        Index("ix_alert_updated", "updated_at", "id"),
     )
 
     def __str__(self) -> str:
@@ -1121,6 +1162,8 @@ class TransferEvent(ChildOwned, db.Model):
     from_village_id: Mapped[int | None] = mapped_column(ForeignKey("village.id"))
     to_village_id: Mapped[int | None] = mapped_column(ForeignKey("village.id"))
     note: Mapped[str | None] = mapped_column(Text)
+
+
 class FormToken(db.Model):
     """A one-time form token, claimed in the same transaction as the record its form creates: the
     second submission of the same form finds it taken (services/form_tokens.py)."""

@@ -23,6 +23,7 @@ AREAS += ("bench.bare",)
 AREAS += ("bench.sessions",)
 AREAS += ("bench.uploads",)
 AREAS += ("bench.records",)
+AREAS += ("bench.indicators",)
 
 
 def schema_fingerprint() -> str:

@@ -8,12 +8,12 @@ import random
 import time
 import tracemalloc
 
-from sqlalchemy import delete, insert, literal, select
+from sqlalchemy import delete, insert, select
 
 from bench.harness import CHILDREN, Row
 from choices import CaseStage, CaseType, ReporterKind, Urgency, VisitKind
 from models import Alert, AlertStep, Case, CaseEvent, Child, MandatoryReport, Visit, db
-from services import clock
+from services import clock, visits
 from services.alerts import run_rules
 
 VISITS = 10 * CHILDREN  # 1,000,000 at the benchmark's 100,000 children
@@ -60,6 +60,7 @@ def build(app) -> None:
             break
     if rows:
         db.session.execute(insert(Visit), rows)
+    visits.refresh(db.session.connection())  # 下次走访 counts the visits just written
     _build_cases(rng, children, today)
     _build_reports(rng, children, today)
     db.session.commit()
@@ -88,14 +89,22 @@ def _build_cases(rng, children, today) -> None:
             }
         )
     db.session.execute(insert(Case), cases)
-    db.session.execute(
-        insert(CaseEvent).from_select(
-            ["case_id", "at", "kind", "to_stage"],
-            select(Case.id, Case.stage_changed_at, literal("open"), literal("identify")).where(
-                Case.id >= first_new
-            ),
+    # the stage history agrees with the stage: opened, then one event into the current stage
+    events = []
+    for case_id, stage, opened, changed in db.session.execute(
+        select(Case.id, Case.stage, Case.opened_on, Case.stage_changed_at).where(Case.id >= first_new)
+    ):
+        events.append(
+            {
+                "case_id": case_id,
+                "at": dt.datetime.combine(opened, dt.time(8)),
+                "kind": "open",
+                "to_stage": "identify",
+            }
         )
-    )
+        if stage != "identify":
+            events.append({"case_id": case_id, "at": changed, "kind": "stage", "to_stage": stage})
+    db.session.execute(insert(CaseEvent), events)
 
 
 def _build_reports(rng, children, today) -> None:

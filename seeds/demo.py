@@ -38,9 +38,10 @@ from models import (
 from seeds.demo_activities import seed_activities
 from seeds.demo_assessment import seed_assessments
 from seeds.demo_funds import seed_funds
+from seeds.demo_history import seed_archives
 from seeds.demo_supervision import seed_supervision
 from seeds.reference import seed_reference
-from services import filing
+from services import clock, filing
 
 DEMO_PASSWORD = "tonghu-demo-2026"
 REGION = "500102"  # 重庆市涪陵区
@@ -209,6 +210,7 @@ def _seed(session, rng: random.Random, n_children: int) -> dict:
 
 DEMO_STEPS: list = []
 DEMO_STEPS.insert(0, seed_assessments)  # first: later steps (visits, alerts) read the children's levels
+DEMO_STEPS.append(seed_archives)  # before visits and alerts: the archived children get none after it
 DEMO_STEPS.append(seed_activities)
 DEMO_STEPS.append(seed_funds)  # after activities: expenses link to them
 DEMO_STEPS.append(seed_supervision)  # after assessments: visits follow the children's levels
@@ -224,6 +226,7 @@ _CATEGORY_WEIGHTS = [
 
 
 def _seed_children(session, rng, villages, directors, mothers, categories, n_children) -> int:
+    today = clock.today()
     start = dt.date(2008, 12, 1)
     span = 6131  # days of birth dates; prime, so (i * 37) % span visits each day once per block
     guardian_span = 9001
@@ -258,6 +261,10 @@ def _seed_children(session, rng, villages, directors, mothers, categories, n_chi
             idn = id_number(birth, i // span, male)
             child_id = next_child_id + i
             address = f"{village.name}{rng.randint(1, 12)}组{rng.randint(1, 80)}号"
+            # Registered when the plan's screening ran (its first quarter); a few registered lately
+            # (seeds/demo_history.py moves a date back to the child's earliest record when earlier).
+            late = i % 25 == 3
+            registered_on = today - dt.timedelta(days=20 + i % 40 if late else 300 + (i * 7) % 60)
             child_rows.append(
                 {
                     "id": child_id,
@@ -275,6 +282,7 @@ def _seed_children(session, rng, villages, directors, mothers, categories, n_chi
                     "grade": None,
                     "identification_source": rng.choice(sources),
                     "status": ChildStatus.ACTIVE.value,
+                    "registered_on": registered_on,
                     "director_id": directors[village.id],
                     "caring_mother_id": rng.choice(mothers) if rng.random() < 0.2 else None,
                     "version": 1,

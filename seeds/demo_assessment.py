@@ -113,7 +113,6 @@ def seed_assessments(session, rng=None, *, today: dt.date | None = None) -> None
         .values(
             current_level=bindparam("level"),
             level_assessed_on=bindparam("on"),
-            next_visit_due=bindparam("visit"),
             next_assessment_due=bindparam("reassess"),
         )
     )
@@ -167,12 +166,12 @@ def seed_assessments(session, rng=None, *, today: dt.date | None = None) -> None
                     team_rows.append({"assessment_id": len(rows) - 1, "staff_id": directors[village_id]})
                 previous = level
             row = rules["levels"][final.value]
+            local.choice((0, 0, 0, 10))  # drawn as before, so the rest of the demo stays as it was
             child_updates.append(
                 {
                     "cid": child_id,
                     "level": final.value,
                     "on": latest_on,
-                    "visit": latest_on + dt.timedelta(days=row["visit_days"] + local.choice((0, 0, 0, 10))),
                     "reassess": latest_on + dt.timedelta(days=row["reassess_days"]),
                 }
             )

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from choices import ActivityKind, ExpenseStatus
 from models import Activity, Expense, FundSource, SupportService, User
+from services.funds import approve, load_thresholds, pay, reverse
 
 PAID = ExpenseStatus.PAID.value
 APPROVED = ExpenseStatus.APPROVED.value
@@ -275,6 +276,17 @@ def seed_funds(session, rng) -> None:
     )
     # Dated before the donation arrived (the charity money came on March 2).
     add(52, "1100.00", "charity", "other", "罗云镇某超市（虚构）", "困境儿童新春慰问物资")
+    # 红字冲销: a bill paid twice, its counter-entry paid twelve days later (dated the day it is paid) …
+    twice = add(35, "640.00", "town", "activity", "某交通运输公司（虚构）", "慰问活动包车（重复支付）")
+    session.flush()
+    counter = reverse(twice, handler, dt.date(2026, 2, 16), "同一张发票重复支付，款项已退回", "记-2026-0950")
+    session.flush()
+    approve(counter, approver, dt.datetime(2026, 2, 16, 11), load_thresholds())
+    pay(counter, dt.datetime(2026, 2, 17, 15))
+    # … and one whose counter-entry is still a draft: until it is paid, the original counts as paid.
+    wrong = add(84, "480.00", "town", "activity", "罗云镇某超市（虚构）", "慰问物资（金额录入有误）")
+    session.flush()
+    reverse(wrong, handler, dt.date(2026, 3, 28), "金额录入有误，冲销后重新录入", None)
     session.flush()
 
 

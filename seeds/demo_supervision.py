@@ -11,12 +11,13 @@ import random
 
 from sqlalchemy import insert, select
 
-from choices import CaseStage, GuardianStatus, Level, ReporterKind, StaffKind, Urgency, VisitKind
+from choices import CaseStage, GuardianStatus, ReporterKind, StaffKind, Urgency, VisitKind
 from models import Child, ChildGuardian, Guardian, MandatoryReport, Staff, User, Visit, db, visit_staff
+from seeds.demo_history import settle_register
 from services import clock
-from services.alerts import DEFAULT_VISIT_DAYS, UNASSESSED_VISIT_DAYS, run_rules, triage_report
+from services.alerts import run_rules, triage_report
 from services.cases import add_conference, add_track_record, move_stage, open_case
-from services.visits import after_save
+from services.visits import DEFAULT_VISIT_DAYS, UNASSESSED_VISIT_DAYS, after_save
 
 SEED = 4004
 # Above this many children (the benchmark) the demo step skips the per-record ORM work.
@@ -33,6 +34,7 @@ def seed_supervision(session, rng=None, *, today: dt.date | None = None) -> None
         .order_by(Child.id)
     ).all()
     _seed_visits(session, local, children, today)
+    settle_register(session)  # registration dates and 下次走访 from the records just written
     if len(children) > SMALL_TOWN:
         return
     users = {u.username: u for u in session.scalars(select(User))}
@@ -51,7 +53,7 @@ def _seed_visits(session, rng, children, today) -> None:
     for child_id, _village_id, level in children:
         if rng.random() < 0.15:
             continue  # not visited yet
-        days = DEFAULT_VISIT_DAYS.get(Level(level), UNASSESSED_VISIT_DAYS) if level else UNASSESSED_VISIT_DAYS
+        days = DEFAULT_VISIT_DAYS.get(level, UNASSESSED_VISIT_DAYS) if level else UNASSESSED_VISIT_DAYS
         # Most are on time; about one in six is a few days past due.
         last = today - dt.timedelta(days=rng.randint(0, days + (6 if rng.random() < 0.17 else -1)))
         for visited_on in (last - dt.timedelta(days=days), last):

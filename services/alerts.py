@@ -15,12 +15,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import and_, case, exists, func, insert, or_, select, update
+from sqlalchemy import and_, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from choices import (
     GUARDIAN_STATUSES_NEEDING_REASSESSMENT,
+    AlertClosure,
     AlertRule,
     AlertSource,
     AlertStatus,
@@ -51,20 +52,17 @@ from models import (
     Setting,
     SupportService,
     User,
+    Village,
     Visit,
     db,
+    localnow,
     utcnow,
 )
-from seeds.rules import LEVEL_RULES
 from services import lease
 from services.scoping import scope
 from services.validation import InvalidInput
 
 DEFAULT_DEADLINE_HOURS = {Severity.RED: 24, Severity.ORANGE: 72, Severity.YELLOW: 7 * 24}
-# Used only when the LevelRule table is empty: the same defaults the table is seeded with.
-DEFAULT_VISIT_DAYS = {level: visit_days for level, (_, visit_days, _) in LEVEL_RULES.items()}
-# A child not yet assessed is visited as often as a yellow one until the first assessment.
-UNASSESSED_VISIT_DAYS = 30
 # The red level's measure days (LevelRule.measure_days, the work plan's 3) when the table lacks them.
 SAFETY_NET_DAYS = 3
 REPORT_RESPONSE_HOURS = 24
@@ -133,14 +131,6 @@ def is_overdue(alert: Alert, now: dt.datetime) -> bool:
     return alert.status != AlertStatus.DONE and alert.deadline < now
 
 
-def visit_days_by_level() -> dict[str, int]:
-    days = {level.value: n for level, n in DEFAULT_VISIT_DAYS.items()}
-    for level, n in db.session.execute(select(LevelRule.level, LevelRule.visit_days)):
-        if n:
-            days[level] = n
-    return days
-
-
 def _active_child():
     return Child.archived_at.is_(None)
 
@@ -154,68 +144,30 @@ def _approved(assessment, today):
 
 @rule(AlertRule.VISIT_OVERDUE)
 def visit_overdue(today: dt.date, now: dt.datetime | None = None) -> list[Condition]:
-    """The next visit is due from the latest contact: the last visit, or a later approved assessment."""
-    days = visit_days_by_level()
+    """A registered child whose 下次走访 (services/visits.py: the latest contact, a visit or an approved
+    assessment, plus the level's interval) is before today: the 工作台 and the reports read the same date."""
     last_visit = (
         select(func.max(Visit.visited_on))
-        .where(Visit.child_id == Child.id, Visit.visited_on <= today)
+        .where(Visit.child_id == Child.id)
         .correlate(Child)
         .scalar_subquery()
     )
-    # OFFSET 0 keeps the last visit computed once per child (SQLite and PostgreSQL alike).
-    contact = (
-        select(
-            Child.id,
-            Child.village_id,
-            Child.current_level,
-            Child.next_visit_due,
-            Child.level_assessed_on,
-            last_visit.label("last_visit"),
-        )
-        .where(_active_child())
-        .offset(0)
-        .subquery()
-    )
-    c = contact.c
-    visit_counts = c.last_visit.is_not(None) & (
-        c.next_visit_due.is_(None) | c.level_assessed_on.is_(None) | (c.last_visit >= c.level_assessed_on)
-    )
-    cutoff = case(
-        *[(c.current_level == level, today - dt.timedelta(days=n)) for level, n in days.items()],
-        else_=today - dt.timedelta(days=UNASSESSED_VISIT_DAYS),
-    )
     rows = db.session.execute(
-        select(
-            c.id, c.village_id, c.current_level, c.next_visit_due, c.level_assessed_on, c.last_visit
-        ).where(
-            or_(
-                visit_counts & (c.last_visit < cutoff),
-                ~visit_counts.self_group() & (c.next_visit_due < today),
-            )
+        select(Child.id, Child.village_id, Child.current_level, Child.next_visit_due, last_visit).where(
+            _active_child(), Child.registered_on <= today, Child.next_visit_due < today
         )
     )
-    found = []
-    for child_id, village_id, level, next_due, assessed_on, last in rows:
-        due = next_visit_due(level, next_due, assessed_on, last, days)
-        if due is not None and due < today:
-            found.append(
-                Condition(
-                    key=f"{AlertRule.VISIT_OVERDUE.value}:child:{child_id}",
-                    severity=severity_for_level(level),
-                    village_id=village_id,
-                    child_id=child_id,
-                    detail=f"应于 {due:%Y-%m-%d} 前巡查走访，已逾期 {(today - due).days} 天"
-                    + (f"（上次走访 {last:%Y-%m-%d}）" if last else "（尚无走访记录）"),
-                )
-            )
-    return found
-
-
-def next_visit_due(level, next_due, assessed_on, last_visit, days) -> dt.date | None:
-    """The visit due date counted from the latest contact with the child."""
-    if last_visit is not None and (next_due is None or assessed_on is None or last_visit >= assessed_on):
-        return last_visit + dt.timedelta(days=days.get(level, UNASSESSED_VISIT_DAYS))
-    return next_due
+    return [
+        Condition(
+            key=f"{AlertRule.VISIT_OVERDUE.value}:child:{child_id}",
+            severity=severity_for_level(level),
+            village_id=village_id,
+            child_id=child_id,
+            detail=f"应于 {due:%Y-%m-%d} 前巡查走访，已逾期 {(today - due).days} 天"
+            + (f"（上次走访 {last:%Y-%m-%d}）" if last else "（尚无走访记录）"),
+        )
+        for child_id, village_id, level, due, last in rows
+    ]
 
 
 @rule(AlertRule.REASSESSMENT_OVERDUE)
@@ -481,9 +433,8 @@ def _years_before(day: dt.date, years: int) -> dt.date:
 def never_assessed(today: dt.date, now: dt.datetime | None = None) -> list[Condition]:
     """A registered child with no approved assessment (counts from the day of registration)."""
     assessed = exists().where(Assessment.child_id == Child.id, _approved(Assessment, today))
-    registered_by = dt.datetime.combine(today + dt.timedelta(days=1), dt.time.min)
     rows = db.session.execute(
-        select(Child.id, Child.village_id).where(_active_child(), Child.created_at < registered_by, ~assessed)
+        select(Child.id, Child.village_id).where(_active_child(), Child.registered_on <= today, ~assessed)
     )
     return [
         Condition(
@@ -623,7 +574,7 @@ def _update(ids: list[int], **values) -> None:
         db.session.execute(
             update(Alert.__table__)
             .where(Alert.__table__.c.id.in_(ids[start : start + _CHUNK]))
-            .values(version=Alert.__table__.c.version + 1, **values)
+            .values(version=Alert.__table__.c.version + 1, updated_at=localnow(), **values)
         )
 
 
@@ -819,6 +770,7 @@ def close_alert(alert: Alert, result: str, *, user_id: int | None, now: dt.datet
     if not result:
         raise InvalidInput("办结时请填写处置结果")
     alert.status = AlertStatus.DONE.value
+    alert.closure = AlertClosure.HANDLED.value
     alert.result = result
     alert.closed_at = now
     db.session.add(AlertStep(alert_id=alert.id, at=now, user_id=user_id, note=f"办结：{result}"))
@@ -856,40 +808,96 @@ def user_for_token(plain: str | None, now: dt.datetime) -> User | None:
     return token.user
 
 
-def open_alerts_feed(village_ids, now: dt.datetime, limit: int = 1000) -> list[dict]:
-    """Open alerts in the scope, most urgent deadline first, as plain JSON-ready values."""
+FEED_PER_PAGE = 200
+FEED_MAX_PER_PAGE = 1000
+# ``next_since`` lies this far before the query: a change being committed while the feed was read
+# comes again in the next poll (the platform keys alerts by id, so a repeat is harmless).
+FEED_OVERLAP = dt.timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class FeedPage:
+    alerts: list[dict]
+    total: int
+    page: int
+    per_page: int
+    next_since: dt.datetime
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def has_more(self) -> bool:
+        return self.page < self.pages
+
+
+def feed_page(
+    village_ids,
+    now: dt.datetime,
+    *,
+    page: int = 1,
+    per_page: int = FEED_PER_PAGE,
+    since: dt.datetime | None = None,
+) -> FeedPage:
+    """One page of the 141 platform's feed, with the total: never cut short in silence.
+
+    Without ``since``: the open alerts in the scope, most urgent deadline first. With ``since`` (a time
+    on the server's clock, as ``next_since`` gives it): every alert in the scope changed after it, open
+    or closed (closed and withdrawn ones too, so the platform can close its tickets), oldest change first.
+    """
+    if page < 1 or not 1 <= per_page <= FEED_MAX_PER_PAGE:
+        raise InvalidInput(f"分页参数无效：page 从1开始，per_page 为1—{FEED_MAX_PER_PAGE}")
+    from services import indicators
+
+    started = localnow()
+    if since is None:
+        # the open alerts as services/indicators.py counts them (未办结预警数): the total is that figure
+        condition, order = indicators.alert_open_at(now), (Alert.deadline, Alert.id)
+        total = indicators.compute("alerts_open", indicators.Frame.as_of(None, village_ids, now)).value
+    else:
+        condition, order = Alert.updated_at > since, (Alert.updated_at, Alert.id)
+        total = db.session.scalar(
+            scope(select(func.count()).select_from(Alert).where(condition), Alert, village_ids)
+        )
     stmt = scope(
-        select(Alert, Child.name)
+        select(Alert, Child.name, Village.name)
+        .join(Village, Village.id == Alert.village_id)
         .outerjoin(Child, Child.id == Alert.child_id)
-        .where(Alert.status != AlertStatus.DONE.value)
-        .order_by(Alert.deadline, Alert.id)
-        .limit(limit),
+        .where(condition)
+        .order_by(*order)
+        .limit(per_page)
+        .offset((page - 1) * per_page),
         Alert,
         village_ids,
     )
-    feed = []
-    for alert, child_name in db.session.execute(stmt):
-        feed.append(
-            {
-                "id": alert.id,
-                "title": alert.title,
-                "detail": alert.detail,
-                "source": AlertSource.label_of(alert.source),
-                "rule": alert.rule,
-                "severity": alert.severity,
-                "severity_label": Severity.label_of(alert.severity),
-                "status": alert.status,
-                "status_label": AlertStatus.label_of(alert.status),
-                "village": alert.village.name,
-                "child": child_name,
-                "raised_at": alert.raised_at.isoformat(timespec="minutes"),
-                "deadline": alert.deadline.isoformat(timespec="minutes"),
-                "overdue": is_overdue(alert, now),
-                "ticket_141": alert.ticket_141,
-                "condition_cleared": alert.condition_cleared_at is not None,
-            }
-        )
-    return feed
+    rows = [_feed_row(alert, child, village, now) for alert, child, village in db.session.execute(stmt)]
+    return FeedPage(rows, total or 0, page, per_page, started - FEED_OVERLAP)
+
+
+def _feed_row(alert: Alert, child_name: str | None, village_name: str, now: dt.datetime) -> dict:
+    return {
+        "id": alert.id,
+        "title": alert.title,
+        "detail": alert.detail,
+        "source": AlertSource.label_of(alert.source),
+        "rule": alert.rule,
+        "severity": alert.severity,
+        "severity_label": Severity.label_of(alert.severity),
+        "status": alert.status,
+        "status_label": AlertStatus.label_of(alert.status),
+        "closure": alert.closure,
+        "closure_label": AlertClosure.label_of(alert.closure),
+        "village": village_name,
+        "child": child_name,
+        "raised_at": alert.raised_at.isoformat(timespec="minutes"),
+        "deadline": alert.deadline.isoformat(timespec="minutes"),
+        "closed_at": alert.closed_at.isoformat(timespec="minutes") if alert.closed_at else None,
+        "overdue": is_overdue(alert, now),
+        "ticket_141": alert.ticket_141,
+        "condition_cleared": alert.condition_cleared_at is not None,
+        "updated_at": alert.updated_at.isoformat(timespec="microseconds"),
+    }
 
 
 # --------------------------------------------------------------------------- mandatory reports

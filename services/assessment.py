@@ -371,12 +371,14 @@ def latest_approved(child_id: int) -> Assessment | None:
 
 
 def apply_level(assessment: Assessment) -> None:
-    """The child's derived fields follow its latest approved assessment, under that assessment's rules."""
+    """The child's derived fields follow its latest approved assessment, under that assessment's rules.
+
+    The next visit (下次走访) also counts visits since: services/visits.py recomputes it when the
+    approval is flushed."""
     row = assessment.rule_version.snapshot["levels"][assessment.level]
     child = assessment.child
     child.current_level = assessment.level
     child.level_assessed_on = assessment.assessed_on
-    child.next_visit_due = assessment.assessed_on + dt.timedelta(days=row["visit_days"])
     child.next_assessment_due = assessment.assessed_on + dt.timedelta(days=row["reassess_days"])
     assessment.next_reassess_on = child.next_assessment_due
 
@@ -389,7 +391,7 @@ def refresh_level(child: Child) -> None:
         apply_level(latest)
         return
     child.current_level = child.level_assessed_on = None
-    child.next_visit_due = child.next_assessment_due = None
+    child.next_assessment_due = None
 
 
 def measure_days(rules: dict, level: Level) -> int | None:

@@ -28,10 +28,11 @@ from models import (
     Visit,
     child_category,
     db,
-    utcnow,
+    localnow,
 )
-from services import attachments, audit, filing
+from services import attachments, audit, clock, filing
 from services.assessment import refresh_level
+from services.register import record_status_change
 from services.scoping import scope
 from services.validation import InvalidInput, normalize_identifier
 
@@ -250,6 +251,8 @@ def merge_children(keep_id: int, other_id: int, village_ids, *, note: str = "") 
 
     for model, label in MOVED_TABLES:
         values = {"child_id": keep_id, "version": model.version + 1}
+        if model is Alert:
+            values["updated_at"] = localnow()  # the 141 feed's ``since`` sees the move
         if "village_id" in model.__table__.c:
             # alerts and reports follow the kept child's village, so its director sees them
             values["village_id"] = keep.village_id
@@ -282,16 +285,21 @@ def merge_children(keep_id: int, other_id: int, village_ids, *, note: str = "") 
     session.flush()
     session.expire(keep)
     refresh_level(keep)
+    now = clock.now()
+    if keep.registered_on and other.registered_on and other.registered_on < keep.registered_on:
+        keep.registered_on = other.registered_on  # one child, registered since the earlier record
     if keep.is_archived and not other.is_archived:
         # the record that stays is the one in use: the kept child comes back to the register
         audit.label_next_change(session, keep, "restore")
         keep.status, keep.archived_at, keep.archive_reason = ChildStatus.ACTIVE.value, None, None
+        record_status_change(keep, ChildStatus.ACTIVE.value, "合并重复登记时恢复", now=now)
 
     reason = f"重复登记，已并入 {keep.name}（编号 {keep.id}）" + (f"：{note.strip()}" if note.strip() else "")
     audit.label_next_change(session, other, "archive")
     if not other.is_archived:
         other.status = ChildStatus.CLOSED.value
-        other.archived_at = utcnow()
+        other.archived_at = now
+        record_status_change(other, ChildStatus.CLOSED.value, reason[:200], now=now)
     other.archive_reason = reason[:200]
     summary = "；".join(f"{label}{n}" for label, n in moved.items() if n)
     audit.record(

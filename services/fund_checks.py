@@ -21,7 +21,7 @@ from sqlalchemy.orm import joinedload
 from choices import ExpenseCategory, ExpenseStatus, FindingSeverity, FundRule
 from models import Activity, Expense, FindingNote, FundSource, db
 from services import clock
-from services.funds import Thresholds, cents, from_cents, load_thresholds, rate, source_budgets, totals, yuan
+from services.funds import Thresholds, cents, from_cents, load_thresholds, rate, yuan
 from services.validation import InvalidInput
 
 DRAFT, APPROVED, PAID = (s.value for s in ExpenseStatus)
@@ -528,12 +528,6 @@ def filter_findings(
     return result
 
 
-def execution_figures() -> dict:
-    """For the 工作台: 资金执行率 (paid / total of all sources)."""
-    total = totals(source_budgets())
-    return {"budget": total.budget, "paid": total.paid, "execution_rate": rate(total.paid, total.budget)}
-
-
 # --------------------------------------------------------------------------- 核查说明
 
 NOTE_LENGTH = (5, 500)
@@ -578,12 +572,6 @@ def explain(key: tuple[str, str, int], text: str, user_id: int | None) -> Findin
     return note
 
 
-def open_findings_count() -> int:
-    """Findings not explained (for the 工作台; runs every check: ~0.1 s at 20,000 expenses)."""
-    findings = run_all()
-    return len(unexplained(findings, notes_for(findings)))
-
-
 def _percent(value: Decimal | None) -> str:
     return "—" if value is None else f"{value * 100:.2f}%"
 
@@ -605,7 +593,6 @@ __all__ = [
     "explain",
     "filter_findings",
     "notes_for",
-    "open_findings_count",
     "run_all",
     "stands",
     "unexplained",

@@ -187,6 +187,9 @@ def pay(expense: Expense, now: dt.datetime) -> list[str]:
         )
     expense.status = ExpenseStatus.PAID.value
     expense.paid_at = now
+    if expense.reverses_id is not None:
+        # A 红字冲销 takes effect when it is paid: it is dated that day (as a draft it counted nowhere).
+        expense.spent_on = now.date()
     missing = [
         name for name, ok in (("凭证号", expense.voucher_no), ("发票", expense.invoice_attached)) if not ok
     ]
@@ -202,7 +205,9 @@ def reversal_of(expense_id: int) -> Expense | None:
 def reverse(
     expense: Expense, handler_id: int, today: dt.date, reason: str, voucher_no: str | None
 ) -> Expense:
-    """红字冲销: a new negative draft expense that points at the paid original; the original is kept."""
+    """红字冲销: a new negative draft expense that points at the paid original; the original is kept.
+
+    The counter-entry is dated the day it is paid (``pay``): until then the original counts as paid."""
     reason = (reason or "").strip()
     if not reason:
         raise InvalidInput("请填写冲销原因")

@@ -28,10 +28,38 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, distinct, func, literal, or_, select
 
-from models import Child, db
-from services import clock
+from choices import (
+    AlertClosure,
+    AlertStatus,
+    AssessmentStatus,
+    CaseStage,
+    ChildStatus,
+    ExpenseStatus,
+    Level,
+    ServiceStatus,
+    Severity,
+)
+from models import (
+    Activity,
+    Alert,
+    Assessment,
+    Attendance,
+    Case,
+    CaseEvent,
+    Category,
+    Child,
+    ChildStatusChange,
+    Expense,
+    FundSource,
+    SupportService,
+    Visit,
+    child_category,
+    db,
+)
+from services import clock, visits
+from services.funds import cents, from_cents
 from services.scoping import scope
 
 STATE = "state"
@@ -50,6 +78,7 @@ YUAN = "元"
 
 Number = int | Decimal
 Parts = dict  # {village id (None: not split by village): number}
+NONE = "none"  # no level: not assessed (yet, or by that date)
 
 
 # --------------------------------------------------------------------------- frames
@@ -67,6 +96,8 @@ class Frame:
     start: dt.date
     end: dt.date
     now: dt.datetime
+    # True: read the state from the history even now (the tests' check that both readings agree).
+    from_history: bool = False
     memo_store: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -102,7 +133,7 @@ class Frame:
     @property
     def is_current(self) -> bool:
         """The moment is now: state can be read from the derived columns kept on the rows."""
-        return self.end >= self.now.date()
+        return self.end >= self.now.date() and not self.from_history
 
     @property
     def start_dt(self) -> dt.datetime:
@@ -114,7 +145,11 @@ class Frame:
         return min(self.end, self.now.date() - dt.timedelta(days=1))
 
     def for_villages(self, village_ids) -> Frame:
-        return Frame(_ids(village_ids), self.start, self.end, self.now)
+        return Frame(_ids(village_ids), self.start, self.end, self.now, self.from_history)
+
+    def reconstructed(self) -> Frame:
+        """The same frame, its state read back from the history (as for a past moment)."""
+        return Frame(self.village_ids, self.start, self.end, self.now, True)
 
     def memo(self, key, compute: Callable[[], object]):
         """A sub-result shared by the indicators computed over this frame (one scan, several figures)."""
@@ -273,6 +308,48 @@ def compute_many(keys: Iterable[str], frame: Frame) -> dict[str, Value]:
     return {key: compute(key, frame) for key in keys}
 
 
+def measure(
+    key: str,
+    village_ids=None,
+    *,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    as_of: dt.date | None = None,
+    now: dt.datetime | None = None,
+) -> Value:
+    """One indicator without building a frame first: over a period (``start``–``end``), or as of a
+    day (``as_of``; today when neither is given). For callers outside the screens (the acceptance pack)."""
+    if start is not None or end is not None:
+        if start is None or end is None:
+            raise ValueError("a period needs both its first and its last day")
+        return compute(key, Frame.of_period(start, end, village_ids, now))
+    return compute(key, Frame.as_of(as_of, village_ids, now))
+
+
+def table(frame: Frame, keys: Iterable[str] | None = None) -> list[dict]:
+    """Every indicator (or ``keys``) over ``frame`` as plain rows, for a sheet or a page: name, kind,
+    unit, value (a rate as a fraction), its text, numerator, denominator and definition."""
+    rows = []
+    for key, v in compute_many(keys if keys is not None else INDICATORS, frame).items():
+        ind = v.indicator
+        rows.append(
+            {
+                "key": key,
+                "name": ind.name,
+                "basis": ind.basis_label,
+                "unit": ind.unit,
+                "value": v.value,
+                "text": v.text,
+                "numerator": v.numerator if ind.is_rate else None,
+                "denominator": v.denominator if ind.is_rate else None,
+                "numerator_label": ind.numerator_label,
+                "denominator_label": ind.denominator_label,
+                "definition": v.unavailable or ind.definition,
+            }
+        )
+    return rows
+
+
 def by_rows(rows) -> Parts:
     """Parts from (village id, number) rows."""
     parts: Parts = {}
@@ -281,28 +358,296 @@ def by_rows(rows) -> Parts:
     return parts
 
 
-# --------------------------------------------------------------------------- the register
+# --------------------------------------------------------------------------- history, read back
 
 
-def _registered_now(frame: Frame):
-    return scoped(select(Child.village_id, func.count()).where(Child.archived_at.is_(None)), Child, frame)
+def tally(condition):
+    """Rows meeting ``condition``, counted in the same scan (``count(*) FILTER (WHERE …)``)."""
+    return func.count().filter(condition)
 
 
-def registered(frame: Frame) -> Parts:
-    return frame.memo(
-        "registered", lambda: by_rows(db.session.execute(_registered_now(frame).group_by(Child.village_id)))
+def in_register(frame: Frame):
+    """SQL condition on Child: registered by the frame's day and not archived at its moment.
+
+    Now, that is the child row itself; for a past moment the archive/restore history is read, but
+    only for children whose status changed since (``Child.status_changed_at``)."""
+    registered = Child.registered_on <= frame.day
+    if frame.is_current:
+        return and_(registered, Child.archived_at.is_(None))
+    moment = frame.moment
+    status_then = (
+        select(ChildStatusChange.status)
+        .where(ChildStatusChange.child_id == Child.id, ChildStatusChange.at < moment)
+        .order_by(ChildStatusChange.at.desc(), ChildStatusChange.id.desc())
+        .limit(1)
+        .correlate(Child)
+        .scalar_subquery()
+    )
+    unchanged_since = or_(Child.status_changed_at.is_(None), Child.status_changed_at < moment)
+    return and_(
+        registered,
+        or_(
+            and_(unchanged_since, Child.archived_at.is_(None)),
+            and_(
+                ~unchanged_since,
+                func.coalesce(status_then, ChildStatus.ACTIVE.value) == ChildStatus.ACTIVE.value,
+            ),
+        ),
     )
 
 
-def _file_complete(frame: Frame) -> Parts:
-    stmt = _registered_now(frame).where(Child.file_complete.is_(True)).group_by(Child.village_id)
-    return by_rows(db.session.execute(stmt))
+def registered_children(frame: Frame):
+    """Select of the ids of the children in register at the frame's moment, within its villages."""
+    return scoped(select(Child.id).where(in_register(frame)), Child, frame)
 
+
+def _latest_approved(column, day: dt.date):
+    """Correlated scalar: ``column`` of the outer Child's latest approved assessment on or before ``day``."""
+    return (
+        select(column)
+        .where(
+            Assessment.child_id == Child.id,
+            Assessment.status == AssessmentStatus.APPROVED.value,
+            Assessment.assessed_on <= day,
+        )
+        .order_by(Assessment.assessed_on.desc(), Assessment.id.desc())
+        .limit(1)
+        .correlate(Child)
+        .scalar_subquery()
+    )
+
+
+def level_on(day: dt.date):
+    """The outer Child's level on ``day``: its current level when assessed by then (no lookup), else
+    that of its latest approved assessment by then (ix_assessment_level_history), else NULL."""
+    return case(
+        (Child.level_assessed_on.is_(None), None),
+        (Child.level_assessed_on <= day, Child.current_level),
+        else_=_latest_approved(Assessment.level, day),
+    )
+
+
+def _reassessment_due_on(day: dt.date):
+    """The outer Child's 下次评估 as it stood on ``day`` (that of its latest approved assessment by then)."""
+    return case(
+        (Child.level_assessed_on.is_(None), None),
+        (Child.level_assessed_on <= day, Child.next_assessment_due),
+        else_=_latest_approved(Assessment.next_reassess_on, day),
+    )
+
+
+@dataclass(frozen=True)
+class ChildTally:
+    """Children in register of one village and level, and how many of them meet each condition."""
+
+    children: int
+    in_cycle: int  # 下次评估 on or after the day
+    complete: int  # file complete (now only)
+    visit_on_time: int | None = None  # 下次走访 on or after the day (now only; the past: _patrol)
+
+
+def child_states(frame: Frame, category_id: int | None = None) -> dict:
+    """{(village id, level or NONE): ChildTally} for the children in register at the frame's moment,
+    each at its level of the frame's day: the 工作台's counts, the map's matrix, the report's tables."""
+
+    def compute():
+        day = frame.day
+        if frame.is_current:  # one scan of the covering index ix_child_level_dues
+            stmt = select(
+                Child.village_id,
+                Child.current_level,
+                func.count(),
+                tally(Child.next_assessment_due >= day),
+                tally(Child.file_complete.is_(True)),
+                tally(Child.next_visit_due >= day),
+            ).where(in_register(frame))
+            stmt = _in_category(scoped(stmt, Child, frame), category_id).group_by(
+                Child.village_id, Child.current_level
+            )
+        else:
+            then = _in_category(
+                scoped(
+                    select(
+                        Child.village_id.label("village_id"),
+                        level_on(day).label("level"),
+                        _reassessment_due_on(day).label("due"),
+                    ).where(in_register(frame)),
+                    Child,
+                    frame,
+                ),
+                category_id,
+            )
+            then = then.offset(0).subquery()  # OFFSET 0: each lookup made once per child
+            stmt = select(
+                then.c.village_id,
+                then.c.level,
+                func.count(),
+                tally(then.c.due >= day),
+                literal(0),
+                literal(None),
+            ).group_by(then.c.village_id, then.c.level)
+        return {
+            (village_id, level or NONE): ChildTally(n, in_cycle, complete, on_time)
+            for village_id, level, n, in_cycle, complete, on_time in db.session.execute(stmt)
+        }
+
+    return frame.memo(("child_states", category_id), compute)
+
+
+def _in_category(stmt, category_id):
+    if not category_id:
+        return stmt
+    return stmt.where(
+        Child.id.in_(select(child_category.c.child_id).where(child_category.c.category_id == category_id))
+    )
+
+
+def _sum_states(frame: Frame, field_name: str, levels=None) -> Parts:
+    parts: Parts = {}
+    for (village_id, level), row in child_states(frame).items():
+        if levels is None or level in levels:
+            parts[village_id] = parts.get(village_id, 0) + getattr(row, field_name)
+    return parts
+
+
+ASSESSED = tuple(level.value for level in Level)
+
+
+def registered(frame: Frame) -> Parts:
+    return _sum_states(frame, "children")
+
+
+def level_distribution(frame: Frame, category_id: int | None = None) -> dict:
+    """{(village id, level or "none"): children in register}: the map's matrix and the level counts."""
+    return {key: row.children for key, row in child_states(frame, category_id).items()}
+
+
+def category_distribution(frame: Frame) -> list[tuple[int, str, int]]:
+    """(category id, name, children in register) in category order; a child may be in several
+    categories. Categories are read as recorded now (their history is not kept)."""
+    counts = dict(
+        db.session.execute(
+            select(child_category.c.category_id, func.count())
+            .where(child_category.c.child_id.in_(registered_children(frame)))
+            .group_by(child_category.c.category_id)
+        ).all()
+    )
+    categories = db.session.execute(select(Category.id, Category.name).order_by(Category.sort_order)).all()
+    return [(category_id, name, counts.get(category_id, 0)) for category_id, name in categories]
+
+
+# --------------------------------------------------------------------------- 巡查走访: 下次走访 on a day
+
+
+def _patrol(frame: Frame) -> dict[int, tuple[int, int]]:
+    """{village id: (children in register, children whose 下次走访 is on or after the day)}."""
+
+    def compute():
+        if frame.is_current:  # the date services/visits.py keeps on the child, in the one child scan
+            result: dict[int, tuple[int, int]] = {}
+            for (village_id, _), row in child_states(frame).items():
+                n, on_time = result.get(village_id, (0, 0))
+                result[village_id] = (n + row.children, on_time + row.visit_on_time)
+            return result
+        return {
+            village_id: (n, on_time) for village_id, n, on_time in db.session.execute(_patrol_then(frame))
+        }
+
+    return frame.memo("patrol", compute)
+
+
+def _contacts_then(frame: Frame):
+    """Per child in register: its registration date, last visit by the day and latest approved
+    assessment by the day (services/visits.py's contacts, as they stood)."""
+    day = frame.day
+    return (
+        scoped(
+            select(
+                Child.id.label("child_id"),
+                Child.village_id.label("village_id"),
+                Child.registered_on.label("registered_on"),
+                visits.last_visit_on(day).label("last_visit"),
+                visits.latest_approved_id(day).label("assessment_id"),
+            ).where(in_register(frame)),
+            Child,
+            frame,
+        )
+        .offset(0)
+        .subquery()
+    )
+
+
+def _on_time_then(frame: Frame, contacts):
+    """The condition, over ``_contacts_then`` joined to the assessment, that 下次走访 (latest contact +
+    the level's interval under its rule version) is on or after the day: some contact on or after the
+    day less the interval."""
+    day = frame.day
+    intervals = visits.visit_intervals()
+    cutoff = case(
+        *(
+            (
+                and_(Assessment.rule_version_id == version_id, Assessment.level == level),
+                day - dt.timedelta(days=n),
+            )
+            for (version_id, level), n in intervals.items()
+        ),
+        *(
+            (Assessment.level == level, day - dt.timedelta(days=n))
+            for level, n in visits.DEFAULT_VISIT_DAYS.items()
+        ),
+        else_=day - dt.timedelta(days=visits.UNASSESSED_VISIT_DAYS),
+    )
+    registered_on = contacts.c.registered_on
+    # coalesce: never NULL, so the negation (巡查逾期) is exact too
+    return or_(
+        registered_on >= cutoff,
+        func.coalesce(contacts.c.last_visit, registered_on) >= cutoff,
+        func.coalesce(Assessment.assessed_on, registered_on) >= cutoff,
+    )
+
+
+def _patrol_then(frame: Frame):
+    contacts = _contacts_then(frame)
+    return (
+        select(contacts.c.village_id, func.count(), tally(_on_time_then(frame, contacts)))
+        .select_from(contacts)
+        .outerjoin(Assessment, Assessment.id == contacts.c.assessment_id)
+        .group_by(contacts.c.village_id)
+    )
+
+
+def patrol_overdue_children(frame: Frame) -> list[int]:
+    """Ids of the children in register whose 下次走访 is before the frame's day (巡查逾期)."""
+    if frame.is_current:
+        stmt = scoped(
+            select(Child.id).where(in_register(frame), Child.next_visit_due < frame.day), Child, frame
+        )
+    else:
+        contacts = _contacts_then(frame)
+        stmt = (
+            select(contacts.c.child_id)
+            .select_from(contacts)
+            .outerjoin(Assessment, Assessment.id == contacts.c.assessment_id)
+            .where(~_on_time_then(frame, contacts))
+        )
+    return sorted(db.session.scalars(stmt))
+
+
+def _patrol_on_time(frame: Frame) -> Parts:
+    return {village_id: on_time for village_id, (_, on_time) in _patrol(frame).items()}
+
+
+def _patrol_overdue(frame: Frame) -> Parts:
+    return {village_id: n - on_time for village_id, (n, on_time) in _patrol(frame).items()}
+
+
+# --------------------------------------------------------------------------- the register's figures
 
 declare(
     key="registered",
     name="在册儿童数",
-    definition="统计时点在册（未归档）的儿童人数。",
+    definition="统计时点在册的儿童人数：登记日期不晚于统计日，且统计时点未归档（按归档、恢复的历史记录判断）。"
+    "以下时点指标均以此为范围。",
     unit=PEOPLE,
     basis=STATE,
     numerator=registered,
@@ -310,19 +655,735 @@ declare(
 declare(
     key="file_complete_rate",
     name="建档完成率",
-    definition="在册儿童中档案要素齐全（至少一名监护人、至少一个困境类别、已填住址）的人数 ÷ 在册儿童人数。"
+    definition="在册儿童中档案要素齐全（至少一名监护人、至少一个困境类别、已填住址）的人数 ÷ 在册儿童数。"
     "档案要素不保存历史，只统计当前情况。",
     unit=PERCENT,
     basis=STATE,
-    numerator=_file_complete,
+    numerator=lambda frame: _sum_states(frame, "complete"),
     denominator=registered,
     numerator_label="档案齐全",
     denominator_label="在册儿童",
     history=False,
 )
+declare(
+    key="assessment_cycle_rate",
+    name="评估覆盖率（周期内）",
+    definition="在册儿童中处于复评周期内的人数 ÷ 在册儿童数。处于周期内：统计日前最近一次已审核评估的"
+    "“下次评估”日期（评估日期 + 该等级的复评间隔，按该次评估所用规则版本）不早于统计日。",
+    unit=PERCENT,
+    basis=STATE,
+    numerator=lambda frame: _sum_states(frame, "in_cycle"),
+    denominator=registered,
+    numerator_label="周期内",
+    denominator_label="在册儿童",
+)
+declare(
+    key="assessed_ever_rate",
+    name="累计评估率",
+    definition="在册儿童中，统计日前至少有一次已审核评估的人数 ÷ 在册儿童数（不论是否已到复评时间）。",
+    unit=PERCENT,
+    basis=STATE,
+    numerator=lambda frame: _sum_states(frame, "children", ASSESSED),
+    denominator=registered,
+    numerator_label="已评估",
+    denominator_label="在册儿童",
+)
+declare(
+    key="never_assessed",
+    name="未评估儿童数",
+    definition="在册儿童中，统计日前没有任何已审核评估的人数。",
+    unit=PEOPLE,
+    basis=STATE,
+    numerator=lambda frame: _sum_states(frame, "children", (NONE,)),
+)
+declare(
+    key="reassessment_overdue",
+    name="复评逾期儿童数",
+    definition="在册儿童中，统计日前最近一次已审核评估的“下次评估”日期早于统计日的人数。",
+    unit=PEOPLE,
+    basis=STATE,
+    numerator=lambda frame: {
+        village_id: _sum_states(frame, "children", ASSESSED).get(village_id, 0) - n
+        for village_id, n in _sum_states(frame, "in_cycle").items()
+    },
+)
+declare(
+    key="patrol_on_time_rate",
+    name="巡查按期率",
+    definition="在册儿童中“下次走访”日期不早于统计日的人数 ÷ 在册儿童数（含未评估儿童）。下次走访 = "
+    "统计日前最近一次接触（巡查走访或已审核评估，取较晚者；从未接触的取登记日期）+ 当时等级的走访间隔"
+    "（红7天、橙15天、黄30天、绿90天，按该次评估所用规则版本；未评估30天）。每次走访都使下次走访后移；"
+    "预警规则“巡查走访逾期”按同一日期判断。",
+    unit=PERCENT,
+    basis=STATE,
+    numerator=_patrol_on_time,
+    denominator=registered,
+    numerator_label="按期",
+    denominator_label="在册儿童",
+)
+declare(
+    key="patrol_overdue",
+    name="巡查逾期儿童数",
+    definition="在册儿童中“下次走访”日期早于统计日的人数（口径同巡查按期率；与预警规则“巡查走访逾期”为同一批儿童）。",
+    unit=PEOPLE,
+    basis=STATE,
+    numerator=_patrol_overdue,
+)
+
+
+# --------------------------------------------------------------------------- cases
+
+
+def case_stage_then(frame: Frame):
+    """The outer Case's stage at the frame's moment: its stage when unchanged since, else the stage
+    its events had reached by then (a case entered after the moment reads as just opened)."""
+    moment = frame.moment
+    if frame.is_current:
+        return Case.stage
+    from_events = (
+        select(CaseEvent.to_stage)
+        .where(
+            CaseEvent.case_id == Case.id,
+            CaseEvent.at < moment,
+            CaseEvent.to_stage.is_not(None),
+            CaseEvent.kind.in_(("open", "stage", "reopen")),
+        )
+        .order_by(CaseEvent.at.desc(), CaseEvent.id.desc())
+        .limit(1)
+        .correlate(Case)
+        .scalar_subquery()
+    )
+    return case(
+        (Case.stage_changed_at < moment, Case.stage),
+        else_=func.coalesce(from_events, CaseStage.IDENTIFY.value),
+    )
+
+
+def cases_by_stage(frame: Frame) -> dict:
+    """{(village id, stage): cases} opened by the frame's day, of children in register at its moment."""
+
+    def compute():
+        stage = case_stage_then(frame).label("stage")
+        inner = scoped(
+            select(Child.village_id.label("village_id"), stage)
+            .join(Child, Child.id == Case.child_id)
+            .where(Case.opened_on <= frame.day, in_register(frame)),
+            Child,
+            frame,
+        )
+        inner = inner.offset(0).subquery()
+        return {
+            (village_id, stage): n
+            for village_id, stage, n in db.session.execute(
+                select(inner.c.village_id, inner.c.stage, func.count()).group_by(
+                    inner.c.village_id, inner.c.stage
+                )
+            )
+        }
+
+    return frame.memo("cases_by_stage", compute)
+
+
+def _cases(frame: Frame, closed: bool | None) -> Parts:
+    parts: Parts = {}
+    for (village_id, stage), n in cases_by_stage(frame).items():
+        if closed is None or (stage == CaseStage.CLOSED.value) == closed:
+            parts[village_id] = parts.get(village_id, 0) + n
+    return parts
+
+
+declare(
+    key="cases_open",
+    name="在办个案数",
+    definition="立案日期不晚于统计日、统计时点尚未结案的个案数（在册儿童的个案；阶段按个案阶段变更记录还原）。",
+    unit=CASES,
+    basis=STATE,
+    numerator=lambda frame: _cases(frame, False),
+)
+declare(
+    key="cases_closed_rate",
+    name="个案结案率",
+    definition="在册儿童的个案中（立案日期不晚于统计日），统计时点阶段为“结案”的件数 ÷ 这些个案的件数"
+    "（重新开启的个案按统计时点的阶段计）。",
+    unit=PERCENT,
+    basis=STATE,
+    numerator=lambda frame: _cases(frame, True),
+    denominator=lambda frame: _cases(frame, None),
+    numerator_label="已结案",
+    denominator_label="个案",
+)
+
+
+# --------------------------------------------------------------------------- alerts
+
+
+def _withdrawn():
+    return Alert.closure == AlertClosure.WITHDRAWN.value
+
+
+def _open_at(moment: dt.datetime):
+    """An alert not closed at ``moment`` (an alert marked done without a closing time counts as closed)."""
+    return or_(
+        and_(Alert.status != AlertStatus.DONE.value, Alert.closed_at.is_(None)), Alert.closed_at >= moment
+    )
+
+
+def _alerts_by_village(frame: Frame, *conditions) -> Parts:
+    stmt = scoped(select(Alert.village_id, func.count()).where(*conditions), Alert, frame)
+    return by_rows(db.session.execute(stmt.group_by(Alert.village_id)))
+
+
+def _handled_in_time():
+    """Closed by handling strictly before the deadline (an alert closed at its deadline is late)."""
+    return and_(
+        Alert.closed_at.is_not(None),
+        Alert.closed_at < Alert.deadline,
+        or_(Alert.closure.is_(None), ~_withdrawn()),
+    )
+
+
+def _alert_decided(frame: Frame):
+    """Alerts decided within the period: handled before the deadline (at the closing), or not (at the
+    deadline, once it has passed: compared with the moment, not the end of the day). An alert withdrawn
+    before its deadline because its child was archived is never decided."""
+    decided_at = case(
+        (and_(Alert.closed_at.is_not(None), Alert.closed_at < Alert.deadline), Alert.closed_at),
+        else_=Alert.deadline,
+    )
+    withdrawn_early = and_(
+        Alert.closure.is_not(None),
+        _withdrawn(),
+        Alert.closed_at.is_not(None),
+        Alert.closed_at < Alert.deadline,
+    )
+    return and_(decided_at >= frame.start_dt, decided_at < frame.moment, ~withdrawn_early)
+
+
+def alert_open_at(moment: dt.datetime):
+    """SQL condition on Alert: raised before ``moment`` and not closed then (the 141 feed lists these)."""
+    return and_(Alert.raised_at < moment, _open_at(moment))
+
+
+declare(
+    key="alerts_open",
+    name="未办结预警数",
+    definition="统计时点已发出、尚未办结的预警条数（141平台接口“未办结预警”的总数即此数）。归档儿童的未办结预警在归档时撤销。",
+    unit=ALERTS,
+    basis=STATE,
+    numerator=lambda frame: _alerts_by_village(frame, alert_open_at(frame.moment)),
+)
+declare(
+    key="alerts_overdue_open",
+    name="逾期未办结预警数",
+    definition="统计时点已发出、处置期限已过（期限早于统计时点）且尚未办结的预警条数。归档儿童的未办结预警在归档时撤销。",
+    unit=ALERTS,
+    basis=STATE,
+    numerator=lambda frame: _alerts_by_village(
+        frame, Alert.raised_at < frame.moment, Alert.deadline < frame.moment, _open_at(frame.moment)
+    ),
+)
+declare(
+    key="alerts_raised",
+    name="发出预警数",
+    definition="发出时间在统计期内（截至统计时点）的风险预警条数。",
+    unit=ALERTS,
+    basis=PERIOD,
+    numerator=lambda frame: _alerts_by_village(
+        frame, Alert.raised_at >= frame.start_dt, Alert.raised_at < frame.moment
+    ),
+)
+declare(
+    key="alerts_handled",
+    name="办结预警数",
+    definition="办结时间在统计期内（截至统计时点）的预警条数，不含因儿童归档而撤销的预警。",
+    unit=ALERTS,
+    basis=PERIOD,
+    numerator=lambda frame: _alerts_by_village(
+        frame,
+        Alert.status == AlertStatus.DONE.value,
+        Alert.closed_at >= frame.start_dt,
+        Alert.closed_at < frame.moment,
+        or_(Alert.closure.is_(None), ~_withdrawn()),
+    ),
+)
+declare(
+    key="alerts_on_time_rate",
+    name="预警按期处置率",
+    definition="统计期内到期或办结的预警中，在处置期限之前（严格早于期限；期限：红24小时、橙72小时、黄7天）"
+    "办结的条数 ÷ 这些预警的条数。每条预警只计入一个期间：期限前办结的计入办结时所在期间，否则计入期限届满时"
+    "所在期间；期限与统计时点（而非当天结束）比较，尚未到期且未办结的不计；因儿童归档在期限前撤销的不计。",
+    unit=PERCENT,
+    basis=PERIOD,
+    numerator=lambda frame: _alerts_by_village(frame, _alert_decided(frame), _handled_in_time()),
+    denominator=lambda frame: _alerts_by_village(frame, _alert_decided(frame)),
+    numerator_label="按期办结",
+    denominator_label="到期或办结",
+)
+
+
+def alerts_by_severity(frame: Frame) -> dict[str, dict[str, int]]:
+    """Per severity: raised, handled, decided and handled in time (the report's 预警处置 sheet)."""
+    result = {s.value: {"raised": 0, "handled": 0, "decided": 0, "on_time": 0} for s in Severity}
+    checks = {
+        "raised": and_(Alert.raised_at >= frame.start_dt, Alert.raised_at < frame.moment),
+        "handled": and_(
+            Alert.status == AlertStatus.DONE.value,
+            Alert.closed_at >= frame.start_dt,
+            Alert.closed_at < frame.moment,
+            or_(Alert.closure.is_(None), ~_withdrawn()),
+        ),
+        "decided": _alert_decided(frame),
+        "on_time": and_(_alert_decided(frame), _handled_in_time()),
+    }
+    stmt = scoped(select(Alert.severity, *(tally(c) for c in checks.values())), Alert, frame).group_by(
+        Alert.severity
+    )
+    for severity, *counts in db.session.execute(stmt):
+        result.setdefault(severity, {}).update(zip(checks, counts, strict=True))
+    return result
+
+
+# --------------------------------------------------------------------------- work in a period
+
+
+def _by_child_village(frame: Frame, model, *conditions, count=None) -> Parts:
+    stmt = scoped(
+        select(Child.village_id, count if count is not None else func.count())
+        .select_from(model)
+        .join(Child, Child.id == model.child_id)
+        .where(*conditions),
+        Child,
+        frame,
+    )
+    return by_rows(db.session.execute(stmt.group_by(Child.village_id)))
+
+
+def _work(frame: Frame, model, conditions, child_column, position: int) -> Parts:
+    """Records of the period per village: (records, children with one), read in one scan for both."""
+
+    def compute():
+        stmt = scoped(
+            select(Child.village_id, func.count(), func.count(distinct(child_column)))
+            .select_from(model)
+            .join(Child, Child.id == child_column)
+            .where(*conditions),
+            Child,
+            frame,
+        ).group_by(Child.village_id)
+        return {village_id: (n, children) for village_id, n, children in db.session.execute(stmt)}
+
+    return {
+        village_id: row[position]
+        for village_id, row in frame.memo(("work", model.__tablename__), compute).items()
+    }
+
+
+def _approved_in(frame: Frame):
+    return (
+        Assessment.status == AssessmentStatus.APPROVED.value,
+        Assessment.assessed_on >= frame.start,
+        Assessment.assessed_on <= frame.day,
+    )
+
+
+def _visits_in(frame: Frame):
+    return (Visit.visited_on >= frame.start, Visit.visited_on <= frame.day)
+
+
+declare(
+    key="registered_new",
+    name="新登记儿童数",
+    definition="登记日期在统计期内的儿童人数（含之后归档的儿童）。",
+    unit=PEOPLE,
+    basis=PERIOD,
+    numerator=lambda frame: by_rows(
+        db.session.execute(
+            scoped(
+                select(Child.village_id, func.count()).where(
+                    Child.registered_on >= frame.start, Child.registered_on <= frame.day
+                ),
+                Child,
+                frame,
+            ).group_by(Child.village_id)
+        )
+    ),
+)
+declare(
+    key="assessments_done",
+    name="完成评估次数",
+    definition="评估日期在统计期内的已审核评估次数（按评估日期计入，不论儿童之后是否归档）。",
+    unit=TIMES,
+    basis=PERIOD,
+    numerator=lambda frame: _work(frame, Assessment, _approved_in(frame), Assessment.child_id, 0),
+)
+declare(
+    key="assessed_children",
+    name="评估儿童数",
+    definition="统计期内有已审核评估的儿童人数（同一儿童多次评估计一人）。",
+    unit=PEOPLE,
+    basis=PERIOD,
+    numerator=lambda frame: _work(frame, Assessment, _approved_in(frame), Assessment.child_id, 1),
+)
+declare(
+    key="visits_done",
+    name="巡查走访次数",
+    definition="走访日期在统计期内的巡查走访次数（按走访日期计入，不论儿童之后是否归档）。",
+    unit=TIMES,
+    basis=PERIOD,
+    numerator=lambda frame: _work(frame, Visit, _visits_in(frame), Visit.child_id, 0),
+)
+declare(
+    key="visited_children",
+    name="走访儿童数",
+    definition="统计期内至少被巡查走访一次的儿童人数。",
+    unit=PEOPLE,
+    basis=PERIOD,
+    numerator=lambda frame: _work(frame, Visit, _visits_in(frame), Visit.child_id, 1),
+)
+
+
+# --------------------------------------------------------------------------- 分层赋能
+
+
+def _measure_due(frame: Frame):
+    """Measures due within the period whose due date is over at the moment, unless cancelled before
+    the end of their due day (a measure cancelled later, e.g. when its child was archived, stays due)."""
+    S = SupportService
+    return and_(
+        S.due_on >= frame.start,
+        S.due_on <= frame.last_full_day,
+        or_(
+            S.status != ServiceStatus.CANCELLED.value,
+            and_(S.cancelled_at.is_not(None), func.date(S.cancelled_at) > S.due_on),
+        ),
+    )
+
+
+def _delivered_by(frame: Frame):
+    S = SupportService
+    return and_(
+        S.status == ServiceStatus.DELIVERED.value, S.delivered_on.is_not(None), S.delivered_on <= frame.day
+    )
+
+
+def _delivered_in_time():
+    S = SupportService
+    return and_(
+        S.status == ServiceStatus.DELIVERED.value, S.delivered_on.is_not(None), S.delivered_on <= S.due_on
+    )
+
+
+def measures_by(frame: Frame, column=None) -> dict:
+    """{(village id, group value): (due, delivered in time, delivered by the moment)} of the measures
+    due in the period; ``column`` groups them further (SupportService.tier or .kind)."""
+
+    def compute():
+        group = column if column is not None else literal(None)
+        stmt = scoped(
+            select(
+                Child.village_id,
+                group,
+                func.count(),
+                tally(_delivered_in_time()),
+                tally(_delivered_by(frame)),
+            )
+            .select_from(SupportService)
+            .join(Child, Child.id == SupportService.child_id)
+            .where(_measure_due(frame)),
+            Child,
+            frame,
+        ).group_by(Child.village_id, group)
+        return {
+            (village_id, value): (n, in_time, delivered)
+            for village_id, value, n, in_time, delivered in db.session.execute(stmt)
+        }
+
+    return frame.memo(("measures", None if column is None else column.key), compute)
+
+
+def _measures(frame: Frame, position: int) -> Parts:
+    parts: Parts = {}
+    for (village_id, _), row in measures_by(frame).items():
+        parts[village_id] = parts.get(village_id, 0) + row[position]
+    return parts
+
+
+declare(
+    key="measures_due",
+    name="应落实措施数",
+    definition="应完成日期在统计期内且到统计时点已过（应完成日当天结束）的分层赋能措施项数；"
+    "在应完成日结束前取消的不计，之后才取消的（如儿童归档时取消）仍计。",
+    unit=ITEMS,
+    basis=PERIOD,
+    numerator=lambda frame: _measures(frame, 0),
+)
+declare(
+    key="measures_on_time_rate",
+    name="分层赋能按期落实率",
+    definition="应落实措施中，在应完成日期当天或之前落实的项数 ÷ 应落实措施数（逾期落实的不算按期）。",
+    unit=PERCENT,
+    basis=PERIOD,
+    numerator=lambda frame: _measures(frame, 1),
+    denominator=lambda frame: _measures(frame, 0),
+    numerator_label="按期落实",
+    denominator_label="应落实",
+)
+declare(
+    key="measures_delivered_rate",
+    name="分层赋能落实率",
+    definition="应落实措施中，到统计日已落实的项数（含逾期落实）÷ 应落实措施数。与按期落实率并列：差额即逾期落实。",
+    unit=PERCENT,
+    basis=PERIOD,
+    numerator=lambda frame: _measures(frame, 2),
+    denominator=lambda frame: _measures(frame, 0),
+    numerator_label="已落实",
+    denominator_label="应落实",
+)
+declare(
+    key="measures_delivered",
+    name="落实措施数",
+    definition="落实日期在统计期内的分层赋能措施项数（不论应完成日期、是否按期）。",
+    unit=ITEMS,
+    basis=PERIOD,
+    numerator=lambda frame: _by_child_village(
+        frame,
+        SupportService,
+        SupportService.status == ServiceStatus.DELIVERED.value,
+        SupportService.delivered_on >= frame.start,
+        SupportService.delivered_on <= frame.day,
+    ),
+)
+
+
+# --------------------------------------------------------------------------- cases in a period
+
+
+declare(
+    key="cases_new",
+    name="新立个案数",
+    definition="立案日期在统计期内的个案数（不论儿童之后是否归档）。",
+    unit=CASES,
+    basis=PERIOD,
+    numerator=lambda frame: _by_child_village(
+        frame, Case, Case.opened_on >= frame.start, Case.opened_on <= frame.day
+    ),
+)
+declare(
+    key="cases_closed",
+    name="结案个案数",
+    definition="统计期内（截至统计时点）有“结案”阶段变更记录的个案数（同一个案多次结案计一件）。",
+    unit=CASES,
+    basis=PERIOD,
+    numerator=lambda frame: _by_child_village(
+        frame,
+        Case,
+        Case.id.in_(
+            select(CaseEvent.case_id).where(
+                CaseEvent.kind == "stage",
+                CaseEvent.to_stage == CaseStage.CLOSED.value,
+                CaseEvent.at >= frame.start_dt,
+                CaseEvent.at < frame.moment,
+            )
+        ),
+    ),
+)
+
+
+# --------------------------------------------------------------------------- activities
+
+
+def held_activities(frame: Frame):
+    """Select of the ids of activities starting in the period (town-wide ones and the scope's)."""
+    return scoped(
+        select(Activity.id).where(Activity.starts_at >= frame.start_dt, Activity.starts_at < frame.moment),
+        Activity,
+        frame,
+    )
+
+
+def _town_wide(n) -> Parts:
+    """Activities belong to several villages or to none: their figures are not split by village."""
+    return {None: n or 0}
+
+
+declare(
+    key="activities_held",
+    name="活动场次",
+    definition="开始时间在统计期内（截至统计时点）的活动场次（全镇活动和范围内村（社区）的活动）；不按村拆分。",
+    unit=SESSIONS,
+    basis=PERIOD,
+    numerator=lambda frame: _town_wide(
+        db.session.scalar(select(func.count()).select_from(held_activities(frame).subquery()))
+    ),
+)
+declare(
+    key="attendance",
+    name="活动签到人次",
+    definition="统计期内活动的签到人次（儿童、监护人、工作人员及现场登记）。",
+    unit=TIMES,
+    basis=PERIOD,
+    numerator=lambda frame: _town_wide(
+        db.session.scalar(select(func.count()).where(Attendance.activity_id.in_(held_activities(frame))))
+    ),
+)
+declare(
+    key="attendance_children",
+    name="参加活动儿童数",
+    definition="统计期内活动中签到的儿童人数（同一儿童计一人，不论之后是否归档）。",
+    unit=PEOPLE,
+    basis=PERIOD,
+    numerator=lambda frame: _town_wide(
+        db.session.scalar(
+            select(func.count(distinct(Attendance.child_id))).where(
+                Attendance.activity_id.in_(held_activities(frame)), Attendance.child_id.is_not(None)
+            )
+        )
+    ),
+)
+
+
+# --------------------------------------------------------------------------- funds (town-wide)
+
+
+def sources_available(frame: Frame):
+    return and_(
+        FundSource.received_on <= frame.day,
+        or_(FundSource.valid_from.is_(None), FundSource.valid_from <= frame.end),
+        or_(FundSource.valid_to.is_(None), FundSource.valid_to >= frame.start),
+    )
+
+
+def _paid_in(frame: Frame):
+    """Paid entries dated within the period (a 红字冲销 is dated the day it is paid: services/funds.py)."""
+    return and_(
+        Expense.status == ExpenseStatus.PAID.value,
+        Expense.spent_on >= frame.start,
+        Expense.spent_on <= frame.day,
+    )
+
+
+def _committed_in(frame: Frame):
+    """Approved or paid entries dated within the period."""
+    return and_(
+        Expense.status.in_((ExpenseStatus.APPROVED.value, ExpenseStatus.PAID.value)),
+        Expense.spent_on >= frame.start,
+        Expense.spent_on <= frame.day,
+    )
+
+
+def _money(stmt) -> Parts:
+    return {None: from_cents(db.session.scalar(stmt))}
+
+
+def funds_available(frame: Frame) -> Parts:
+    return _money(select(cents(FundSource.amount)).where(sources_available(frame)))
+
+
+def funds_paid(frame: Frame) -> Parts:
+    return _money(select(cents(Expense.amount)).where(_paid_in(frame)))
+
+
+def funds_committed(frame: Frame) -> Parts:
+    return _money(select(cents(Expense.amount)).where(_committed_in(frame)))
+
+
+declare(
+    key="funds_available",
+    name="可用资金",
+    definition="到账日期不晚于统计日、有效期与统计期有交集（未定有效期的视为有交集）的资金来源金额合计（全镇）。",
+    unit=YUAN,
+    basis=PERIOD,
+    numerator=funds_available,
+    area="funds",
+    town_only=True,
+)
+declare(
+    key="funds_paid",
+    name="已支付金额",
+    definition="支出日期在统计期内（截至统计日）的已支付支出合计（全镇）。红字冲销以其支付日为支出日期、以负数计入，"
+    "冲销仍为草稿或已审批时不计（原支出照常计入）。",
+    unit=YUAN,
+    basis=PERIOD,
+    numerator=funds_paid,
+    area="funds",
+    town_only=True,
+)
+declare(
+    key="funds_execution_rate",
+    name="资金执行率",
+    definition="已支付金额 ÷ 可用资金（同一统计期，全镇）。",
+    unit=PERCENT,
+    basis=PERIOD,
+    numerator=funds_paid,
+    denominator=funds_available,
+    numerator_label="已支付",
+    denominator_label="可用资金",
+    area="funds",
+    town_only=True,
+)
+declare(
+    key="funds_committed",
+    name="已审批金额",
+    definition="支出日期在统计期内（截至统计日）、已审批或已支付的支出合计（全镇）。",
+    unit=YUAN,
+    basis=PERIOD,
+    numerator=funds_committed,
+    area="funds",
+    town_only=True,
+)
+declare(
+    key="funds_commitment_rate",
+    name="资金审批使用率",
+    definition="已审批金额（含已支付）÷ 可用资金（同一统计期，全镇）；与只计已支付的资金执行率并列。",
+    unit=PERCENT,
+    basis=PERIOD,
+    numerator=funds_committed,
+    denominator=funds_available,
+    numerator_label="已审批",
+    denominator_label="可用资金",
+    area="funds",
+    town_only=True,
+)
+
+
+def fund_findings(frame: Frame) -> tuple[list, dict]:
+    """(findings of the period, their 核查说明): what the fund check lists for the same dates."""
+    from services import fund_checks
+
+    def compute():
+        found = fund_checks.filter_findings(fund_checks.run_all(), start=frame.start, end=frame.end)
+        return found, fund_checks.notes_for(found)
+
+    return frame.memo("fund_findings", compute)
+
+
+def _open_findings(frame: Frame) -> Parts:
+    from services import fund_checks
+
+    found, notes = fund_findings(frame)
+    return {None: len(fund_checks.unexplained(found, notes))}
+
+
+declare(
+    key="fund_findings_open",
+    name="资金使用问题（待核查）",
+    definition="资金使用检查当前发现、尚无有效核查说明的问题条数；支出类问题按支出日期限于统计期，"
+    "资金来源和活动类问题全部列入（与资金使用检查页同一期间的清单一致）。检查结果不保存历史，只统计当前情况。",
+    unit=ALERTS,
+    basis=PERIOD,
+    numerator=_open_findings,
+    area="funds",
+    town_only=True,
+    history=False,
+)
 
 
 # --------------------------------------------------------------------------- records: consent
+
+
+def _registered_now(frame: Frame):
+    """Select (village id, count) of the children in register at the frame's moment."""
+    return scoped(select(Child.village_id, func.count()).where(in_register(frame)), Child, frame)
 
 
 def _filing_consented(frame: Frame) -> Parts:
@@ -347,7 +1408,7 @@ declare(
     key="consent_coverage",
     name="告知同意覆盖率",
     definition="在册儿童中“建档与评估”告知同意有效（监护人已同意且未撤回；年满14周岁的可由本人同意）的人数 ÷ "
-    "在册儿童人数。在册身份不保存历史，只统计当前情况。",
+    "在册儿童数。",
     unit=PERCENT,
     basis=STATE,
     numerator=_filing_consented,

@@ -157,7 +157,7 @@ def _write_summary(
         ("已审批待付", 16),
         ("草稿", 14),
         ("余额", 16),
-        ("执行率", 10),
+        ("支付进度", 10),
     )
     _title(ws, fmt, town, "困境儿童关爱服务资金使用台账 · 汇总", period, len(headers))
     ws.text(
@@ -216,7 +216,7 @@ def _write_summary(
         "已审批待付",
         "草稿",
         "占已支付",
-        "执行率",
+        "支付进度",
     )
     for col, label in enumerate(cat_headers):
         ws.text(row, col, label, fmt.header)

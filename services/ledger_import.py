@@ -32,7 +32,8 @@ from models import (
     given_name,
     pinyin_keys,
 )
-from services import audit, filing, xlsx_input
+from services import audit, clock, filing, visits, xlsx_input
+from services.register import check_registered_on
 from services.validation import (
     InvalidInput,
     birth_date_of,
@@ -83,6 +84,13 @@ COLUMNS = [
     LedgerColumn("disability_kind", "残疾类别", False, 10, "残疾儿童填写，如 视力、肢体"),
     LedgerColumn("disability_grade", "残疾等级", False, 8, "如 一级"),
     LedgerColumn("source", "发现来源", False, 12, "从下拉列表选择"),
+    LedgerColumn(
+        "registered_on",
+        "登记日期",
+        False,
+        12,
+        "纳入名册（建档）的日期，如 2026-01-15；可不填，新登记的按导入当天",
+    ),
     LedgerColumn("g1_name", "监护人姓名", False, 10, "主要监护人"),
     LedgerColumn("g1_relation", "监护人关系", False, 10, "从下拉列表选择；填写监护人时必填"),
     LedgerColumn("g1_id_number", "监护人身份证号", False, 22, "可不填；填写时须有效"),
@@ -222,7 +230,8 @@ def build_template(village_names: list[str], category_names: list[str]) -> bytes
         "1. 在“儿童名单”工作表中每行填写一名儿童，第一行表头请勿修改、删除或调换名称。",
         "2. 带 * 的列为必填；村（社区）、困境类别、关系、监护状态等请从下拉列表选择。",
         "3. 身份证号请以文本格式填写（模板已设置），勿让 Excel 显示为 5.00102E+17 之类的数字。",
-        "4. 出生日期、性别可不填，系统按身份证号自动填写；填写时须与身份证号一致。",
+        "4. 出生日期、性别可不填，系统按身份证号自动填写；填写时须与身份证号一致。登记日期（纳入名册的日期）"
+        "可不填，新登记的儿童按导入当天计；补录旧台账时请填写实际登记日期。",
         "5. 每名儿童最多填写两名监护人；兄弟姐妹可填写同一监护人（同一身份证号只登记一次）。",
         "6. 请勿合并单元格、勿使用公式；单个文件不超过 10 MB、不超过 20000 行。",
         "7. 上传后系统先“试导入”检查，逐行列出问题；全部无误后才会导入，导入要么全部成功、要么一条都不写入。",
@@ -257,6 +266,8 @@ HEADER_ALIASES = {
     "监护人联系电话": "监护人电话",
     "联系电话": "监护人电话",
     "与儿童关系": "监护人关系",
+    "建档日期": "登记日期",
+    "登记时间": "登记日期",
 }
 IGNORED_HEADERS = {"序号", "编号"}
 
@@ -456,6 +467,7 @@ def clean_adult_id_number(value: str) -> str:
 
 def check_ledger(path: Path, village_ids, today: dt.date | None = None) -> CheckResult:
     """The dry run: every problem of every row, nothing written. Raises LedgerRejected for a bad file."""
+    today = today or clock.today()
     keys, data = read_ledger(path)
     result = CheckResult(total_rows=len(data))
     letters = {key: get_column_letter(i + 1) for i, key in enumerate(keys) if key}
@@ -532,6 +544,13 @@ def check_ledger(path: Path, village_ids, today: dt.date | None = None) -> Check
         for key, limit in limits.items():
             if values[key] and len(values[key]) > limit:
                 bad(key, f"内容过长（最多{limit}个字）")
+        values["registered_on"] = None
+        if cell_text(raw.get("registered_on")):
+            try:
+                values["registered_on"] = _date(raw.get("registered_on"))
+                check_registered_on(values["registered_on"], values.get("birth_date"), today)
+            except InvalidInput as error:
+                bad("registered_on", str(error))
         source = cell_text(raw.get("source"))
         values["identification_source"] = None
         if source:
@@ -680,9 +699,16 @@ def import_ledger(path: Path, village_ids, mode: str, *, file_name: str = "") ->
 
     pinyin_cache: dict[str, tuple[str, str]] = {}
     child_rows = []
+    today = clock.today()
     for plan in new_plans:
         row = _child_columns(plan, pinyin_cache)
-        row.update({"status": ChildStatus.ACTIVE.value, "version": 1})
+        row.update(
+            {
+                "status": ChildStatus.ACTIVE.value,
+                "version": 1,
+                "registered_on": plan.values["registered_on"] or today,
+            }
+        )
         child_rows.append(row)
     if child_rows:
         inserted = session.execute(
@@ -706,6 +732,17 @@ def import_ledger(path: Path, village_ids, mode: str, *, file_name: str = "") ->
             .values({c: bindparam(c) for c in columns} | {"version": table.c.version + 1})
         )
         session.execute(statement, params)
+        # A registration date in the ledger corrects the register's; an empty cell keeps it.
+        dated = [
+            {"_id": p.existing_id, "day": p.values["registered_on"]}
+            for p in update_plans
+            if p.values["registered_on"]
+        ]
+        if dated:
+            session.execute(
+                update(table).where(table.c.id == bindparam("_id")).values(registered_on=bindparam("day")),
+                dated,
+            )
         updated_ids = [p.existing_id for p in update_plans]
         for start in range(0, len(updated_ids), _CHUNK):
             session.execute(
@@ -741,6 +778,7 @@ def import_ledger(path: Path, village_ids, mode: str, *, file_name: str = "") ->
     if link_rows:
         session.execute(insert(ChildGuardian), link_rows)
     filing.refresh(session, [p.existing_id for p in written])
+    visits.refresh(session.connection(), [p.existing_id for p in written])  # 下次走访 from the registration
 
     audit.record(
         session,

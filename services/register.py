@@ -1,10 +1,18 @@
-"""Rules of the child register: ID-number checks against the record, duplicates, archive, restore."""
+"""Rules of the child register: ID-number checks against the record, duplicates, archive, restore.
+
+The register's history is kept: the registration date (登记日期) on the child, and every archive
+and restore as a ChildStatusChange, so 在册 on a past date can be read back (services/indicators.py).
+"""
 
 import datetime as dt
+from dataclasses import dataclass
 
-from choices import ChildStatus
-from models import Child, Guardian, db, utcnow
-from services import audit
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
+
+from choices import AlertClosure, AlertStatus, ChildStatus, ServiceStatus
+from models import Alert, AlertStep, Child, ChildStatusChange, Guardian, SupportService, db
+from services import audit, clock
 from services.scoping import in_scope
 from services.validation import (
     InvalidInput,
@@ -62,7 +70,37 @@ def fill_from_id_number(child: Child) -> None:
         child.gender = gender_of(child.id_number)
 
 
-def archive_child(child: Child, status: str, reason: str) -> None:
+def check_registered_on(registered_on: dt.date | None, birth_date: dt.date | None, today: dt.date) -> None:
+    if registered_on is None:
+        return
+    if registered_on > today:
+        raise InvalidInput("登记日期不能晚于今天")
+    if birth_date and registered_on < birth_date:
+        raise InvalidInput("登记日期不能早于出生日期")
+
+
+@event.listens_for(Session, "before_flush")
+def _registration_date(session, flush_context, instances):
+    """A child entered without a registration date is registered today (forms, imports, merges alike)."""
+    for obj in session.new:
+        if isinstance(obj, Child) and obj.registered_on is None:
+            obj.registered_on = clock.today()
+
+
+@dataclass(frozen=True)
+class Archived:
+    """What archiving did besides the status: planned measures cancelled, open alerts withdrawn."""
+
+    change: ChildStatusChange
+    measures_cancelled: int
+    alerts_closed: int
+
+
+def archive_child(
+    child: Child, status: str, reason: str, *, now: dt.datetime | None = None, user_id: int | None = None
+) -> Archived:
+    """Take a child out of the register. Its planned measures are cancelled and its open alerts
+    closed as withdrawn, each with the reason (the rows stay, with their history)."""
     status = ChildStatus(status)
     if status is ChildStatus.ACTIVE:
         raise InvalidInput("请选择归档原因类别（已结案、年满18周岁、迁出或死亡）")
@@ -77,21 +115,87 @@ def archive_child(child: Child, status: str, reason: str) -> None:
     )
     if pending:
         raise InvalidInput("该儿童有待接收的转移，请先撤回转移或等待对方接收后再归档")
+    now = now or clock.now()
+    reason = reason.strip()[:200]
     audit.label_next_change(db.session, child, "archive")
     child.status = status.value
-    child.archive_reason = reason.strip()[:200]
-    child.archived_at = utcnow()
+    child.archive_reason = reason
+    child.archived_at = now
+    why = f"儿童已归档（{status.label}）：{reason}"[:200]
+    measures = settle_on_archive(child.id, why, now=now, user_id=user_id)
+    return Archived(_record(child, status.value, reason, now, user_id, *measures), *measures)
 
 
-def restore_child(child: Child) -> None:
+def settle_on_archive(child_id: int, why: str, *, now: dt.datetime, user_id: int | None) -> tuple[int, int]:
+    """Cancel the child's planned measures and withdraw its open alerts; (measures, alerts)."""
+    services = db.session.scalars(
+        select(SupportService).where(
+            SupportService.child_id == child_id, SupportService.status == ServiceStatus.PLANNED.value
+        )
+    ).all()
+    for service in services:
+        service.status = ServiceStatus.CANCELLED.value
+        service.cancelled_at = now
+        service.cancel_reason = why
+    alerts = db.session.scalars(
+        select(Alert).where(Alert.child_id == child_id, Alert.status != AlertStatus.DONE.value)
+    ).all()
+    for alert in alerts:
+        alert.status = AlertStatus.DONE.value
+        alert.closed_at = now
+        alert.closure = AlertClosure.WITHDRAWN.value
+        alert.result = why
+        db.session.add(AlertStep(alert_id=alert.id, at=now, user_id=user_id, note=f"办结（撤销）：{why}"))
+    return len(services), len(alerts)
+
+
+def restore_child(
+    child: Child, *, now: dt.datetime | None = None, user_id: int | None = None
+) -> ChildStatusChange | None:
+    """Bring a child back to the register. What the archive cancelled stays cancelled: the archive's
+    record (returned) says how many measures and alerts, so the user can plan them again."""
     if not child.is_archived:
         raise InvalidInput("该儿童未归档")
     if child.anonymised_at is not None:
         raise InvalidInput("该档案已匿名化，不能恢复")
+    archived = last_archive(child.id)
     audit.label_next_change(db.session, child, "restore")
     child.status = ChildStatus.ACTIVE.value
     child.archived_at = None
     child.archive_reason = None
+    _record(child, ChildStatus.ACTIVE.value, None, now or clock.now(), user_id)
+    return archived
+
+
+def last_archive(child_id: int) -> ChildStatusChange | None:
+    return db.session.scalar(
+        select(ChildStatusChange)
+        .where(ChildStatusChange.child_id == child_id, ChildStatusChange.status != ChildStatus.ACTIVE.value)
+        .order_by(ChildStatusChange.at.desc(), ChildStatusChange.id.desc())
+        .limit(1)
+    )
+
+
+def record_status_change(
+    child: Child, status: str, reason: str | None, *, now: dt.datetime, user_id: int | None = None
+) -> ChildStatusChange:
+    """The history row of an archive or restore made elsewhere (merging duplicates)."""
+    return _record(child, status, reason, now, user_id)
+
+
+def _record(child, status, reason, now, user_id, measures=0, alerts=0) -> ChildStatusChange:
+    child.status_changed_at = now
+    change = ChildStatusChange(
+        child_id=child.id,
+        at=now,
+        status=status,
+        reason=reason,
+        user_id=user_id,
+        measures_cancelled=measures,
+        alerts_closed=alerts,
+    )
+    db.session.add(change)
+    return change
 
 
 def note_guardian_status(guardian: Guardian, old_status: str | None, today: dt.date) -> None:
@@ -102,8 +206,12 @@ def note_guardian_status(guardian: Guardian, old_status: str | None, today: dt.d
 
 __all__ = [
     "DUPLICATE_ELSEWHERE",
+    "Archived",
     "archive_child",
     "check_child_identity",
+    "check_registered_on",
+    "last_archive",
+    "record_status_change",
     "fill_from_id_number",
     "note_guardian_status",
     "restore_child",

@@ -6,77 +6,25 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from sqlalchemy import case, func, select
+from sqlalchemy import select
 
-from choices import AssessmentStatus, Level
-from models import Assessment, Child, Village, child_category, db
+from choices import Level
+from models import Village, db
+from services import indicators
 from services.scoping import scope
 from services.validation import InvalidInput
 
-NONE = "none"  # not assessed (yet, or by that date)
+NONE = indicators.NONE  # not assessed (yet, or by that date)
 GEOMETRY_TYPES = {"Polygon", "MultiPolygon"}
 NAME_KEYS = ("name", "NAME", "名称", "村名", "village")
 
 
-def level_on(as_of: dt.date):
-    """Correlated scalar: the level of the outer Child on ``as_of`` — that of its latest approved
-    assessment on or before the date (read from ix_assessment_level_history), else NULL."""
-    return (
-        select(Assessment.level)
-        .where(
-            Assessment.child_id == Child.id,
-            Assessment.status == AssessmentStatus.APPROVED.value,
-            Assessment.assessed_on <= as_of,
-        )
-        .order_by(Assessment.assessed_on.desc(), Assessment.id.desc())
-        .limit(1)
-        .correlate(Child)
-        .scalar_subquery()
-    )
-
-
 def level_counts(village_ids, *, category_id: int | None = None, as_of: dt.date | None = None):
-    """{(village_id, level or "none"): children} for the children registered (not archived) then."""
-    if as_of is None:
-        stmt = select(Child.village_id, Child.current_level, func.count()).where(Child.archived_at.is_(None))
-        stmt = _in_category(scope(stmt, Child, village_ids), category_id)
-        rows = db.session.execute(stmt.group_by(Child.village_id, Child.current_level))
-        return {(village_id, level or NONE): n for village_id, level, n in rows}
-    # A child's current level, assessed on or before the date, was its level then; only children
-    # reassessed since need the history lookup.
-    level_then = case(
-        (Child.level_assessed_on.is_(None), None),
-        (Child.level_assessed_on <= as_of, Child.current_level),
-        else_=level_on(as_of),
-    )
-    day_after = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
-    registered = Child.archived_at.is_(None) | (Child.archived_at >= day_after)
-    # OFFSET 0 keeps the database from inlining the subquery, which would repeat the lookup per sum.
-    then = _in_category(
-        scope(select(Child.village_id, level_then.label("level")).where(registered), Child, village_ids),
-        category_id,
-    ).offset(0)
-    then = then.subquery()
-    levels = [level.value for level in Level]
-    stmt = select(
-        then.c.village_id,
-        func.count(),
-        *(func.coalesce(func.sum(case((then.c.level == value, 1), else_=0)), 0) for value in levels),
-    ).group_by(then.c.village_id)
-    counts = {}
-    for village_id, total, *per_level in db.session.execute(stmt):
-        counts.update({(village_id, value): n for value, n in zip(levels, per_level, strict=True) if n})
-        if total - sum(per_level):
-            counts[(village_id, NONE)] = total - sum(per_level)
-    return counts
-
-
-def _in_category(stmt, category_id):
-    if not category_id:
-        return stmt
-    return stmt.where(
-        Child.id.in_(select(child_category.c.child_id).where(child_category.c.category_id == category_id))
-    )
+    """{(village_id, level or "none"): children} for the children in register then, at their level
+    then: the indicators' reading of the register (services/indicators.py), so the map, the 工作台 and
+    the reports count the same children."""
+    frame = indicators.Frame.as_of(as_of, village_ids)
+    return {key: n for key, n in indicators.level_distribution(frame, category_id).items() if n}
 
 
 def risk_index(counts: dict) -> float | None:

@@ -1,12 +1,28 @@
-"""Patrol visits (巡查走访): the next visit date from the child's level, and 发现风险 → an alert at once."""
+"""Patrol visits (巡查走访): the child's next visit (下次走访), and 发现风险 → an alert at once.
+
+下次走访 is counted from the latest contact with the child: its last visit, or its latest approved
+assessment, whichever is later (a child never contacted: its registration date), plus the visit
+interval of its level (red 7, orange 15, yellow 30, green 90 days, as frozen in the rule version the
+level was assessed under; a child not yet assessed: 30 days).
+
+``Child.next_visit_due`` holds it and is written only here, by a set-based recomputation after every
+flush that touched a visit, an assessment or the child's level or registration date (the listener
+below), and by the bulk writes that bypass the ORM (the demo data), which call ``refresh`` themselves.
+The alert rule 巡查走访逾期, the 工作台's 巡查按期率 and the reports read this one date, so they agree
+by construction; services/indicators.py reconstructs the same date for a past day from the history.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from choices import AlertSource, Severity
-from models import Alert, Child, Visit, db
-from services.alerts import UNASSESSED_VISIT_DAYS, raise_alert, visit_days_by_level
+from sqlalchemy import bindparam, event, func, inspect, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
+
+from choices import AlertSource, AssessmentStatus, Severity
+from models import Alert, Assessment, Child, RuleVersion, Visit, db
+from seeds.rules import LEVEL_RULES
 from services.validation import InvalidInput
 
 FINDINGS = {
@@ -16,12 +32,178 @@ FINDINGS = {
     "school_ok": "正常上学",
     "harm_signs": "发现伤害迹象",
 }
+# A child not yet assessed is visited as often as a yellow one until the first assessment.
+UNASSESSED_VISIT_DAYS = 30
+# Rule versions frozen before the intervals were part of them: the seeded defaults apply.
+DEFAULT_VISIT_DAYS = {level.value: visit_days for level, (_, visit_days, _) in LEVEL_RULES.items()}
+_CHUNK = 500
+
+_child = Child.__table__
 
 
-def next_due_after(visited_on: dt.date, level: str | None) -> dt.date:
-    """The next visit: 7/15/30/90 days for red/orange/yellow/green (LevelRule when the town set it)."""
-    days = visit_days_by_level().get(level, UNASSESSED_VISIT_DAYS)
-    return visited_on + dt.timedelta(days=days)
+def visit_intervals(version_ids=None, connection=None) -> dict[tuple[int, str], int]:
+    """{(rule version id, level): visit interval in days} as frozen in the rule versions."""
+    stmt = select(RuleVersion.id, RuleVersion.snapshot)
+    if version_ids is not None:
+        stmt = stmt.where(RuleVersion.id.in_(list(version_ids)))
+    intervals = {}
+    for version_id, snapshot in (connection or db.session).execute(stmt):
+        levels = (snapshot or {}).get("levels") or {}
+        for level, default in DEFAULT_VISIT_DAYS.items():
+            intervals[(version_id, level)] = (levels.get(level) or {}).get("visit_days") or default
+    return intervals
+
+
+def interval_of(intervals: dict, version_id: int | None, level: str | None) -> int:
+    if level is None:
+        return UNASSESSED_VISIT_DAYS
+    return intervals.get((version_id, level)) or DEFAULT_VISIT_DAYS.get(level, UNASSESSED_VISIT_DAYS)
+
+
+def latest_approved_id(day: dt.date | None = None):
+    """Correlated scalar: the id of the outer Child's latest approved assessment (on or before ``day``)."""
+    stmt = select(Assessment.id).where(
+        Assessment.child_id == Child.id, Assessment.status == AssessmentStatus.APPROVED.value
+    )
+    if day is not None:
+        stmt = stmt.where(Assessment.assessed_on <= day)
+    return (
+        stmt.order_by(Assessment.assessed_on.desc(), Assessment.id.desc())
+        .limit(1)
+        .correlate(Child)
+        .scalar_subquery()
+    )
+
+
+def last_visit_on(day: dt.date | None = None):
+    """Correlated scalar: the outer Child's latest visit date (on or before ``day``), from ix_visit_child_date."""
+    stmt = select(func.max(Visit.visited_on)).where(Visit.child_id == Child.id)
+    if day is not None:
+        stmt = stmt.where(Visit.visited_on <= day)
+    return stmt.correlate(Child).scalar_subquery()
+
+
+def next_visit_due(registered_on, last_visit, assessed_on, level, version_id, intervals) -> dt.date:
+    contact = max(d for d in (registered_on, last_visit, assessed_on) if d is not None)
+    return contact + dt.timedelta(days=interval_of(intervals, version_id, level))
+
+
+def _contacts(connection, ids):
+    """(child id, stored due, registered on, last visit, latest approved assessment's date, level, version)."""
+    latest = select(Child.id.label("child_id"), latest_approved_id().label("assessment_id"))
+    if ids is not None:
+        latest = latest.where(Child.id.in_(ids))
+    latest = latest.offset(0).subquery()  # computed once per child
+    stmt = (
+        select(
+            Child.id,
+            Child.next_visit_due,
+            Child.registered_on,
+            last_visit_on(),
+            Assessment.assessed_on,
+            Assessment.level,
+            Assessment.rule_version_id,
+        )
+        .join(latest, latest.c.child_id == Child.id)
+        .outerjoin(Assessment, Assessment.id == latest.c.assessment_id)
+    )
+    return connection.execute(stmt).all()
+
+
+def refresh(connection, child_ids=None) -> int:
+    """Recompute 下次走访 for these children (all when None); only changed rows are written.
+
+    Not an ORM update: the date is derived, so it neither bumps the child's version nor enters the
+    audit log (as the 建档 flag, services/filing.py). Returns the number of rows changed.
+    """
+    chunks = [None] if child_ids is None else _chunks(sorted({i for i in child_ids if i is not None}))
+    intervals = None
+    changed = 0
+    write = update(_child).where(_child.c.id == bindparam("cid")).values(next_visit_due=bindparam("due"))
+    for ids in chunks:
+        rows = _contacts(connection, ids)
+        if intervals is None:
+            intervals = visit_intervals(connection=connection)
+        fresh = []
+        for cid, stored, registered_on, last_visit, assessed_on, level, version_id in rows:
+            if registered_on is None:
+                continue  # written before its registration date is filled (same flush)
+            due = next_visit_due(registered_on, last_visit, assessed_on, level, version_id, intervals)
+            if due != stored:
+                fresh.append({"cid": cid, "due": due})
+        for start in range(0, len(fresh), 5000):
+            connection.execute(write, fresh[start : start + 5000])
+        changed += len(fresh)
+    return changed
+
+
+def _chunks(ids):
+    return [ids[start : start + _CHUNK] for start in range(0, len(ids), _CHUNK)]
+
+
+def stale_children(connection) -> list[int]:
+    """Ids of children whose 下次走访 disagrees with their visits and assessments (empty when all is well)."""
+    intervals = visit_intervals(connection=connection)
+    return [
+        cid
+        for cid, stored, registered_on, last_visit, assessed_on, level, version_id in _contacts(
+            connection, None
+        )
+        if stored != next_visit_due(registered_on, last_visit, assessed_on, level, version_id, intervals)
+    ]
+
+
+_CHILD_FIELDS = ("registered_on", "current_level", "level_assessed_on")
+
+
+def _touched_children(session) -> set[int]:
+    ids: set[int] = set()
+    for obj in session.new | session.dirty | session.deleted:
+        if isinstance(obj, Visit | Assessment):
+            ids.add(obj.child_id)
+            ids.update(inspect(obj).attrs.child_id.history.deleted or ())  # moved to another child
+        elif isinstance(obj, Child):
+            state = inspect(obj)
+            if obj in session.new or any(state.attrs[name].history.has_changes() for name in _CHILD_FIELDS):
+                ids.add(obj.id)
+    return ids
+
+
+@event.listens_for(Session, "after_flush")
+def _refresh_after_flush(session, flush_context):
+    ids = _touched_children(session)
+    if ids:
+        refresh(session.connection(), ids)
+        session.info.setdefault("next_visits_written", set()).update(ids)
+
+
+@event.listens_for(Session, "after_flush_postexec")
+def _expire_loaded_dates(session, flush_context):
+    """Children loaded in this session read 下次走访 again from the row that was just updated."""
+    for child_id in session.info.pop("next_visits_written", ()):
+        child = session.identity_map.get(identity_key(Child, child_id))
+        if child is not None:
+            session.expire(child, ["next_visit_due"])
+
+
+# --------------------------------------------------------------------------- the visit form
+
+
+def next_due_after(visit: Visit, child: Child) -> dt.date:
+    """The next visit this visit sets: its date plus the interval of the child's level then."""
+    row = db.session.execute(
+        select(Assessment.level, Assessment.rule_version_id)
+        .where(
+            Assessment.child_id == child.id,
+            Assessment.status == AssessmentStatus.APPROVED.value,
+            Assessment.assessed_on <= visit.visited_on,
+        )
+        .order_by(Assessment.assessed_on.desc(), Assessment.id.desc())
+        .limit(1)
+    ).first()
+    level, version_id = row if row else (None, None)
+    days = interval_of(visit_intervals([version_id] if version_id else []), version_id, level)
+    return visit.visited_on + dt.timedelta(days=days)
 
 
 def check_visit(visited_on: dt.date | None, today: dt.date) -> None:
@@ -48,9 +230,13 @@ def concerns(visit: Visit) -> list[str]:
 
 
 def after_save(visit: Visit, *, now: dt.datetime) -> Alert | None:
-    """Fill the next due date; when 发现风险 is ticked, raise the visit's alert (once)."""
+    """Fill the visit's next due date; when 发现风险 is ticked, raise the visit's alert (once).
+
+    The child's 下次走访 moves with the flush (the listener above)."""
+    from services.alerts import raise_alert
+
     child = visit.child or db.session.get(Child, visit.child_id)
-    visit.next_due = next_due_after(visit.visited_on, child.current_level)
+    visit.next_due = next_due_after(visit, child)
     if not visit.risk_found:
         return None
     db.session.flush()
@@ -68,3 +254,18 @@ def after_save(visit: Visit, *, now: dt.datetime) -> Alert | None:
         condition_key=f"visit_risk:visit:{visit.id}",
         now=now,
     )
+
+
+__all__ = [
+    "UNASSESSED_VISIT_DAYS",
+    "after_save",
+    "check_visit",
+    "concerns",
+    "interval_of",
+    "last_visit_on",
+    "latest_approved_id",
+    "next_due_after",
+    "refresh",
+    "stale_children",
+    "visit_intervals",
+]

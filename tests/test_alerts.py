@@ -33,6 +33,7 @@ _serial = itertools.count(700)
 
 def make_child(birth=dt.date(2015, 3, 4), created=dt.datetime(2026, 1, 5, 9, 0), **fields) -> Child:
     village = db.session.scalar(db.select(Village).order_by(Village.sort_order))
+    fields.setdefault("registered_on", created.date())
     child = Child(
         name="测试儿童",
         gender="M",
@@ -82,9 +83,9 @@ def key(rule, kind, ident):
 
 
 def test_visit_overdue_fires_the_day_after_the_due_date(app):
-    child = make_child(
-        current_level=Level.ORANGE.value, next_visit_due=D, level_assessed_on=D - dt.timedelta(15)
-    )
+    child = make_child()
+    assess(child, D - dt.timedelta(15), Level.ORANGE.value)  # orange: visited every 15 days
+    assert child.next_visit_due == D
     k = key(AlertRule.VISIT_OVERDUE, "child", child.id)
     assert not holds(alerts.visit_overdue, k, D)
     assert holds(alerts.visit_overdue, k, D + dt.timedelta(1))
@@ -93,7 +94,8 @@ def test_visit_overdue_fires_the_day_after_the_due_date(app):
 
 
 def test_a_visit_moves_the_due_date_by_the_level_interval(app):
-    child = make_child(current_level=Level.RED.value, next_visit_due=D, level_assessed_on=D - dt.timedelta(7))
+    child = make_child()
+    assess(child, D - dt.timedelta(7), Level.RED.value)
     db.session.add(Visit(child_id=child.id, visited_on=D, kind="home"))
     db.session.flush()
     k = key(AlertRule.VISIT_OVERDUE, "child", child.id)
@@ -396,9 +398,8 @@ def test_handling_loop(app):
 def test_a_recorded_visit_clears_the_overdue_alert(app):
     from services.visits import after_save
 
-    child = make_child(
-        current_level=Level.GREEN.value, next_visit_due=D, level_assessed_on=D - dt.timedelta(90)
-    )
+    child = make_child()
+    assess(child, D - dt.timedelta(90), Level.GREEN.value)
     k = key(AlertRule.VISIT_OVERDUE, "child", child.id)
     run_rules(D + dt.timedelta(1))
     run_rules(D + dt.timedelta(2))

@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 
 from choices import AssessmentStatus, Level, ServiceKind, ServiceStatus
-from models import Assessment, Child, LevelRule, Staff, SupportService, User, Village, db
+from models import Assessment, Child, LevelRule, Staff, SupportService, User, Village, Visit, db
 from services import clock
 from services.assessment import (
     AssessmentInput,
@@ -56,7 +56,9 @@ def first_child(village_index=0) -> Child:
     db.session.execute(db.delete(SupportService).where(SupportService.child_id == child.id))
     for assessment in db.session.scalars(db.select(Assessment).where(Assessment.child_id == child.id)):
         db.session.delete(assessment)
-    child.current_level = child.level_assessed_on = child.next_visit_due = child.next_assessment_due = None
+    db.session.execute(db.delete(Visit).where(Visit.child_id == child.id))
+    child.current_level = child.level_assessed_on = child.next_assessment_due = None
+    child.registered_on = dt.date(2026, 1, 5)
     db.session.commit()
     return child
 
@@ -280,7 +282,9 @@ def test_same_open_measure_is_not_planned_twice(app):
 
 def test_online_push_for_many_families_refuses_a_child_out_of_scope(app):
     own = db.session.scalars(
-        db.select(Child.id).where(Child.village_id == first_child(0).village_id).limit(5)
+        db.select(Child.id)
+        .where(Child.village_id == first_child(0).village_id, Child.archived_at.is_(None))
+        .limit(5)
     ).all()
     other = first_child(1).id
     approve(
@@ -473,4 +477,7 @@ def test_refresh_level_follows_the_latest_approved_assessment(app):
     assert (child.current_level, child.level_assessed_on) == ("green", TODAY - dt.timedelta(days=40))
     db.session.delete(older)
     refresh_level(child)
-    assert child.current_level is None and child.next_visit_due is None
+    db.session.flush()
+    # no assessment left: visited as an unassessed child, counted from its registration (no visits)
+    assert child.current_level is None
+    assert child.next_visit_due == child.registered_on + dt.timedelta(days=30)

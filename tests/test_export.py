@@ -120,7 +120,7 @@ def test_ledger_read_back(client, auth, quarter):
         "已审批待付",
         "草稿",
         "余额",
-        "执行率",
+        "支付进度",
     ]
     by_name = {row[1]: row for row in rows if row[1]}
     district, charity = quarter

@@ -9,7 +9,7 @@ import pytest
 
 from choices import ExpenseStatus
 from models import AuditLog, Expense, FundSource, User, db
-from services import fund_checks
+from services import fund_checks, indicators
 from services.accounts import create_user
 from services.funds import (
     Thresholds,
@@ -296,13 +296,34 @@ def test_fund_check_screen_and_ledger(client, auth):
     assert db.session.scalar(db.select(AuditLog).where(AuditLog.action == "export")) is not None
 
 
-def test_dashboard_figures(app):
+def test_execution_rate_counts_the_period_and_reversals_when_paid(app):
+    """资金执行率 over a period: payments dated in it, a 红字冲销 the day it is paid, a draft one not at all."""
     source = make_source("20000.00")
-    make_expense(source, "5000.00", status="paid", approver_id=user_id("admin"), approved_at=NOW)
+    paid = make_expense(source, "5000.00", status="paid", approver_id=user_id("admin"), approved_at=NOW)
+    make_expense(
+        source, "800.00", status="paid", spent_on=dt.date(2025, 12, 31), approver_id=user_id("admin")
+    )
+    kept = make_expense(
+        source, "300.00", status="paid", spent_on=dt.date(2026, 2, 3), approver_id=user_id("admin")
+    )
+    db.session.flush()
+    counter = reverse(paid, user_id("finance"), dt.date(2026, 2, 20), "重复支付", None)
+    reverse(kept, user_id("finance"), dt.date(2026, 2, 20), "待核实", None)  # stays a draft
+    db.session.flush()
+    approve(counter, user_id("admin"), dt.datetime(2026, 3, 2, 9), load_thresholds())
+    pay(counter, dt.datetime(2026, 3, 3, 15))
     db.session.commit()
-    figures = fund_checks.execution_figures()
-    assert figures["execution_rate"] == Decimal("0.2500")
-    assert fund_checks.open_findings_count() == len(fund_checks.run_all()) > 0  # none explained yet
+    assert counter.spent_on == dt.date(2026, 3, 3)  # dated the day it took effect
+
+    def rate(start, end):
+        value = indicators.compute("funds_execution_rate", indicators.Frame.of_period(start, end, now=NOW))
+        return value.numerator, value.denominator
+
+    february = rate(dt.date(2026, 2, 1), dt.date(2026, 2, 28))
+    assert february == (Decimal("5300.00"), Decimal("20000.00"))  # the draft reversal changes nothing
+    assert rate(dt.date(2026, 3, 1), dt.date(2026, 3, 31)) == (Decimal("-5000.00"), Decimal("20000.00"))
+    # the 2025-12-31 payment is not the plan year's
+    assert rate(dt.date(2026, 1, 1), dt.date(2026, 12, 31))[0] == Decimal("300.00")
 
 
 def test_finance_registers_a_source_with_allowed_categories(client, auth):

@@ -137,3 +137,148 @@ def _flags() -> dict:
     with db.engine.connect() as conn:
         rows = conn.execute(text("SELECT id, file_complete FROM child ORDER BY id")).all()
     return {child_id: bool(flag) for child_id, flag in rows}
+
+
+def test_upgrading_fills_the_history_the_indicators_read(database_url, tmp_path):
+    """A landed database gains registration dates (the earliest record when older than the row), its
+    archived children's history, their planned measures cancelled and open alerts withdrawn, change
+    stamps on alerts, every approved assessment's next reassessment, and 下次走访 counted from visits."""
+    import sqlalchemy as sa
+
+    url = _empty_database(database_url, tmp_path)
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True})
+    with app.app_context():
+        upgrade(revision="c01c978d1054")  # the schema before the indicators' history
+        meta = sa.MetaData()
+        meta.reflect(bind=db.engine)
+        t = meta.tables
+        base_child = {
+            "name_pinyin": "jia",
+            "name_initials": "j",
+            "name_given": "甲",
+            "gender": "F",
+            "birth_date": dt.date(2016, 3, 15),
+            "village_id": 1,
+            "file_complete": False,
+            "created_at": dt.datetime(2026, 3, 1, 8),
+            "updated_at": dt.datetime(2026, 3, 1, 8),
+            "version": 1,
+        }
+        snapshot = {"levels": {"orange": {"visit_days": 15, "reassess_days": 90}}}
+        with db.engine.begin() as conn:
+            conn.execute(
+                t["village"].insert(),
+                {"id": 1, "name": "云岭村", "kind": "village", "code": "V1", "sort_order": 1},
+            )
+            conn.execute(
+                t["rule_version"].insert(),
+                {"id": 1, "created_at": dt.datetime(2026, 1, 1), "snapshot": snapshot, "fingerprint": "v1"},
+            )
+            for cid, archived in ((1, dt.datetime(2026, 4, 1, 10)), (2, None)):
+                conn.execute(
+                    t["child"].insert(),
+                    {
+                        **base_child,
+                        "id": cid,
+                        "name": f"甲{cid}",
+                        "id_number": f"50010220160315{cid:03d}X",
+                        "id_last4": f"{cid:03d}X",
+                        "status": "moved" if archived else "active",
+                        "archived_at": archived,
+                        "archive_reason": "迁出" if archived else None,
+                        "current_level": "orange",
+                        "level_assessed_on": dt.date(2026, 1, 10),
+                    },
+                )
+                conn.execute(
+                    t["assessment"].insert(),
+                    {
+                        "id": cid,
+                        "child_id": cid,
+                        "assessed_on": dt.date(2026, 1, 10),
+                        "methods": [],
+                        "scores": {},
+                        "vetoes": [],
+                        "total_score": 15,
+                        "computed_level": "orange",
+                        "level": "orange",
+                        "worsened": False,
+                        "rule_version_id": 1,
+                        "status": "approved",
+                        "version": 1,
+                        "created_at": dt.datetime(2026, 1, 10),
+                    },
+                )
+                conn.execute(
+                    t["visit"].insert(),
+                    {
+                        "child_id": cid,
+                        "visited_on": dt.date(2026, 2, 1),
+                        "kind": "home",
+                        "child_seen": True,
+                        "guardian_present": True,
+                        "living_ok": True,
+                        "school_ok": True,
+                        "harm_signs": False,
+                        "risk_found": False,
+                        "version": 1,
+                        "created_at": dt.datetime(2026, 2, 1),
+                    },
+                )
+                conn.execute(
+                    t["support_service"].insert(),
+                    {
+                        "id": cid,
+                        "child_id": cid,
+                        "kind": "counselling",
+                        "status": "planned",
+                        "due_on": dt.date(2026, 4, 20),
+                        "version": 1,
+                        "created_at": dt.datetime(2026, 1, 12),
+                    },
+                )
+                conn.execute(
+                    t["alert"].insert(),
+                    {
+                        "id": cid,
+                        "source": "rule",
+                        "severity": "orange",
+                        "child_id": cid,
+                        "village_id": 1,
+                        "title": "预警",
+                        "raised_at": dt.datetime(2026, 3, 20, 9),
+                        "deadline": dt.datetime(2026, 3, 23, 9),
+                        "status": "open",
+                        "version": 1,
+                    },
+                )
+        upgrade()
+        with db.engine.connect() as conn:
+            child = {
+                r.id: r
+                for r in conn.execute(
+                    text("SELECT id, registered_on, status_changed_at, next_visit_due FROM child")
+                )
+            }
+            changes = conn.execute(text("SELECT child_id, status, reason FROM child_status_change")).all()
+            services = dict(conn.execute(text("SELECT id, status FROM support_service")).all())
+            alerts_rows = {
+                r.id: r
+                for r in conn.execute(text("SELECT id, status, closure, updated_at, result FROM alert"))
+            }
+            steps = conn.execute(text("SELECT alert_id FROM alert_step")).scalars().all()
+            reassess = (
+                conn.execute(text("SELECT next_reassess_on FROM assessment ORDER BY id")).scalars().all()
+            )
+        db.engine.dispose()
+    as_date = lambda v: v if isinstance(v, dt.date) else dt.date.fromisoformat(str(v)[:10])  # noqa: E731
+    assert as_date(child[1].registered_on) == dt.date(2026, 1, 10)  # the assessment is older than the row
+    assert child[1].status_changed_at is not None and child[2].status_changed_at is None
+    assert [(c, s, r) for c, s, r in changes] == [(1, "moved", "迁出")]
+    assert services == {1: "cancelled", 2: "planned"}
+    assert (alerts_rows[1].status, alerts_rows[1].closure) == ("done", "withdrawn")
+    assert alerts_rows[2].status == "open" and alerts_rows[2].updated_at is not None
+    assert steps == [1]
+    assert [as_date(d) for d in reassess] == [dt.date(2026, 4, 10)] * 2
+    # the visit of 2026-02-01 is the latest contact: orange, every 15 days
+    assert as_date(child[2].next_visit_due) == dt.date(2026, 2, 16)

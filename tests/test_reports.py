@@ -1,4 +1,5 @@
-"""报表: every figure equals a count made independently over the rows; xlsx layout; scope; empty tables."""
+"""报表: every figure equals the independent recomputation (tests/test_indicators.py); the tables add up
+to the summary; xlsx layout; scope; empty tables."""
 
 import datetime as dt
 import io
@@ -15,6 +16,7 @@ from models import (
     Attendance,
     AuditLog,
     Case,
+    CaseEvent,
     Child,
     Expense,
     FundSource,
@@ -24,7 +26,11 @@ from models import (
     Visit,
     db,
 )
-from services import reports
+from services import indicators, reports
+from services.assessment import refresh_level
+from services.indicators import Frame
+from services.register import archive_child
+from tests.test_indicators import Base, actual, expected
 
 MARCH = reports.month_period(2026, 3)
 
@@ -34,26 +40,36 @@ def work(app):
     """Records of every kind in and around March 2026, spread over villages; deterministic."""
     rng = random.Random(7)
     children = db.session.scalars(db.select(Child).order_by(Child.id)).all()
-    rules = RuleVersion(snapshot={}, fingerprint="reports-test")
+    rules = RuleVersion(
+        snapshot={
+            "levels": {
+                lv: {"visit_days": 30, "reassess_days": 90} for lv in ("red", "orange", "yellow", "green")
+            }
+        },
+        fingerprint="reports-test",
+    )
     db.session.add(rules)
     db.session.flush()
     days = [dt.date(2026, 2, 20) + dt.timedelta(days=i) for i in range(45)]  # Feb 20 – Apr 5
     levels = ["red", "orange", "yellow", "green"]
     for child in children[:80]:
         level = rng.choice(levels)
-        child.current_level = level
         for _ in range(rng.randint(0, 2)):
+            on = rng.choice(days)
             db.session.add(
                 Assessment(
                     child_id=child.id,
-                    assessed_on=rng.choice(days),
+                    assessed_on=on,
                     total_score=20,
                     computed_level=level,
                     level=level,
                     rule_version_id=rules.id,
                     status=rng.choice(["approved", "approved", "submitted"]),
+                    next_reassess_on=on + dt.timedelta(days=90),
                 )
             )
+        db.session.flush()
+        refresh_level(child)  # the child's level follows its approved assessments, as on approval
         due = rng.choice(days)
         delivered = rng.random() < 0.6
         db.session.add(
@@ -96,15 +112,25 @@ def work(app):
         if rng.random() < 0.15:
             opened = rng.choice(days)
             closed_on = opened + dt.timedelta(days=rng.randint(1, 20)) if rng.random() < 0.4 else None
-            db.session.add(
-                Case(
-                    child_id=child.id,
-                    case_type="absence",
-                    opened_on=opened,
-                    stage="closed" if closed_on else rng.choice(["identify", "assess", "intervene", "track"]),
-                    closed_on=closed_on,
-                )
+            stage = "closed" if closed_on else rng.choice(["identify", "assess", "intervene", "track"])
+            case = Case(
+                child_id=child.id,
+                case_type="absence",
+                opened_on=opened,
+                stage=stage,
+                closed_on=closed_on,
+                stage_changed_at=dt.datetime.combine(closed_on or opened, dt.time(10)),
             )
+            case.events.append(
+                CaseEvent(at=dt.datetime.combine(opened, dt.time(9)), kind="open", to_stage="identify")
+            )
+            if stage != "identify":
+                case.events.append(
+                    CaseEvent(
+                        at=dt.datetime.combine(closed_on or opened, dt.time(10)), kind="stage", to_stage=stage
+                    )
+                )
+            db.session.add(case)
     villages = db.session.scalars(db.select(Village).order_by(Village.sort_order)).all()
     activities = []
     for i in range(6):
@@ -142,135 +168,67 @@ def work(app):
     return children
 
 
-def in_march(day) -> bool:
-    if isinstance(day, dt.datetime):
-        day = day.date()
-    return day is not None and MARCH.start <= day <= MARCH.end
+def march_frame(village_ids=None) -> Frame:
+    return Frame.of_period(MARCH.start, MARCH.end, village_ids)
 
 
-def all_rows(model):
-    return db.session.scalars(db.select(model)).all()
-
-
-def test_figures_equal_independent_counts(work):
+def test_figures_equal_the_recomputation(work):
     figures = reports.compute_figures(MARCH, None)
-    s = figures.summary
-    kids = {c.id for c in all_rows(Child) if c.archived_at is None}
-    assert s["children"] == len(kids)
-
-    approved = [a for a in all_rows(Assessment) if a.status == "approved"]
-    assert s["assessments_done"] == sum(1 for a in approved if in_march(a.assessed_on))
-    assert s["assessed_children"] == len({a.child_id for a in approved if in_march(a.assessed_on)})
-    covered = {a.child_id for a in approved if a.assessed_on <= MARCH.end}
-    assert s["assessment_coverage"] == round(len(covered) / len(kids), 4)
-
-    due = [x for x in all_rows(SupportService) if in_march(x.due_on) and x.status != "cancelled"]
-    on_time = [x for x in due if x.status == "delivered" and x.delivered_on <= x.due_on]
-    assert s["services_due"] == len(due) and s["services_on_time"] == len(on_time)
+    base = Base()
+    for key, value in figures.values.items():
+        assert actual(value) == expected(base, key, figures.frame), key
+    assert figures.values["visits_done"].value > 0 and figures.values["alerts_raised"].value > 0
+    # the tables break down the same computations
+    due = base.measures_due(figures.frame)
     red = next(row for row in figures.services_by_tier if row[0] == "红")
-    red_due = [x for x in due if x.tier == "red"]
+    red_due = [s for s in due if s.tier == "red"]
     assert red[1] == len(red_due)
-    assert red[2] == sum(1 for x in red_due if x.status == "delivered" and x.delivered_on <= x.due_on)
-    assert s["services_delivered"] == sum(
-        1 for x in all_rows(SupportService) if x.status == "delivered" and in_march(x.delivered_on)
-    )
-
-    visits = sorted(all_rows(Visit), key=lambda v: (v.child_id, v.visited_on, v.id))
-    previous, counted, on_schedule = {}, 0, 0
-    for visit in visits:
-        before = previous.get(visit.child_id)
-        if in_march(visit.visited_on):
-            counted += 1
-            on_schedule += before is None or before.next_due is None or visit.visited_on <= before.next_due
-        previous[visit.child_id] = visit
-    assert s["visits"] == counted and s["visits_on_time"] == on_schedule
-    assert s["visited_children"] == len({v.child_id for v in visits if in_march(v.visited_on)})
-
-    raised = [a for a in all_rows(Alert) if in_march(a.raised_at)]
-    assert s["alerts_raised"] == len(raised)
-    assert s["alerts_done"] == sum(1 for a in raised if a.status == "done")
-    assert s["alerts_on_time"] == sum(1 for a in raised if a.status == "done" and a.closed_at <= a.deadline)
-    end = MARCH.end_dt
-    assert s["alerts_overdue_open"] == sum(
-        1
-        for a in all_rows(Alert)
-        if a.raised_at < end and a.deadline < end and (a.closed_at is None or a.closed_at >= end)
-    )
+    assert red[2] == sum(1 for s in red_due if s.status == "delivered" and s.delivered_on <= s.due_on)
+    assert sum(row[1] for row in figures.services_by_kind) == len(due)
     red_alerts = next(row for row in figures.alerts_by_severity if row[0] == "红")
-    assert red_alerts[1] == sum(1 for a in raised if a.severity == "red")
-
-    cases = [c for c in all_rows(Case) if c.opened_on <= MARCH.end]
-    closed = [c for c in cases if c.closed_on and c.closed_on <= MARCH.end]
-    assert s["cases_new"] == sum(1 for c in cases if in_march(c.opened_on))
-    assert s["cases_closed"] == sum(1 for c in all_rows(Case) if in_march(c.closed_on))
-    assert s["cases_open"] == len(cases) - len(closed)
-    assert dict(figures.cases_by_stage)["介入"] == sum(1 for c in cases if c.stage == "intervene")
-
-    held = [a for a in all_rows(Activity) if in_march(a.starts_at)]
-    attendance = [x for x in all_rows(Attendance) if x.activity_id in {a.id for a in held}]
-    assert s["activities"] == len(held)
-    assert s["attendance"] == len(attendance)
-    assert s["attendance_children"] == len({x.child_id for x in attendance if x.child_id in kids})
-
-    spent = [e for e in all_rows(Expense) if e.status in ("approved", "paid")]
-    assert s["funds_spent"] == sum((e.amount for e in spent if in_march(e.spent_on)), Decimal("0"))
-    assert s["funds_spent_total"] == sum((e.amount for e in spent if e.spent_on <= MARCH.end), Decimal("0"))
-    received = sum((f.amount for f in all_rows(FundSource) if f.received_on <= MARCH.end), Decimal("0"))
-    assert "四月到账" not in {f.name for f in all_rows(FundSource) if f.received_on <= MARCH.end}
-    assert s["funds_received"] == received
-    assert s["funds_rate"] == round(s["funds_spent_total"] / received, 4)
+    assert red_alerts[1] == sum(
+        1 for a in base.alerts if a.severity == "red" and MARCH.start_dt <= a.raised_at < MARCH.end_dt
+    )
+    stages = dict(figures.cases_by_stage)
+    assert stages["介入"] == sum(1 for _, stage in base.cases_then(figures.frame) if stage == "intervene")
+    assert sum(stages.values()) == figures.values["cases_closed_rate"].denominator
 
 
 def test_registers_by_category_level_and_village(work):
     figures = reports.compute_figures(MARCH, None)
-    children = [c for c in all_rows(Child) if c.archived_at is None]
+    base = Base()
+    kids = base.registered(figures.frame)
     by_category = dict(figures.by_category)
     for name, count in by_category.items():
-        assert count == sum(1 for c in children if name in {cat.name for cat in c.categories})
+        assert count == sum(1 for c in kids if name in {cat.name for cat in c.categories})
     by_level = dict(figures.by_level)
-    assert by_level["红"] == sum(1 for c in children if c.current_level == "red")
-    assert by_level["未评估"] == sum(1 for c in children if c.current_level is None)
-    assert sum(by_level.values()) == len(children)
+    levels = [base.latest(c.id, MARCH.end) for c in kids]
+    assert by_level["红"] == sum(1 for a in levels if a and a.level == "red")
+    assert by_level["未评估"] == sum(1 for a in levels if a is None)
+    assert sum(by_level.values()) == len(kids)
     first = figures.by_village[0]
     village = db.session.scalar(db.select(Village).order_by(Village.sort_order))
     assert first[0] == village.name
-    assert first[1] == sum(1 for c in children if c.village_id == village.id)
+    assert first[1] == sum(1 for c in kids if c.village_id == village.id)
 
 
 def test_village_scope_counts_only_that_village(work):
     village = db.session.scalar(db.select(Village).order_by(Village.sort_order))
     figures = reports.compute_figures(MARCH, [village.id], village.name)
-    s = figures.summary
-    kids = {c.id for c in all_rows(Child) if c.village_id == village.id and c.archived_at is None}
-    assert s["children"] == len(kids)
-    assert s["visits"] == sum(1 for v in all_rows(Visit) if v.child_id in kids and in_march(v.visited_on))
-    assert s["alerts_raised"] == sum(
-        1 for a in all_rows(Alert) if a.child_id in kids and in_march(a.raised_at)
-    )
-    held = [
-        a
-        for a in all_rows(Activity)
-        if in_march(a.starts_at) and (not a.villages or village.id in {v.id for v in a.villages})
-    ]
-    assert s["activities"] == len(held)
-    assert s["funds_received"] is None
-    assert s["funds_spent"] == sum(
-        (
-            e.amount
-            for e in all_rows(Expense)
-            if e.child_id in kids and e.status != "draft" and in_march(e.spent_on)
-        ),
-        Decimal("0"),
-    )
+    base = Base()
+    for key, value in figures.values.items():
+        assert actual(value) == expected(base, key, figures.frame), key
+    assert figures.values["funds_paid"].value is None  # town-wide money
     assert [row[0] for row in figures.by_village] == [village.name]
+    assert figures.funds == []
 
 
 def test_archived_children_leave_the_register(work):
-    child = work[0]
-    child.archived_at = dt.datetime(2026, 3, 15)
+    child = next(c for c in work if c.archived_at is None)
+    archive_child(child, "moved", "迁出", now=dt.datetime(2026, 3, 15, 10))
     db.session.commit()
-    before_archiving = reports.compute_figures(reports.month_period(2026, 2), None).summary["children"]
-    after = reports.compute_figures(MARCH, None).summary["children"]
+    before_archiving = reports.compute_figures(reports.month_period(2026, 2), None).summary["registered"]
+    after = reports.compute_figures(MARCH, None).summary["registered"]
     assert before_archiving == after + 1
 
 
@@ -293,13 +251,13 @@ def test_xlsx_has_every_sheet_and_definitions(work, client, auth):
     ):
         assert name in book.sheetnames, name
     summary = {row[0]: row[1] for row in book["汇总"].iter_rows(min_row=7, values_only=True) if row[0]}
-    expected = reports.compute_figures(MARCH, None).summary
-    assert summary["在册儿童数"] == expected["children"]
-    assert summary["本期走访次数"] == expected["visits"]
-    assert summary["预警按期处置率"] == pytest.approx(expected["alerts_rate"])
+    expected_values = reports.compute_figures(MARCH, None).values
+    assert summary["在册儿童数"] == expected_values["registered"].value
+    assert summary["巡查走访次数"] == expected_values["visits_done"].value
+    assert summary["预警按期处置率"] == pytest.approx(float(expected_values["alerts_on_time_rate"].value))
     notes = [row[0] for row in book["指标说明"].iter_rows(min_row=4, values_only=True) if row[0]]
-    for _, label, _ in reports.DEFINITIONS:
-        assert label in notes
+    for indicator in indicators.INDICATORS.values():
+        assert indicator.name in notes
     db.session.expire_all()
     assert db.session.scalar(
         db.select(AuditLog).where(AuditLog.action == "export", AuditLog.table_name == "report")
@@ -312,11 +270,11 @@ def test_phase_report_has_monthly_trend(work, client, auth):
     book = load_workbook(io.BytesIO(response.data))
     rows = [row for row in book["月度趋势"].iter_rows(min_row=2, values_only=True)]
     assert [row[0] for row in rows] == ["2026年1月", "2026年2月"]
-    february = reports.compute_figures(reports.month_period(2026, 2), None).summary
-    keys = ("assessments_done", "visits", "services_delivered", "alerts_raised", "alerts_on_time")
-    keys += ("cases_closed", "activities", "attendance")
-    assert rows[1][1:] == tuple(february[key] for key in keys)
-    assert february["visits"] > 0
+    february = reports.compute_figures(reports.month_period(2026, 2), None).values
+    want = tuple("—" if february[k].value is None else february[k].value for k in reports.MONTH_COLUMNS)
+    got = tuple(rows[1][1:])
+    assert got == pytest.approx(tuple(float(v) if not isinstance(v, str) else v for v in want))
+    assert february["visits_done"].value > 0
     assert "部署启动阶段" in book["汇总"]["A2"].value
 
 
@@ -325,21 +283,19 @@ def test_empty_tables_make_a_report_of_zeros(client, auth):
     response = client.get("/admin/reports/?preview=1&kind=monthly&year=2026&month=3")
     page = response.get_data(as_text=True)
     assert response.status_code == 200
-    assert 'data-key="visits">0<' in page and 'data-key="visits_rate">—<' in page
+    assert 'data-key="visits_done">0<' in page and 'data-key="alerts_on_time_rate">—<' in page
     assert client.get("/admin/reports/download/?kind=phase&year=2026&phase=summary").status_code == 200
 
 
 def test_director_report_is_limited_to_own_village(work, client, auth):
     own = db.session.scalar(db.select(Village).where(Village.name == "云岭村"))
     other = db.session.scalar(db.select(Village).where(Village.name == "桃源村"))
-    own_children = db.session.scalar(
-        db.select(db.func.count()).where(Child.village_id == own.id, Child.archived_at.is_(None))
-    )
+    own_children = len(Base().registered(march_frame([own.id])))
     auth.login("director1")
     page = client.get(f"/admin/reports/?preview=1&year=2026&month=3&village={other.id}").get_data(
         as_text=True
     )
-    assert f'data-key="children">{own_children}<' in page
+    assert f'data-key="registered">{own_children}<' in page
     assert "桃源村" not in page
 
 

@@ -6,8 +6,23 @@ import re
 import pytest
 
 from choices import AlertStatus
-from models import Alert, ApiToken, Case, Child, MandatoryReport, RuleRun, Staff, User, Village, Visit, db
+from models import (
+    Alert,
+    ApiToken,
+    Assessment,
+    Case,
+    Child,
+    MandatoryReport,
+    RuleRun,
+    Staff,
+    User,
+    Village,
+    Visit,
+    db,
+)
+from models import localnow as models_localnow
 from services import alerts, clock
+from services.assessment import current_rules
 from tests.conftest import form_fields
 
 TODAY = dt.date(2026, 6, 10)
@@ -45,7 +60,17 @@ def test_director_records_a_visit_with_risk_and_an_alert_is_raised_at_once(clien
     auth.login("director1")
     director = user("director1")
     child = first_child(director.village_id)
-    child.current_level = "orange"
+    rules = current_rules()  # orange on the day of the visit: the visit interval is orange's
+    db.session.add(
+        Assessment(
+            child_id=child.id,
+            assessed_on=dt.date(2026, 6, 9),
+            computed_level="orange",
+            level="orange",
+            status="approved",
+            rule_version_id=rules.id,
+        )
+    )
     db.session.commit()
     fields = form_fields(client, "/admin/visit/new/")
     response = client.post(
@@ -198,7 +223,7 @@ def _raise(village, title="测试预警", severity="orange", child=None):
         village_id=village.id,
         child_id=child.id if child else None,
         title=title,
-        now=dt.datetime(2026, 6, 10, 8, 0),
+        now=dt.datetime(2026, 6, 10, 0, 0),  # before any moment of the fixed day
     )
     db.session.commit()
     return alert
@@ -215,14 +240,14 @@ def test_alert_centre_is_scoped_and_marks_overdue(client, auth):
     page = client.get("/admin/alerts/").get_data(as_text=True)
     assert "本村预警" in page and "他村预警" not in page
     overdue_mark = '<span class="badge badge-danger">逾期</span>'
-    assert overdue_mark not in page  # orange, raised 06-10 08:00: due 06-13 08:00
+    assert overdue_mark not in page  # orange, raised 06-10 00:00: due 06-13 00:00
     assert client.get(f"/admin/alerts/{theirs.id}/").status_code == 404
     assert client.get(f"/admin/alerts/{mine.id}/").status_code == 200
     auth.logout()
     auth.login("supervisor")
     page = client.get("/admin/alerts/?severity=red").get_data(as_text=True)
     assert "他村预警" in page and "本村预警" not in page
-    assert overdue_mark in page  # red, raised 06-10 08:00: due 06-11 08:00
+    assert overdue_mark in page  # red, raised 06-10 00:00: due 06-11 00:00
     page = client.get("/admin/alerts/?due=overdue").get_data(as_text=True)
     assert "他村预警" in page and "本村预警" not in page
 
@@ -396,6 +421,111 @@ def test_feed_is_scoped_like_the_tokens_account_and_lists_only_open_alerts(clien
     assert {mine.id, theirs.id} <= ids and done.id not in ids
     item = next(a for a in feed["alerts"] if a["id"] == mine.id)
     assert item["severity"] == "orange" and item["status_label"] == "待处置" and "deadline" in item
+
+
+def _many_alerts(village, n, severity="yellow") -> list[int]:
+    """``n`` open alerts in one village, written in bulk (as a rule run writes them)."""
+    raised = dt.datetime(2026, 6, 9, 8, 0)
+    rows = [
+        {
+            "source": "rule",
+            "rule": "visit_overdue",
+            "condition_key": f"feed-test:{village.id}:{k}",
+            "severity": severity,
+            "village_id": village.id,
+            "title": f"批量预警{k}",
+            "raised_at": raised,
+            "deadline": raised + dt.timedelta(hours=168, minutes=k % 600),
+            "status": "open",
+            "version": 1,
+        }
+        for k in range(n)
+    ]
+    db.session.execute(db.insert(Alert), rows)
+    db.session.commit()
+    return db.session.scalars(
+        db.select(Alert.id).where(Alert.condition_key.like(f"feed-test:{village.id}:%"))
+    ).all()
+
+
+def _pages(client, plain, **params):
+    """Every page of the feed, following next_page; (alerts, the first page's envelope)."""
+    url = "/api/alerts?" + "&".join(f"{k}={v}" for k, v in params.items())
+    seen, first = [], None
+    while url:
+        body = client.get(url, headers={"Authorization": f"Bearer {plain}"}).get_json()
+        first = first or body
+        assert body["count"] == len(body["alerts"]) <= body["per_page"]
+        seen.extend(body["alerts"])
+        url = body["next_page"]
+        assert body["has_more"] == (url is not None)
+    return seen, first
+
+
+def test_feed_pages_through_every_open_alert_of_a_1500_alert_scope(client):
+    own = villages()[0]
+    made = _many_alerts(own, 1500)
+    _, plain = _token_for("director1")
+    open_in_scope = set(
+        db.session.scalars(
+            db.select(Alert.id).where(Alert.village_id == own.id, Alert.status != AlertStatus.DONE.value)
+        )
+    )
+    assert len(open_in_scope) >= 1500
+    for per_page in (200, 1000):
+        seen, first = _pages(client, plain, per_page=per_page)
+        ids = [a["id"] for a in seen]
+        assert len(ids) == len(set(ids)) == first["total"] == len(open_in_scope)
+        assert set(ids) == open_in_scope and set(made) <= set(ids)
+        assert first["pages"] == -(-len(open_in_scope) // per_page)
+        deadlines = [a["deadline"] for a in seen]
+        assert deadlines == sorted(deadlines)  # most urgent first, across pages
+    # nothing of another village, and no silent cut: a page past the end is empty with the same total
+    last = client.get(
+        "/api/alerts?per_page=1000&page=9", headers={"Authorization": f"Bearer {plain}"}
+    ).get_json()
+    assert last["alerts"] == [] and last["total"] == len(open_in_scope) and not last["has_more"]
+    bad = client.get("/api/alerts?per_page=5000", headers={"Authorization": f"Bearer {plain}"})
+    assert bad.status_code == 400 and "per_page" in bad.get_json()["error"]
+    assert client.get("/api/alerts?page=x", headers={"Authorization": f"Bearer {plain}"}).status_code == 400
+    assert (
+        client.get("/api/alerts?since=昨天", headers={"Authorization": f"Bearer {plain}"}).status_code == 400
+    )
+
+
+def test_feed_since_returns_exactly_the_alerts_changed_after_it(client):
+    own, other = villages()[:2]
+    made = _many_alerts(own, 40)
+    theirs = _many_alerts(other, 3)
+    _, plain = _token_for("director1")
+    _, body = _pages(client, plain, per_page=50)
+    since = body["next_since"]
+    marker = models_localnow()
+    assert dt.datetime.fromisoformat(since) <= marker
+    # nothing changed yet since the marker
+    quiet, _ = _pages(client, plain, since=marker.isoformat())
+    assert quiet == []
+    changed = [db.session.get(Alert, i) for i in made[:5]]
+    changed[0].ticket_141 = "141-0001"
+    alerts.close_alert(changed[1], "已处置", user_id=None, now=dt.datetime(2026, 6, 10, 9))
+    alerts.add_step(changed[2], "已电话联系", user_id=None, now=dt.datetime(2026, 6, 10, 9))
+    db.session.commit()
+    alerts._update(
+        [changed[3].id, changed[4].id], condition_cleared_at=dt.datetime(2026, 6, 10, 9)
+    )  # a rule run
+    db.session.get(Alert, theirs[0]).ticket_141 = "141-0002"  # another village's change stays out
+    db.session.commit()
+    seen, first = _pages(client, plain, since=marker.isoformat(), per_page=2)
+    assert sorted(a["id"] for a in seen) == sorted(a.id for a in changed) and first["total"] == 5
+    closed = next(a for a in seen if a["id"] == changed[1].id)
+    assert closed["status"] == "done" and closed["closure"] == "handled"
+    stamps = [a["updated_at"] for a in seen]
+    assert stamps == sorted(stamps)  # oldest change first, across pages
+    # a time with a UTC offset is read on the server's clock
+    utc = marker.astimezone().astimezone(dt.UTC).isoformat()
+    assert sorted(a["id"] for a in _pages(client, plain, since=utc.replace("+", "%2B"))[0]) == sorted(
+        a.id for a in changed
+    )
 
 
 def test_admin_issues_a_token_shown_once(client, auth):

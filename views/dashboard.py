@@ -6,11 +6,10 @@ from flask_login import current_user
 
 from choices import LEVEL_COLOURS, AssessmentStatus, Level, ServiceKind
 from models import utcnow
-from services import clock, indicators, transfers
+from services import clock, dashboard, indicators, transfers
 from services.accounts import recently_locked
 from services.assessment import may_review
-from services.dashboard import child_figures, overdue_work, plan_phases, plan_rates, register_counts
-from services.fund_checks import execution_figures, open_findings_count
+from services.dashboard import overdue_work, plan_phases, register_counts
 from services.permissions import can_read
 from views.assessment import OverdueFilter, filtered_url
 from views.base import current_role, current_scope, level_badge
@@ -28,16 +27,28 @@ class DashboardView(AdminIndexView):
     def index(self):
         role = current_role()
         scope = current_scope()
-        today = clock.today()
-        counts = rates = work = None
+        now = clock.now()
+        today = now.date()
+        frame = dashboard.frame_for(scope, now)
+        counts = state = period = tallies = work = None
         links = {}
         if can_read(role, "children"):
-            children = child_figures(scope, today)  # one scan, shared by the counts and the rates
-            counts = register_counts(scope, children)
-            rates = plan_rates(scope, today, children)
+            counts = register_counts(frame)  # the same scan as the state figures (frame.memo)
+            state = dashboard.figures(frame, dashboard.STATE_RATES)
+            period = dashboard.figures(frame, dashboard.PERIOD_RATES)
+            tallies = dashboard.figures(frame, dashboard.STATE_COUNTS)
             links["incomplete_files"] = filtered_url("child", [(FileCompleteFilter, "0")])
-        # The findings count runs every fund check: the page asks for it separately (fund_findings).
-        funds = execution_figures() if can_read(role, "funds") else None
+        # Funds are the town's (not split by village); the findings count runs every fund check, so
+        # the page asks for it separately (fund_findings).
+        funds = (
+            dashboard.figures(frame.for_villages(None), dashboard.FUND_FIGURES)
+            if can_read(role, "funds")
+            else None
+        )
+        if funds:
+            links["fund_findings"] = url_for(
+                "fundcheck.index", start=frame.start, end=frame.end, state="open"
+            )
         if can_read(role, "assessments"):
             work = overdue_work(scope, user_id=current_user.id, may_review=may_review(role), today=today)
             links["to_review"] = filtered_url("assessment", [("状态", AssessmentStatus.SUBMITTED.value)])
@@ -48,8 +59,9 @@ class DashboardView(AdminIndexView):
             incoming = transfers.pending_incoming(scope)
         consent = None
         if can_read(role, "consent"):
-            frame = indicators.Frame.as_of(today, scope)
-            consent = indicators.compute_many(("consent_coverage", "consent_missing_under_14"), frame)
+            consent = indicators.compute_many(
+                ("consent_coverage", "consent_missing_under_14"), indicators.Frame.as_of(today, scope)
+            )
         # Accounts locked by wrong passwords: their admins are told here (and on 账号), not the typist.
         locked = recently_locked(utcnow()) if can_read(role, "users") else []
         return self.render(
@@ -59,7 +71,10 @@ class DashboardView(AdminIndexView):
             locked_accounts=locked,
             counts=counts,
             funds=funds,
-            rates=rates,
+            state=state,
+            period=period,
+            tallies=tallies,
+            frame=frame,
             work=work,
             links=links,
             phases=plan_phases(today),
@@ -76,4 +91,5 @@ class DashboardView(AdminIndexView):
     def fund_findings(self):
         if not can_read(current_role(), "funds"):
             abort(403)
-        return jsonify(open_findings=open_findings_count())
+        frame = dashboard.frame_for(None, clock.now())
+        return jsonify(open_findings=indicators.compute("fund_findings_open", frame).value)

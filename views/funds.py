@@ -21,7 +21,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from choices import ExpenseCategory, ExpenseStatus, FindingSeverity, FundKind, FundRule
 from models import Activity, Expense, FundSource, SupportService, db
-from services import audit, clock, fund_checks, ledger
+from services import audit, clock, fund_checks, indicators, ledger
 from services.errors import Refused
 from services.funds import (
     AMOUNT_MAX,
@@ -563,14 +563,21 @@ class FundCheckView(SecureView):
         th = load_thresholds()
         sources = source_budgets(start, end)
         categories = category_budgets(start, end, sources)
-        all_findings = fund_checks.run_all(th)
+        # The header counts the findings of the period the list shows (the same dates, every filter off).
+        period_findings = fund_checks.filter_findings(fund_checks.run_all(th), start=start, end=end)
         rule = request.args.get("rule") or None
         severity = request.args.get("severity") or None
         source_id = arg_id("source")
         findings = fund_checks.filter_findings(
-            all_findings, rule=rule, severity=severity, source_id=source_id, start=start, end=end
+            period_findings, rule=rule, severity=severity, source_id=source_id
         )
-        notes = fund_checks.notes_for(all_findings)
+        notes = fund_checks.notes_for(period_findings)
+        figures = None
+        if start and end and start <= end:
+            frame = indicators.Frame.of_period(start, end)
+            figures = indicators.compute_many(
+                ("funds_available", "funds_paid", "funds_execution_rate"), frame
+            )
         state = request.args.get("state") or None
         if state in ("open", "explained"):
             findings = [f for f in findings if fund_checks.stands(f, notes) == (state == "explained")]
@@ -595,15 +602,16 @@ class FundCheckView(SecureView):
             categories=categories,
             total=totals(sources),
             findings=findings,
-            finding_count=len(all_findings),
-            open_count=len(fund_checks.unexplained(all_findings, notes)),
+            figures=figures,
+            finding_count=len(period_findings),
+            open_count=len(fund_checks.unexplained(period_findings, notes)),
             notes=notes,
             draft=session.pop("finding_note_draft", None),
             stands=fund_checks.stands,
             state=state,
             may_write=self.may_write,
-            counts_by_rule=_count_by(all_findings, "rule"),
-            counts_by_severity=_count_by(all_findings, "severity"),
+            counts_by_rule=_count_by(period_findings, "rule"),
+            counts_by_severity=_count_by(period_findings, "severity"),
             rules=list(FundRule),
             severities=list(FindingSeverity),
             rule=rule,

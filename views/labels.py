@@ -39,6 +39,7 @@ LABELS = {
     "status": "状态",
     "archived_at": "归档时间",
     "archive_reason": "归档原因",
+    "registered_on": "登记日期",
     "current_level": "风险等级",
     "level_assessed_on": "最近评估日期",
     "next_visit_due": "下次走访",

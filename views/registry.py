@@ -7,6 +7,7 @@ from flask_admin import expose
 from flask_admin.contrib.sqla.filters import DateBetweenFilter, FilterEqual
 from flask_admin.model.form import InlineFormAdmin
 from flask_admin.model.template import EndpointLinkRowAction as RowLink
+from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
@@ -31,7 +32,9 @@ from services.permissions import can_read, may_reveal_id
 from services.register import (
     archive_child,
     check_child_identity,
+    check_registered_on,
     fill_from_id_number,
+    last_archive,
     note_guardian_status,
     restore_child,
 )
@@ -298,6 +301,7 @@ class ChildView(ChildSearch, ScopedModelView):
         "disability_grade",
         "identification_source",
         "status",
+        "registered_on",
         "current_level",
         "level_assessed_on",
         "next_visit_due",
@@ -334,6 +338,7 @@ class ChildView(ChildSearch, ScopedModelView):
         "gender",
         "birth_date",
         "village",
+        "registered_on",
         "address",
         "school",
         "grade",
@@ -356,6 +361,10 @@ class ChildView(ChildSearch, ScopedModelView):
         "name": {"description": "最多50个字"},
         "id_number": {"description": "18位，末位可为X；保存时校验地区码、出生日期与校验位"},
         "birth_date": {"description": "可不填，按身份证号自动填写"},
+        "registered_on": {
+            "description": "儿童纳入名册的日期（统计“在册”用），默认今天；补录时填实际登记日期",
+            "default": lambda: clock.today(),
+        },
         "gender": {"default": ""},
         "categories": {"description": "可多选"},
         "disability_kind": {"description": "残疾儿童填写，如 视力、听力、肢体、智力、精神"},
@@ -403,6 +412,7 @@ class ChildView(ChildSearch, ScopedModelView):
         # Birth date and gender may be left blank: they follow the ID number (checked against it).
         form_class.birth_date.kwargs["validators"] = [Optional()]
         form_class.gender.kwargs["validators"] = [Optional()]
+        form_class.registered_on.kwargs["validators"] = [Optional()]
         return form_class
 
     def validate_form(self, form):
@@ -421,6 +431,11 @@ class ChildView(ChildSearch, ScopedModelView):
             )
             if "id_number" not in errors:
                 form.id_number.data = clean_id_number(form.id_number.data)
+        if not form.registered_on.errors:
+            try:
+                check_registered_on(form.registered_on.data, form.birth_date.data, clock.today())
+            except InvalidInput as bad:
+                errors["registered_on"] = str(bad)
         return _field_errors(form, errors) and ok and not any(f.errors for f in form)
 
     def edit_form(self, obj=None):
@@ -472,12 +487,22 @@ class ChildView(ChildSearch, ScopedModelView):
         error = None
         if request.method == "POST":
             try:
-                archive_child(child, request.form.get("status", ""), request.form.get("reason", ""))
+                done = archive_child(
+                    child,
+                    request.form.get("status", ""),
+                    request.form.get("reason", ""),
+                    now=clock.now(),
+                    user_id=current_user.id,
+                )
             except (InvalidInput, ValueError) as bad:
                 error = str(bad) if isinstance(bad, InvalidInput) else "请选择归档原因类别"
             else:
                 db.session.commit()
-                flash(f"已归档：{child.name}。可在“已归档儿童”中恢复。", "success")
+                flash(
+                    f"已归档：{child.name}。{archive_summary(done.measures_cancelled, done.alerts_closed)}"
+                    "可在“已归档儿童”中恢复。",
+                    "success",
+                )
                 return redirect(self.get_url(".index_view"))
         return self.render(
             "registry/archive.html",
@@ -501,6 +526,16 @@ class ChildView(ChildSearch, ScopedModelView):
         audit.record(db.session, "reveal", table="child", record_id=child.id, summary=child.name)
         db.session.commit()
         return jsonify(id_number=child.id_number)
+
+
+def archive_summary(measures: int, alerts: int) -> str:
+    """What an archive cancelled and closed, in words ("" when nothing)."""
+    parts = []
+    if measures:
+        parts.append(f"取消了 {measures} 项计划中的赋能措施")
+    if alerts:
+        parts.append(f"撤销了 {alerts} 条未办结预警")
+    return ("、".join(parts) + "（记录保留）。") if parts else ""
 
 
 def can_dossier() -> bool:
@@ -549,16 +584,23 @@ class ArchivedChildView(ChildSearch, ScopedModelView):
         if child is None:
             flash("记录不存在。", "error")
             return redirect(self.get_url(".index_view"))
+        archived = last_archive(child.id)
         if request.method == "POST":
             try:
-                restore_child(child)
+                restore_child(child, now=clock.now(), user_id=current_user.id)
             except InvalidInput as bad:
                 flash(str(bad), "error")
             else:
                 db.session.commit()
                 flash(f"已恢复：{child.name}", "success")
+                if archived is not None and (archived.measures_cancelled or archived.alerts_closed):
+                    flash(
+                        f"归档时{archive_summary(archived.measures_cancelled, archived.alerts_closed)}"
+                        "恢复后不会自动恢复，请按需重新安排措施；如仍有风险，请重新发起预警。",
+                        "warning",
+                    )
                 return redirect(url_for("child.index_view"))
-        return self.render("registry/restore.html", child=child)
+        return self.render("registry/restore.html", child=child, archived=archived)
 
     def delete_model(self, model):
         if current_role() != "admin":

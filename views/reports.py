@@ -72,7 +72,7 @@ class ReportsView(SecureView):
             "reports/index.html",
             c=choice,
             figures=figures,
-            definitions=reports.DEFINITIONS,
+            moment_text=reports.moment_text,
             phases=reports.PHASES,
             years=range(clock.today().year + 1, 2019, -1),
         )

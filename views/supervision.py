@@ -648,9 +648,60 @@ def alerts_feed():
     if not can_read(user.role, "alerts"):
         db.session.commit()
         return jsonify(error="该令牌所代表的账号无权查看预警"), 403
-    feed = alert_service.open_alerts_feed(user.village_scope(), now)
+    try:
+        page = alert_service.feed_page(
+            user.village_scope(),
+            now,
+            page=_int_arg("page", 1),
+            per_page=_int_arg("per_page", alert_service.FEED_PER_PAGE),
+            since=_since_arg(),
+        )
+    except InvalidInput as bad:
+        db.session.commit()
+        return jsonify(error=str(bad)), 400
     db.session.commit()
-    return jsonify(generated_at=now.isoformat(timespec="seconds"), count=len(feed), alerts=feed)
+    following = (
+        url_for("alerts_api.alerts_feed", **{**request.args.to_dict(), "page": page.page + 1})
+        if page.has_more
+        else None
+    )
+    return jsonify(
+        generated_at=now.isoformat(timespec="seconds"),
+        total=page.total,
+        page=page.page,
+        per_page=page.per_page,
+        pages=page.pages,
+        count=len(page.alerts),
+        has_more=page.has_more,
+        next_page=following,
+        next_since=page.next_since.isoformat(timespec="microseconds"),
+        alerts=page.alerts,
+    )
+
+
+def _int_arg(name: str, default: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidInput(f"参数 {name} 应为整数") from None
+
+
+def _since_arg() -> dt.datetime | None:
+    """``since``: an ISO 8601 time on the server's clock (as ``next_since`` gives it); one with a
+    UTC offset is converted to the server's local time."""
+    raw = (request.args.get("since") or "").strip()
+    if not raw:
+        return None
+    try:
+        since = dt.datetime.fromisoformat(raw.replace(" ", "T").replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput("参数 since 应为 ISO 8601 时间，如 2026-11-29T08:00:00") from None
+    if since.tzinfo is not None:
+        since = since.astimezone().replace(tzinfo=None)
+    return since
 
 
 def init_app(app):
