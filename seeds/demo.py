@@ -39,6 +39,7 @@ from seeds.demo_activities import seed_activities
 from seeds.demo_assessment import seed_assessments
 from seeds.demo_funds import seed_funds
 from seeds.demo_history import seed_archives
+from seeds.demo_records import seed_records
 from seeds.demo_supervision import seed_supervision
 from seeds.reference import seed_reference
 from services import clock, filing
@@ -214,6 +215,7 @@ DEMO_STEPS.append(seed_archives)  # before visits and alerts: the archived child
 DEMO_STEPS.append(seed_activities)
 DEMO_STEPS.append(seed_funds)  # after activities: expenses link to them
 DEMO_STEPS.append(seed_supervision)  # after assessments: visits follow the children's levels
+DEMO_STEPS.append(seed_records)  # last: consent by child id, without drawing from the random stream
 
 _CATEGORY_WEIGHTS = [
     ("orphan", 6),

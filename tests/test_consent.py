@@ -16,6 +16,13 @@ from tests.conftest import AuthActions, csrf_token
 from tests.test_access import walkable_rules
 
 
+@pytest.fixture(autouse=True)
+def no_demo_consents(app):
+    """The demo data holds consents; these tests plant their own."""
+    db.session.query(Consent).delete()
+    db.session.commit()
+
+
 def user(username) -> User:
     return db.session.scalar(db.select(User).where(User.username == username))
 

@@ -243,8 +243,13 @@ def _as_json(attachment: Attachment) -> dict:
     }
 
 
-def attachment_panel(owner_kind: str, owner_id, *, printing: bool = False, title: str = "附件") -> Markup:
-    """The reusable widget: an owner's attachments as thumbnails and links, and the upload form."""
+def attachment_panel(
+    owner_kind: str, owner_id, *, printing: bool = False, title: str = "附件", resize: int | None = None
+) -> Markup:
+    """The reusable widget: an owner's attachments as thumbnails and links, and the upload form.
+
+    ``resize``: the browser scales JPEG/PNG photos down to this long side before sending (phones on
+    slow networks); the server re-encodes and strips every image either way."""
     role = current_role()
     if not attachments.may_view(role, owner_kind):
         return Markup("")
@@ -266,6 +271,7 @@ def attachment_panel(owner_kind: str, owner_id, *, printing: bool = False, title
             may_attach=may_attach,
             printing=printing,
             title=title,
+            resize=resize,
             kinds=attachments.kind_choices(owner_kind),
             accept=attachments.ACCEPT,
             kind_label=AttachmentKind.label_of,

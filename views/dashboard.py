@@ -7,6 +7,7 @@ from flask_login import current_user
 from choices import LEVEL_COLOURS, AssessmentStatus, Level, ServiceKind
 from models import utcnow
 from services import clock, dashboard, indicators, transfers
+from services import consent as consent_service
 from services.accounts import recently_locked
 from services.assessment import may_review
 from services.dashboard import overdue_work, plan_phases, register_counts
@@ -62,6 +63,7 @@ class DashboardView(AdminIndexView):
             consent = indicators.compute_many(
                 ("consent_coverage", "consent_missing_under_14"), indicators.Frame.as_of(today, scope)
             )
+            consent["first_missing"] = consent_service.missing_filing_under_14(scope, today, limit=5)[0]
         # Accounts locked by wrong passwords: their admins are told here (and on 账号), not the typist.
         locked = recently_locked(utcnow()) if can_read(role, "users") else []
         return self.render(

@@ -483,6 +483,9 @@ class ConsentView(ScopedModelView):
         "witness": "见证人",
         "form_attachment": "签字同意书",
         "withdrawn_on": "撤回日期",
+        "note": "备注",
+        "withdrawal_note": "撤回说明",
+        "created_at": "登记时间",
     }
     column_formatters = {
         "child": _consent_child,
@@ -504,7 +507,19 @@ class ConsentView(ScopedModelView):
         DateBetweenFilter(Consent.given_on, "同意日期"),
     )
     choice_columns = {"scope": ConsentScope, "method": ConsentMethod}
-    can_view_details = False
+    column_details_list = (
+        "child",
+        "scope",
+        "given_by",
+        "given_on",
+        "method",
+        "witness",
+        "form_attachment",
+        "note",
+        "withdrawn_on",
+        "withdrawal_note",
+        "created_at",
+    )
     allow_create = False
     allow_edit = False
     allow_delete = False

@@ -23,11 +23,33 @@ def _first_child_of_yunling(database_url) -> tuple[int, str]:
 
 
 def _files(tmp_path):
+    """A scanned 户口本 page (drawn: a title band and the table's lines) and a phone photo with EXIF/GPS."""
+    from PIL import ImageDraw, ImageFont
+
     scan = Image.new("RGB", (1240, 1754), (250, 248, 240))
-    scan.paste((200, 30, 30), (80, 80, 1160, 220))  # the red band of a 户口本 page
+    draw = ImageDraw.Draw(scan)
+    draw.rectangle((80, 80, 1160, 220), fill=(196, 48, 43))
+    try:
+        font = ImageFont.truetype("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", 72)
+        draw.text((430, 105), "常住人口登记卡", fill=(255, 240, 200), font=font)
+    except OSError:
+        pass  # without the Chinese font the page is drawn without its title
+    for y in range(300, 1600, 110):
+        draw.line((80, y, 1160, y), fill=(60, 60, 60), width=3)
+    for x in (80, 360, 760, 1160):
+        draw.line((x, 300, x, 1510), fill=(60, 60, 60), width=3)
     scan_path = tmp_path / "户口本首页.png"
     scan.save(scan_path, "PNG")
-    photo = Image.new("RGB", (1600, 1200), (90, 140, 60))
+    sky = Image.linear_gradient("L").resize((1600, 1200))
+    photo = Image.merge(
+        "RGB",
+        [
+            sky.point(lambda v: 90 + v // 3),
+            sky.point(lambda v: 140 + v // 4),
+            sky.point(lambda v: 220 - v // 2),
+        ],
+    )
+    ImageDraw.Draw(photo).rectangle((500, 700, 1100, 1200), fill=(150, 110, 70))  # a house
     exif = Image.Exif()
     exif[0x0112] = 6
     exif[0x8825] = {1: "N", 2: (29.0, 42.0, 7.5), 3: "E", 4: (107.0, 23.0, 12.0)}
@@ -109,3 +131,35 @@ def test_attach_see_thumbnails_transfer_accept(page, database_url, tmp_path):
     assert page.locator("table.model-list td", has_text=name).count() == 0
     page.goto(f"{page.base_url}/admin/dossier/?id={child_id}")
     assert page.locator("#dossier-missing").is_visible()
+
+
+def test_a_visit_photo_is_scaled_down_in_the_browser_before_it_is_sent(page, database_url, tmp_path):
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        visit_id = conn.execute(
+            text(
+                "select vi.id from visit vi join child c on c.id = vi.child_id join village v on v.id = c.village_id "
+                "where v.name = '云岭村' order by vi.id limit 1"
+            )
+        ).scalar()
+    photo = Image.new("RGB", (3200, 2400), (120, 90, 60))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    out = io.BytesIO()
+    photo.save(out, "JPEG", exif=exif.tobytes())
+    path = tmp_path / "visit.jpg"
+    path.write_bytes(out.getvalue())
+    login(page, "director1")
+    page.goto(f"{page.base_url}/admin/visit/details/?id={visit_id}")
+    form = page.locator("form.attachment-upload[data-resize='2560']")
+    form.locator("input[type=file]").set_input_files(str(path))
+    assert form.locator(".attachment-chosen").inner_text() == "visit.jpg"
+    with page.expect_navigation():
+        form.locator("button[type=submit]").click()
+    with engine.connect() as conn:
+        width, height = conn.execute(
+            text("select width, height from attachment where owner_kind = 'visit' and owner_id = :v"),
+            {"v": visit_id},
+        ).one()
+    engine.dispose()
+    assert (width, height) == (1920, 2560)  # turned upright by the browser, scaled to 2560, kept so
