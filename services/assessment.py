@@ -523,3 +523,17 @@ __all__ = [
     "save_assessment",
     "score",
 ]
+
+
+def new_rule_code(session, model, name: str) -> str:
+    """The stored code of a new indicator or veto item, made from the pinyin of its name
+    (身体健康 → shentijiankang, then shentijiankang_2 …): scores and vetoes are kept by code, so
+    nobody has to invent one, and it never changes once made."""
+    from models import pinyin_keys
+
+    base = "".join(ch for ch in pinyin_keys(name)[0] if ch.isascii() and ch.isalnum())[:24] or "rule"
+    code, n = base, 1
+    while session.scalar(db.select(model.id).where(model.code == code)) is not None:
+        n += 1
+        code = f"{base}_{n}"
+    return code

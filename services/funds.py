@@ -14,6 +14,7 @@ from sqlalchemy import Integer, cast, func, select
 
 from choices import ExpenseCategory, ExpenseStatus, FundKind
 from models import Expense, FundSource, Setting, db
+from services.periods import period_error
 from services.validation import InvalidInput
 
 CENT = Decimal("0.01")
@@ -132,8 +133,9 @@ def check_source(source: FundSource) -> dict[str, str]:
         source.amount = clean_amount(source.amount)
     except InvalidInput as bad:
         errors["amount"] = str(bad)
-    if source.valid_from and source.valid_to and source.valid_to < source.valid_from:
-        errors["valid_to"] = "有效期截止日期不能早于起始日期"
+    period = period_error(source.valid_from, source.valid_to, "有效期起", "有效期止")
+    if period:
+        errors["valid_to"] = period
     unknown = [c for c in (source.allowed_categories or []) if c not in ExpenseCategory._value2member_map_]
     if unknown:
         errors["allowed_categories"] = "用途类别无效：" + "、".join(map(str, unknown))

@@ -251,6 +251,7 @@ class ActivityView(ScopedModelView):
             form.audience.data,
             form.capacity.data,
             form.budget.data,
+            kind=form.kind.data,
         )
         scope = current_scope()
         if scope is not None and not form.villages.data:

@@ -7,6 +7,8 @@ delete, bulk actions, relation dropdowns, AJAX lookups, filter options and inlin
 
 from __future__ import annotations
 
+import datetime as dt
+
 from flask import abort, flash, has_request_context, redirect, request, url_for
 from flask_admin import BaseView, expose
 from flask_admin.contrib.sqla import ModelView
@@ -21,8 +23,12 @@ from choices import Choice
 from models import AuditLog, Village, db
 from services.permissions import can_read, can_write
 from services.scoping import scope
+from views.dates import NativeDateConverter, check_periods
 from views.export import XlsxExportMixin
 from views.labels import LABELS
+
+# The empty choice of a relation dropdown (儿童主任, 爱心妈妈 …).
+BLANK_CHOICE = "（不选）"
 
 WRITE_ENDPOINTS = {"create_view", "edit_view", "delete_view", "action_view", "ajax_update"}
 
@@ -80,7 +86,15 @@ class VillageFilter(BaseSQLAFilter):
 
 
 class ScopedAjaxLoader(QueryAjaxModelLoader):
-    """AJAX lookups that only ever find rows in the user's villages."""
+    """AJAX lookups that only ever find rows in the user's villages. The box says what it searches
+    (输入姓名或电话查找), instead of Flask-Admin's "Please select model"."""
+
+    def __init__(self, name, session, model, **options):
+        fields = options.get("fields") or ()
+        searched = [LABELS.get(getattr(f, "key", f), "") for f in fields]
+        searched = [label for label in dict.fromkeys(searched) if label]
+        options.setdefault("placeholder", f"输入{'或'.join(searched) or '关键字'}查找")
+        super().__init__(name, session, model, **options)
 
     def get_query(self):
         query = scoped_query(self.model)
@@ -113,6 +127,28 @@ def level_badge(value) -> Markup:
     return Markup('<span class="badge level-badge" style="background:{};color:#fff">{}</span>').format(
         LEVEL_COLOURS[level], level.label
     )
+
+
+def _yes_no(view, value, name):
+    return "是" if value else "否"
+
+
+def _joined(view, values, name):
+    return "、".join(str(v) for v in values)
+
+
+def _to_the_second(view, value, name):
+    return value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+# How a value of each Python type reads in lists and details: 是/否 (Flask-Admin shows an icon
+# titled "active: true" in lists and True/False in details), 、-joined lists, times to the second.
+TYPE_FORMATTERS = {
+    type(None): lambda view, value, name: "",
+    bool: _yes_no,
+    list: _joined,
+    dt.datetime: _to_the_second,
+}
 
 
 class SecureView(BaseView):
@@ -156,6 +192,10 @@ class ScopedModelView(ModelView, XlsxExportMixin):
     edit_modal = False
     create_modal = False
     list_template = "admin/scoped_list.html"
+    column_type_formatters = TYPE_FORMATTERS
+    column_type_formatters_detail = TYPE_FORMATTERS
+    # Native date and date-time inputs for every Date/DateTime column (views/dates.py).
+    model_form_converter = NativeDateConverter
     # {column: Choice} — labels in lists, details and forms all come from the Choice.
     choice_columns: dict[str, type[Choice]] = {}
 
@@ -220,6 +260,23 @@ class ScopedModelView(ModelView, XlsxExportMixin):
             return False
         return super().is_action_allowed(name)
 
+    def search_placeholder(self):
+        """搜索：姓名、电话 — the searched columns by their Chinese labels (Flask-Admin would print
+        "child.name, staff.name")."""
+        if not self.column_searchable_list:
+            return None
+        labels = dict(LABELS, **(self.column_labels or {}))
+        names = []
+        for column in self.column_searchable_list:
+            key = getattr(column, "key", column)
+            label = labels.get(key)
+            if label is None and "." in key:
+                relation, attr = key.rsplit(".", 1)
+                label = labels.get(relation, "") + ("" if attr == "name" else labels.get(attr, ""))
+            if label and label not in names:
+                names.append(label)
+        return "搜索：" + "、".join(names) if names else "搜索"
+
     # --- scoping: every read goes through get_query --------------------------------------
 
     def get_query(self):
@@ -258,6 +315,11 @@ class ScopedModelView(ModelView, XlsxExportMixin):
         return form
 
     def _scope_field(self, field):
+        if getattr(field, "allow_blank", False):
+            if any(value == "" for value, *_ in getattr(field, "choices", None) or ()):
+                field.allow_blank = False  # the view's own empty choice (（未填）) says it better
+            elif not (getattr(field, "blank_text", None) or "").strip():
+                field.blank_text = BLANK_CHOICE  # Flask-Admin's select otherwise reads "__None"
         factory = getattr(field, "query_factory", None)
         if factory is not None and getattr(field, "_scoped", False) is False:
             query = factory()
@@ -318,6 +380,12 @@ class ScopedModelView(ModelView, XlsxExportMixin):
             model = self.get_one(id)
             form.version_seen.data = model.version if model else ""
         super().on_form_prefill(form, id)
+
+    def validate_form(self, form):
+        ok = super().validate_form(form)
+        if request.method != "POST":
+            return ok
+        return check_periods(form) and ok
 
     def update_model(self, form, model):
         seen = getattr(form, "version_seen", None)

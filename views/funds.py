@@ -188,8 +188,6 @@ class FundSourceView(ScopedModelView):
             form.amount.data = clean_amount(form.amount.data)
         except InvalidInput as bad:
             _add_error(form.amount, str(bad))
-        if form.valid_from.data and form.valid_to.data and form.valid_to.data < form.valid_from.data:
-            _add_error(form.valid_to, "有效期截止日期不能早于起始日期")
         return ok and not any(f.errors for f in form)
 
     def on_model_change(self, form, model, is_created):
