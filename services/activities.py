@@ -55,6 +55,27 @@ def check_activity(
     return errors
 
 
+def copy_of(source: Activity, day: dt.date) -> Activity:
+    """复制上次活动: a new, unsaved activity like ``source`` (kind, title, place, organiser, audience,
+    villages, lecturers, capacity, budget, content) on ``day`` at the same hours."""
+    starts = dt.datetime.combine(day, source.starts_at.time())
+    ends = starts + (source.ends_at - source.starts_at) if source.ends_at else None
+    return Activity(
+        kind=source.kind,
+        title=source.title,
+        starts_at=starts,
+        ends_at=ends,
+        place=source.place,
+        organiser=source.organiser,
+        audience=list(source.audience or []),
+        villages=list(source.villages),
+        lecturers=list(source.lecturers),
+        capacity=source.capacity,
+        budget=source.budget,
+        description=source.description,
+    )
+
+
 def duration_hours(starts_at: dt.datetime | None, ends_at: dt.datetime | None) -> Decimal:
     """An activity's length in hours (one decimal); no end time counts as no hours."""
     if not starts_at or not ends_at or ends_at <= starts_at:

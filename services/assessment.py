@@ -30,6 +30,7 @@ from models import (
 )
 from services.permissions import REVIEWER_ROLES
 from services.scoping import scope
+from services.staff import responsible_director_id
 from services.validation import InvalidInput
 
 SCORE_WORDS = {3: "良好", 2: "一般", 1: "较差", 0: "严重问题"}
@@ -414,11 +415,13 @@ def plan_measures(assessment: Assessment, today: dt.date) -> list[SupportService
     )
     created = []
     days = measure_days(assessment.rule_version.snapshot, level)
+    provider_id = responsible_director_id(db.session, assessment.child)
     for kind, _ in TIERED_MEASURES[level]:
         if kind.value in open_kinds:
             continue
         service = SupportService(
             child_id=assessment.child_id,
+            provider_id=provider_id,
             tier=level.value,
             kind=kind.value,
             status=ServiceStatus.PLANNED.value,

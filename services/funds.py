@@ -178,6 +178,7 @@ def approve(expense: Expense, approver_id: int, now: dt.datetime, thresholds: Th
     expense.status = ExpenseStatus.APPROVED.value
     expense.approver_id = approver_id
     expense.approved_at = now
+    expense.returned_at = expense.returned_by_id = expense.return_note = None
     warnings = []
     if abs(expense.amount) > thresholds.collective and not expense.collective_decision_ref:
         warnings.append(
@@ -185,6 +186,47 @@ def approve(expense: Expense, approver_id: int, now: dt.datetime, thresholds: Th
             "尚未填写集体决策文号"
         )
     return warnings
+
+
+def awaiting_approval(user_id: int):
+    """待我审批: drafts someone else handled and nobody has sent back, oldest first (a Select)."""
+    return (
+        select(Expense)
+        .where(
+            Expense.status == ExpenseStatus.DRAFT.value,
+            Expense.returned_at.is_(None),
+            (Expense.handler_id != user_id) | Expense.handler_id.is_(None),
+        )
+        .order_by(Expense.spent_on, Expense.id)
+    )
+
+
+def awaiting_count(user_id: int) -> int:
+    return db.session.scalar(
+        select(func.count()).select_from(awaiting_approval(user_id).order_by(None).subquery())
+    )
+
+
+def refuse(expense: Expense, user_id: int, now: dt.datetime, note: str) -> None:
+    """退回经办人: a draft sent back with the reason; it leaves the approvers' list until edited."""
+    note = (note or "").strip()
+    if expense.status != ExpenseStatus.DRAFT.value:
+        raise InvalidInput(
+            f"第{expense.id}号支出当前为“{ExpenseStatus.label_of(expense.status)}”，只有草稿可以退回"
+        )
+    if expense.handler_id is not None and expense.handler_id == user_id:
+        raise InvalidInput(f"第{expense.id}号支出是您经办的，无需退回给自己，请直接修改")
+    if not note:
+        raise InvalidInput(f"第{expense.id}号支出：请填写退回原因，经办人据此修改")
+    expense.returned_at = now
+    expense.returned_by_id = user_id
+    expense.return_note = note[:500]
+
+
+def resubmitted(expense: Expense) -> None:
+    """The handler edited a returned draft: it waits for approval again."""
+    expense.returned_at = None
+    expense.returned_by_id = None
 
 
 def return_to_draft(expense: Expense) -> None:

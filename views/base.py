@@ -15,6 +15,7 @@ from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla.ajax import QueryAjaxModelLoader
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter, FilterEqual
 from flask_admin.form import BaseForm
+from flask_admin.menu import MenuLink
 from flask_login import current_user
 from markupsafe import Markup
 from wtforms import HiddenField
@@ -26,6 +27,7 @@ from services.scoping import scope
 from views.dates import NativeDateConverter, check_periods
 from views.export import XlsxExportMixin
 from views.labels import LABELS
+from views.staff_picker import apply_staff_picker
 
 # The empty choice of a relation dropdown (儿童主任, 爱心妈妈 …).
 BLANK_CHOICE = "（不选）"
@@ -119,14 +121,12 @@ def choice_formatter(choice: type[Choice]):
 
 
 def level_badge(value) -> Markup:
-    from choices import LEVEL_COLOURS, Level
+    from choices import Level
 
     if not value:
         return Markup('<span class="badge badge-light">未评估</span>')
     level = Level(value)
-    return Markup('<span class="badge level-badge" style="background:{};color:#fff">{}</span>').format(
-        LEVEL_COLOURS[level], level.label
-    )
+    return Markup('<span class="badge level-badge level-{}">{}</span>').format(level.value, level.label)
 
 
 def _yes_no(view, value, name):
@@ -308,11 +308,39 @@ class ScopedModelView(ModelView, XlsxExportMixin):
         remote = self.model.__mapper__.relationships[name].mapper.class_
         return ScopedAjaxLoader(name, self.session, remote, **options)
 
+    # {field name: StaffPicker}: which kind of staff a relation field offers (views/staff_picker.py).
+    staff_pickers: dict = {}
+
     def _scope_form(self, form):
-        """Limit every relation dropdown of the form (and its inline rows) to the user's villages."""
+        """Limit every relation dropdown of the form (and its inline rows) to the user's villages;
+        staff pickers then offer the declared kinds, the form's village first."""
         for field in form:
             self._scope_field(field)
+        self._settle_villages(form)
+        for name, picker in self.staff_pickers.items():
+            apply_staff_picker(form, name, picker)
         return form
+
+    def _settle_villages(self, form):
+        """A new record's 村（社区）: fixed for a user of one village, chosen by a town user (never
+        preset to the first village, where a clerk's entry would land unnoticed)."""
+        if not (request.endpoint or "").endswith("create_view"):
+            return
+        for field in form:
+            query = getattr(field, "query", None)
+            if query is None or hasattr(field, "_get_object_list") is False or isinstance(field.data, list):
+                continue
+            descriptions = getattr(query, "column_descriptions", None) or [{}]
+            if descriptions[0].get("entity") is not Village:
+                continue
+            options = query.all()
+            if len(options) == 1:
+                if field.data is None:
+                    field.data = options[0]
+            elif not field.allow_blank:
+                field.allow_blank = True
+                field.blank_text = "（请选择村（社区））"
+                field.choice_required = True
 
     def _scope_field(self, field):
         if getattr(field, "allow_blank", False):
@@ -385,6 +413,10 @@ class ScopedModelView(ModelView, XlsxExportMixin):
         ok = super().validate_form(form)
         if request.method != "POST":
             return ok
+        for field in form:
+            if getattr(field, "choice_required", False) and field.data is None and not field.errors:
+                field.errors = list(field.errors or []) + [f"请选择{field.label.text}"]
+                ok = False
         return check_periods(form) and ok
 
     def update_model(self, form, model):
@@ -446,6 +478,20 @@ def _show(value):
     return str(value)
 
 
+class TaskLink(MenuLink):
+    """A menu entry straight to a daily task's form (登记儿童, 录入支出), for the roles that may do it."""
+
+    def __init__(self, name: str, endpoint: str, area: str, category: str):
+        super().__init__(name, endpoint=endpoint, category=category)
+        self.area = area
+
+    def is_accessible(self):
+        return current_user.is_authenticated and can_write(current_role(), self.area)
+
+    def get_url(self):
+        return url_for(self.endpoint)
+
+
 class ReadOnlyModelView(ScopedModelView):
     allow_create = False
     allow_edit = False
@@ -457,6 +503,7 @@ __all__ = [
     "ReadOnlyModelView",
     "ScopedModelView",
     "SecureView",
+    "TaskLink",
     "VillageFilter",
     "current_scope",
     "expose",

@@ -24,6 +24,8 @@ from models import Activity, Expense, FundSource, SupportService, db
 from services import audit, clock, fund_checks, ledger
 from services.funds import (
     approve,
+    awaiting_approval,
+    awaiting_count,
     category_budgets,
     check_expense,
     check_source,
@@ -31,6 +33,8 @@ from services.funds import (
     is_editable,
     load_thresholds,
     pay,
+    refuse,
+    resubmitted,
     return_to_draft,
     reversal_of,
     reverse,
@@ -39,7 +43,7 @@ from services.funds import (
 )
 from services.validation import InvalidInput
 from services.xlsx_export import XLSX_MIMETYPE
-from views.base import ChoiceFilter, ScopedModelView, SecureView, current_scope
+from views.base import ChoiceFilter, ScopedModelView, SecureView, TaskLink, current_scope
 from views.labels import LABELS
 
 MENU_FUNDS = "资金管理"
@@ -271,9 +275,10 @@ class ExpenseView(ScopedModelView):
         "approved_at",
         "paid_at",
         "reverses_id",
+        "return_note",
         "created_at",
     )
-    column_labels = FUND_LABELS
+    column_labels = {**FUND_LABELS, "return_note": "退回原因"}
     column_default_sort = [("spent_on", True), ("id", True)]
     column_sortable_list = (
         "id",
@@ -330,6 +335,7 @@ class ExpenseView(ScopedModelView):
         )
     }
     form_args = {
+        "spent_on": {"default": clock.today},
         "amount": {"description": "单位：元，精确到分；大于0且不超过10,000,000.00"},
         "source": {"description": "专款专用：支出类别须在该资金的允许用途内"},
         "activity": {
@@ -340,7 +346,9 @@ class ExpenseView(ScopedModelView):
         "collective_decision_ref": {"description": "单笔超过集体决策限额（默认30,000元）时必填：会议纪要号"},
     }
     form_ajax_refs = {"child": {"fields": ("name",), "page_size": 10}}
-    extra_write_endpoints = frozenset({"approve_view", "pay_view", "draft_view", "reverse_view"})
+    extra_write_endpoints = frozenset(
+        {"approve_view", "pay_view", "draft_view", "reverse_view", "refuse_view"}
+    )
 
     # --- forms ---------------------------------------------------------------------------
 
@@ -388,6 +396,8 @@ class ExpenseView(ScopedModelView):
             model.status = ExpenseStatus.DRAFT.value
         elif not is_editable(model):
             raise InvalidInput("只有草稿可以修改；已支付的支出只能红字冲销")
+        elif model.returned_at is not None:
+            resubmitted(model)  # corrected after 退回: it waits for approval again
         if hasattr(form, "service_ref"):
             model.service_id = form.service_ref.data or None
         errors = check_expense(model)
@@ -454,11 +464,27 @@ class ExpenseView(ScopedModelView):
             flash("记录不存在。", "error")
             return redirect(self.get_url(".index_view"))
         self._each([expense.id], step, done)
-        return redirect(self.get_url(".details_view", id=expense.id))
+        return redirect(_back_to(request.form.get("back")) or self.get_url(".details_view", id=expense.id))
 
     @expose("/approve/", methods=("POST",))
     def approve_view(self):
         return self._one_step(lambda e, th: approve(e, current_user.id, clock.now(), th), "审批")
+
+    @expose("/refuse/", methods=("POST",))
+    def refuse_view(self):
+        """退回经办人 with a reason (from the details page or the 待我审批 list)."""
+        expense = self.get_one(request.args.get("id"))
+        if expense is None:
+            flash("记录不存在。", "error")
+            return redirect(self.get_url(".index_view"))
+        try:
+            refuse(expense, current_user.id, clock.now(), request.form.get("note", ""))
+        except InvalidInput as bad:
+            flash(str(bad), "error")
+        else:
+            db.session.commit()
+            flash(f"已退回第{expense.id}号支出，经办人修改后会重新出现在待审批中", "success")
+        return redirect(_back_to(request.form.get("back")) or self.get_url(".details_view", id=expense.id))
 
     @expose("/pay/", methods=("POST",))
     def pay_view(self):
@@ -503,6 +529,39 @@ class ExpenseView(ScopedModelView):
             kwargs["handler_is_me"] = model.handler_id == current_user.id
             kwargs["status_label"] = ExpenseStatus.label_of
         return super().render(template, **kwargs)
+
+
+def _back_to(path: str | None) -> str | None:
+    """Where a workflow button was pressed (the 待我审批 list): a path of this site only."""
+    if path and path.startswith("/admin/") and "//" not in path and "\\" not in path:
+        return path
+    return None
+
+
+class ApprovalView(SecureView):
+    """待我审批: the drafts someone else handled, with the facts an approver checks and the two
+    buttons on each row (审批通过, 退回 with a reason)."""
+
+    area = "funds"
+
+    def is_visible(self):
+        return self.may_write  # in the menu of those who approve; readers may open the list
+
+    @expose("/")
+    def index(self):
+        # Readers (clerk, inspector) see every draft waiting; an approver, those others handled.
+        who = current_user.id if self.may_write else 0
+        expenses = db.session.scalars(awaiting_approval(who).limit(200)).all()
+        th = load_thresholds()
+        return self.render(
+            "funds/approval.html",
+            expenses=expenses,
+            count=awaiting_count(who),
+            may_write=self.may_write,
+            thresholds=th,
+            category_label=ExpenseCategory.label_of,
+            back=url_for(".index"),
+        )
 
 
 def _not_editable(model) -> str:
@@ -697,6 +756,12 @@ def register(admin):
     _EXPENSE_VIEW[:] = [expense_view]
     admin.add_view(FundSourceView(FundSource, name="资金来源", endpoint="fundsource"))
     admin.add_view(expense_view)
+    admin.add_link(TaskLink("录入支出", "expense.create_view", "funds", MENU_FUNDS))
+    admin.add_view(
+        ApprovalView(
+            name="待我审批", endpoint="expense_approval", url="/admin/expense-approval", category=MENU_FUNDS
+        )
+    )
     admin.add_view(
         FundCheckView(name="资金使用检查", endpoint="fundcheck", url="fund-check", category=MENU_FUNDS)
     )
