@@ -1,7 +1,7 @@
 """expense returned: an approver sends a draft back to its handler with a reason (待我审批)
 
 Revision ID: d35c0e7a1b2f
-Revises: 42ae00eea9ac
+Revises: c01c978d1054
 Create Date: 2026-11-29 12:00:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'd35c0e7a1b2f'
-down_revision = '42ae00eea9ac'
+down_revision = 'c01c978d1054'
 branch_labels = None
 depends_on = None
 
