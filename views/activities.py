@@ -281,7 +281,8 @@ class ActivityView(ScopedModelView):
             errors["villages"] = "请选择本村（社区）；全镇活动由镇级经办人创建"
         for name, message in errors.items():
             field = getattr(form, name)
-            field.errors = list(field.errors or []) + [message]
+            if message not in (field.errors or []):
+                field.errors = list(field.errors or []) + [message]
         return ok and not errors
 
     def update_model(self, form, model):

@@ -11,8 +11,10 @@ from services.accounts import recently_locked
 from services.assessment import may_review
 from services.dashboard import child_figures, overdue_work, plan_phases, plan_rates, register_counts
 from services.fund_checks import execution_figures, open_findings_count
-from services.permissions import can_read
+from services.funds import awaiting_count
+from services.permissions import can_read, can_write
 from views.assessment import OverdueFilter, filtered_url
+from views.audit_log import quick_audit_url, reveal_count
 from views.base import current_role, current_scope, level_badge
 from views.registry import FileCompleteFilter
 
@@ -38,15 +40,22 @@ class DashboardView(AdminIndexView):
             links["incomplete_files"] = filtered_url("child", [(FileCompleteFilter, "0")])
         # The findings count runs every fund check: the page asks for it separately (fund_findings).
         funds = execution_figures() if can_read(role, "funds") else None
-        if can_read(role, "assessments"):
+        # 我的待办 is for those who do the work: a read-only role (the inspector) has none.
+        if can_write(role, "assessments"):
             work = overdue_work(scope, user_id=current_user.id, may_review=may_review(role), today=today)
             links["to_review"] = filtered_url("assessment", [("状态", AssessmentStatus.SUBMITTED.value)])
             if can_read(role, "services"):
                 links["measures"] = filtered_url("support_service", [(OverdueFilter, "1")])
         # Accounts locked by wrong passwords: their admins are told here (and on 账号), not the typist.
         locked = recently_locked(utcnow()) if can_read(role, "users") else []
+        approvals = awaiting_count(current_user.id) if can_write(role, "funds") else None
+        audit = None
+        if can_read(role, "audit"):
+            audit = {"reveals": reveal_count("last_week"), "url": quick_audit_url("last_week", "reveal")}
         return self.render(
             "admin/index.html",
+            approvals=approvals,
+            audit=audit,
             locked_accounts=locked,
             counts=counts,
             funds=funds,

@@ -15,7 +15,7 @@ from flask_admin.model.template import DeleteRowAction, EditRowAction
 from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy.exc import IntegrityError
-from wtforms import IntegerField, SelectMultipleField, StringField
+from wtforms import IntegerField, RadioField, SelectMultipleField, StringField
 from wtforms.validators import Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -44,6 +44,7 @@ from services.funds import (
 from services.validation import InvalidInput
 from services.xlsx_export import XLSX_MIMETYPE
 from views.base import ChoiceFilter, ScopedModelView, SecureView, TaskLink, current_scope
+from views.chips import ChipsQuerySelectField
 from views.labels import LABELS
 
 MENU_FUNDS = "资金管理"
@@ -328,7 +329,7 @@ class ExpenseView(ScopedModelView):
         "invoice_attached",
         "collective_decision_ref",
     )
-    form_overrides = {"amount": StringField}
+    form_overrides = {"amount": StringField, "source": ChipsQuerySelectField, "category": RadioField}
     form_extra_fields = {
         "service_ref": IntegerField(
             "关联服务编号", validators=[Optional()], description="专业服务支出请填写对应赋能服务记录的编号"
@@ -337,7 +338,11 @@ class ExpenseView(ScopedModelView):
     form_args = {
         "spent_on": {"default": clock.today},
         "amount": {"description": "单位：元，精确到分；大于0且不超过10,000,000.00"},
-        "source": {"description": "专款专用：支出类别须在该资金的允许用途内"},
+        "source": {
+            "description": "专款专用：支出类别须在该资金的允许用途内",
+            "query_factory": lambda: db.session.query(FundSource).order_by(FundSource.received_on.desc()),
+        },
+        "category": {"choices": ExpenseCategory.choices()},
         "activity": {
             "description": "活动开展类支出请选择对应活动（按活动预算核对）",
             "blank_text": "（不关联活动）",

@@ -193,10 +193,9 @@ class GuardianLinkInline(InlineFormAdmin):
         "guardian": {
             "description": "兄弟姐妹的监护人已登记时，输入其姓名或电话选择，不必再填上面的姓名和电话"
         },
-        "relation": {"default": None},
+        "relation": {"default": None, "choices": Relation.choices()},
     }
     form_overrides = {"relation": RadioField}
-    form_choices = {"relation": Relation.choices()}
     # new_name first: a new guardian is the usual case; the sibling's guardian last.
     FIELD_ORDER = (
         "new_name",
@@ -253,8 +252,9 @@ class GuardianLinkInline(InlineFormAdmin):
                 status=form.new_status.data or GuardianStatus.NORMAL.value,
                 village=model.child.village,
             )
-        if not model.relation:
+        if not form.relation.data:
             raise InvalidInput(f"监护人“{model.guardian.name}”：请选择与儿童的关系（父、母、祖父母……）")
+        model.relation = form.relation.data
 
 
 class ChildSearch:

@@ -62,7 +62,27 @@
     return true;
   }
 
+  // A row added to an inline list (添加 监护人) gets its inputs renamed by Flask-Admin, but its
+  // labels keep pointing at the template's ids: clicking 父 or 主要监护人 then did nothing.
+  function relabel(row) {
+    $(row).find("label[for]").each(function () {
+      var target = this.getAttribute("for");
+      if (document.getElementById(target)) { return; }
+      var match = $(row).find("[id$='-" + target + "']").get(0);
+      if (match) { this.setAttribute("for", match.id); }
+    });
+  }
+
   $(document).on("adminFormReady", function () {
-    if (window.faForm) { window.faForm.addFieldConverter(nativeDates); }
+    var form = window.faForm;
+    if (!form) { return; }
+    form.addFieldConverter(nativeDates);
+    var addInlineField = form.addInlineField;
+    form.addInlineField = function (el, elID) {
+      var result = addInlineField.apply(this, arguments);
+      var rows = $(el).closest(".inline-field-list, [id='" + elID + "']").find(".inline-field");
+      relabel(rows.length ? rows.last() : $("#" + elID + " .inline-field").last());
+      return result;
+    };
   });
 })();

@@ -198,8 +198,8 @@ def enter_expense(page, counter: Counter, expense: dict) -> None:
     """财务 enters an expense: the date is today already; the amount as written on the invoice."""
     menu(page, counter, "资金管理", "录入支出")
     counter.type(page.locator("#amount"), expense["amount"], "金额")
-    select2_pick(page, counter, "#s2id_source a.select2-choice", expense["source"], "资金来源")
-    select2_pick(page, counter, "#s2id_category a.select2-choice", expense["category"], "支出类别")
+    counter.click(page.locator("#source label", has_text=expense["source"]), note="资金来源")
+    counter.click(page.locator("#category label", has_text=expense["category"]), note="支出类别")
     counter.type(page.locator("#payee"), expense["payee"], "收款方")
     counter.type(page.locator("#purpose"), expense["purpose"], "用途")
     counter.type(page.locator("#voucher_no"), expense["voucher_no"], "凭证号")
@@ -298,7 +298,7 @@ def prepare(today: dt.date) -> dict:
         "village": village.name,
         "child": {
             "name": "测试欣怡",
-            "id_number": "500102201605050024",
+            "id_number": "500102201605050025",
             "village": village.name[:2],
             "address": f"{village.name}三组18号",
             "category": "低保",
