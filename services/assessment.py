@@ -536,7 +536,8 @@ def new_rule_code(session, model, name: str) -> str:
 
     base = "".join(ch for ch in pinyin_keys(name)[0] if ch.isascii() and ch.isalnum())[:24] or "rule"
     code, n = base, 1
-    while session.scalar(db.select(model.id).where(model.code == code)) is not None:
-        n += 1
-        code = f"{base}_{n}"
+    with session.no_autoflush:  # the new row is in the session already, still without its code
+        while session.scalar(db.select(model.id).where(model.code == code)) is not None:
+            n += 1
+            code = f"{base}_{n}"
     return code

@@ -183,9 +183,17 @@ def build_template(village_names: list[str], category_names: list[str]) -> bytes
         "status": [s.label for s in GuardianStatus],
         "source": [s.label for s in IdentificationSource],
     }
+    headers = {
+        "gender": "性别",
+        "village": "村（社区）",
+        "category": "困境类别",
+        "relation": "监护人关系",
+        "status": "监护状态",
+        "source": "发现来源",
+    }
     ranges = {}
     for col, (name, values) in enumerate(lists.items()):
-        options.write(0, col, name)
+        options.write_string(0, col, headers.get(name, name))
         for row, value in enumerate(values, start=1):
             options.write_string(row, col, value)
         letter = xlsxwriter.utility.xl_col_to_name(col)

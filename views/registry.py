@@ -34,6 +34,7 @@ from services.register import (
     restore_child,
 )
 from services.search import child_search_clause
+from services.staff import village_director_id
 from services.validation import InvalidInput, clean_id_number, clean_name, clean_phone, mask_id_number
 from views.base import (
     ChoiceFilter,
@@ -221,6 +222,7 @@ class GuardianLinkInline(InlineFormAdmin):
         # The guardian may be left empty when a new one is typed in (checked in on_model_change).
         form_class.guardian.kwargs["validators"] = [Optional()]
         form_class.relation.kwargs["validators"] = [Optional()]
+        form_class.relation.kwargs["default"] = None  # chosen every time, never 母 by default
         form_class.new_name = StringField("姓名", validators=[Optional()], render_kw={"autocomplete": "off"})
         form_class.new_phone = StringField("电话", validators=[Optional()], render_kw={"inputmode": "tel"})
         form_class.new_id_number = StringField("身份证号（可不填）", validators=[Optional()])
@@ -462,6 +464,8 @@ class ChildView(ChildSearch, ScopedModelView):
 
     def on_model_change(self, form, model, is_created):
         fill_from_id_number(model)
+        if is_created and model.director is None:
+            model.director_id = village_director_id(db.session, model.village.id)  # the village's 儿童主任
         model.identification_source = model.identification_source or None
         if model.guardian_links and not any(link.is_primary for link in model.guardian_links):
             model.guardian_links[0].is_primary = True

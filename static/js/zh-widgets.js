@@ -18,6 +18,23 @@
     });
   }
 
+  // select2 draws "×" links (remove a chosen item, clear the box) with no text: a screen reader
+  // would say "link" only. They get a name as they appear.
+  function nameCloseLinks(root) {
+    $(root).find(".select2-search-choice-close:not([aria-label])").each(function () {
+      var item = $(this).closest(".select2-search-choice").text().trim();
+      this.setAttribute("aria-label", item ? "移除：" + item : "清除所选");
+      this.setAttribute("title", this.getAttribute("aria-label"));
+    });
+  }
+  $(function () {
+    nameCloseLinks(document);
+    if (window.MutationObserver) {
+      new MutationObserver(function () { nameCloseLinks(document); })
+        .observe(document.body, {childList: true, subtree: true});
+    }
+  });
+
   var KINDS = {
     datepicker: {type: "date", range: false},
     daterangepicker: {type: "date", range: true},

@@ -241,6 +241,21 @@ def table(counters: list[Counter]) -> str:
 
 # --------------------------------------------------------------------------- the day's data
 
+# One common character per initial letter, to make a name with the same pinyin initials.
+_BY_INITIAL = dict(
+    zip("abcdefghjklmnopqrstwxyz", "安白陈邓鄂范郭黄江孔李马倪欧潘钱任孙唐王徐杨张", strict=True)
+)
+
+
+def _same_initials(name: str) -> str | None:
+    from models import pinyin_keys
+
+    initials = pinyin_keys(name)[1]
+    twin = "".join(_BY_INITIAL.get(ch, "") for ch in initials)
+    if len(twin) != len(initials) or twin == name or pinyin_keys(twin)[1] != initials:
+        return None
+    return twin
+
 
 def prepare(today: dt.date) -> dict:
     """What the town already has before the day starts (run in an app context): director1's last
@@ -289,9 +304,19 @@ def prepare(today: dt.date) -> dict:
             status=AlertStatus.OPEN.value,
         )
     )
+    # As on a real roll, some people share their initials with another (5 of the 30 here): a second
+    # guardian of the same child whose name gives the same letters.
+    chosen = guardians[:30]
+    for g in chosen[:5]:
+        twin = _same_initials(g.name)
+        if twin is None:
+            continue
+        link = db.session.scalar(db.select(ChildGuardian).where(ChildGuardian.guardian_id == g.id).limit(1))
+        other = Guardian(name=twin, village_id=g.village_id)
+        db.session.add(ChildGuardian(child_id=link.child_id, guardian=other, relation="relative"))
     db.session.commit()
     # 30 people of the parents' roll, typed as people say them: the pinyin initials.
-    names = [(g.name_initials or g.name, f"g:{g.id}") for g in guardians[:30]]
+    names = [(g.name_initials or g.name, f"g:{g.id}") for g in chosen]
     return {
         "names": names,
         "alert_child": child.name,

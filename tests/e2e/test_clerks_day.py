@@ -6,7 +6,7 @@ import datetime as dt
 import pytest
 
 from app import create_app
-from models import Child, Expense, Guardian, db
+from models import Activity, Attendance, Child, Expense, Guardian, db
 from services import clock
 from tests.e2e.clerks_day import (
     BUDGETS,
@@ -84,11 +84,20 @@ def test_the_clerks_day_fits_its_budgets(page, day):
         assert (
             db.session.scalar(db.select(Guardian.phone).where(Guardian.name == "测试秀英")) == "13900000002"
         )
+        new_class = db.session.scalar(db.select(Activity).order_by(Activity.id.desc()).limit(1))
+        assert new_class.starts_at.date() == clock.today() + dt.timedelta(days=1)
+        assert [v.name for v in new_class.villages] == [data["village"]] and new_class.audience == ["parents"]
+        signed = set(
+            db.session.scalars(
+                db.select(Attendance.guardian_id).where(Attendance.activity_id == new_class.id)
+            )
+        )
+        assert {f"g:{gid}" for gid in signed} == {key for _, key in data["names"]}
         expense = db.session.scalar(db.select(Expense).where(Expense.payee == data["expense"]["payee"]))
         assert str(expense.amount) == "1280.00" and expense.spent_on == clock.today()
         assert expense.status == "approved"
     assert "巡查发现：儿童独自在家" in first_row
-    assert happened["chooser_shown"] >= 1, "the 30 initials include shared ones: the chooser must have asked"
+    assert happened["chooser_shown"] >= 3, "5 of the 30 initials are shared: the chooser must have asked"
     for counter in counters:
         assert counter.budgeted <= BUDGETS[counter.task], (
             f"{counter.task}: {counter.budgeted} actions, budget {BUDGETS[counter.task]}\n"
