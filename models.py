@@ -945,6 +945,11 @@ class Expense(Versioned, db.Model):
     approved_at: Mapped[dt.datetime | None]
     paid_at: Mapped[dt.datetime | None]
     collective_decision_ref: Mapped[str | None] = mapped_column(String(100))
+    # 退回: an approver sent the draft back to its handler with a reason; editing it clears this.
+    returned_at: Mapped[dt.datetime | None]
+    returned_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    returned_by: Mapped[User | None] = relationship(foreign_keys=[returned_by_id])
+    return_note: Mapped[str | None] = mapped_column(Text)
     reverses_id: Mapped[int | None] = mapped_column(ForeignKey("expense.id"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 

@@ -24,6 +24,7 @@ AREAS += ("bench.sessions",)
 AREAS += ("bench.uploads",)
 AREAS += ("bench.records",)
 AREAS += ("bench.indicators",)
+AREAS += ("bench.desk",)
 
 
 def schema_fingerprint() -> str:

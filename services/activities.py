@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from choices import ActivityKind, Audience, ChildStatus, Level, ServiceKind, ServiceStatus, StaffKind
 from models import Activity, Attendance, Child, MentorPairing, Staff, SupportService
+from services.periods import period_error
 from services.scoping import scope_clause
 from services.validation import InvalidInput
 
@@ -32,12 +33,16 @@ def check_activity(
     audience: list[str] | None,
     capacity: int | None,
     budget: Decimal | None,
+    kind: str | None = None,
 ) -> dict[str, str]:
     """Field → Chinese message for what is wrong with an activity's form."""
     errors = {}
-    if starts_at and ends_at and ends_at < starts_at:
-        errors["ends_at"] = "结束时间不能早于开始时间"
-    if starts_at and ends_at and ends_at - starts_at > dt.timedelta(days=31):
+    if kind == ActivityKind.TRAINING.value and starts_at and not ends_at:
+        errors["ends_at"] = "业务培训须填写结束时间（按起止时间计算培训学时）"
+    period = period_error(starts_at, ends_at, "开始时间", "结束时间")
+    if period:
+        errors["ends_at"] = period
+    elif starts_at and ends_at and ends_at - starts_at > dt.timedelta(days=31):
         errors["ends_at"] = "活动时长超过31天，请核对结束时间"
     if not audience:
         errors["audience"] = "请至少选择一类参与对象（儿童/家长/工作人员）"
@@ -48,6 +53,27 @@ def check_activity(
     if budget is not None and budget < 0:
         errors["budget"] = "预算不能为负数"
     return errors
+
+
+def copy_of(source: Activity, day: dt.date) -> Activity:
+    """复制上次活动: a new, unsaved activity like ``source`` (kind, title, place, organiser, audience,
+    villages, lecturers, capacity, budget, content) on ``day`` at the same hours."""
+    starts = dt.datetime.combine(day, source.starts_at.time())
+    ends = starts + (source.ends_at - source.starts_at) if source.ends_at else None
+    return Activity(
+        kind=source.kind,
+        title=source.title,
+        starts_at=starts,
+        ends_at=ends,
+        place=source.place,
+        organiser=source.organiser,
+        audience=list(source.audience or []),
+        villages=list(source.villages),
+        lecturers=list(source.lecturers),
+        capacity=source.capacity,
+        budget=source.budget,
+        description=source.description,
+    )
 
 
 def duration_hours(starts_at: dt.datetime | None, ends_at: dt.datetime | None) -> Decimal:
@@ -152,8 +178,9 @@ def check_pairing(
         errors["staff"] = f"{staff.name}已不在岗"
     if child is None:
         errors["child"] = "请选择儿童"
-    if start_on and end_on and end_on < start_on:
-        errors["end_on"] = "结束日期不能早于开始日期"
+    period = period_error(start_on, end_on, "结对开始", "结对结束")
+    if period:
+        errors["end_on"] = period
     if child is not None and start_on and "end_on" not in errors:
         overlap = select(MentorPairing.id).where(
             MentorPairing.child_id == child.id,

@@ -30,6 +30,7 @@ from models import (
 )
 from services.permissions import REVIEWER_ROLES
 from services.scoping import scope
+from services.staff import responsible_director_id
 from services.validation import InvalidInput
 
 SCORE_WORDS = {3: "良好", 2: "一般", 1: "较差", 0: "严重问题"}
@@ -416,11 +417,13 @@ def plan_measures(assessment: Assessment, today: dt.date) -> list[SupportService
     )
     created = []
     days = measure_days(assessment.rule_version.snapshot, level)
+    provider_id = responsible_director_id(db.session, assessment.child)
     for kind, _ in TIERED_MEASURES[level]:
         if kind.value in open_kinds:
             continue
         service = SupportService(
             child_id=assessment.child_id,
+            provider_id=provider_id,
             tier=level.value,
             kind=kind.value,
             status=ServiceStatus.PLANNED.value,
@@ -539,3 +542,18 @@ __all__ = [
     "save_assessment",
     "score",
 ]
+
+
+def new_rule_code(session, model, name: str) -> str:
+    """The stored code of a new indicator or veto item, made from the pinyin of its name
+    (身体健康 → shentijiankang, then shentijiankang_2 …): scores and vetoes are kept by code, so
+    nobody has to invent one, and it never changes once made."""
+    from models import pinyin_keys
+
+    base = "".join(ch for ch in pinyin_keys(name)[0] if ch.isascii() and ch.isalnum())[:24] or "rule"
+    code, n = base, 1
+    with session.no_autoflush:  # the new row is in the session already, still without its code
+        while session.scalar(db.select(model.id).where(model.code == code)) is not None:
+            n += 1
+            code = f"{base}_{n}"
+    return code

@@ -54,6 +54,7 @@ class RollEntry:
     level: str | None = None
     present: bool = False
     eligible: bool = True
+    came_last: bool = False  # signed in at the previous activity of the kind (上次来过的)
 
     @property
     def kind_label(self) -> str:
@@ -81,6 +82,7 @@ class Roll:
     entries: list[RollEntry]
     total_signed: int  # everyone signed in for the activity, including people out of the logger's scope
     too_long: bool = False
+    previous: Activity | None = None  # the activity 上次来过的 refers to
 
     @cached_property
     def present(self) -> int:
@@ -345,9 +347,38 @@ def build_roll(session, activity: Activity, village_ids, flt: RollFilter | None 
     shown = {e.key for e in entries}
     if flt.empty:
         entries.extend(_extra_attendees(session, activity, present, shown, villages))
+    previous = previous_activity(session, activity)
+    came = attended_keys(session, previous.id) if previous is not None else set()
     for entry in entries:
         entry.present = entry.key in present
-    return Roll(activity, entries, total_signed=len(existing))
+        entry.came_last = entry.key in came
+    return Roll(activity, entries, total_signed=len(existing), previous=previous)
+
+
+def previous_activity(session, activity: Activity) -> Activity | None:
+    """The activity "上次来过的" looks back to: the latest earlier one of the same kind held for the
+    same villages (town-wide ones for a town-wide activity)."""
+    own = set(activity_village_ids(session, activity))
+    earlier = (
+        select(Activity)
+        .where(
+            Activity.kind == activity.kind,
+            Activity.starts_at < activity.starts_at,
+            Activity.id != activity.id,
+        )
+        .order_by(Activity.starts_at.desc(), Activity.id.desc())
+        .limit(20)
+    )
+    for candidate in session.scalars(earlier):
+        theirs = set(activity_village_ids(session, candidate))
+        if theirs == own or (own and theirs & own):
+            return candidate
+    return None
+
+
+def attended_keys(session, activity_id: int) -> set[str]:
+    """Roll keys of the people (not walk-ins) signed in for an activity."""
+    return {key for _, key, _, kind in _existing(session, activity_id) if kind != "walk_in"}
 
 
 def _guardian_entries(session, children, village_ids, villages, child_info, categories):

@@ -31,8 +31,19 @@ _SKIPPED = {AuditLog.__tablename__, RuleRun.__tablename__, UserSession.__tablena
 # Columns never copied into the log in clear.
 _MASKED = {"id_number"}
 _SECRET = {"password_hash", "token_hash"}
-# Derived or bookkeeping columns that would only add noise to a change record.
-_NOISE = {"name_pinyin", "name_initials", "id_last4", "updated_at", "version"}
+# Derived or bookkeeping columns that would only add noise to a change record. A login's own
+# bookkeeping (last login time, failed-login count, session epoch) is told by the 登录/登录失败
+# rows: an update that changes nothing else writes no row of its own.
+_NOISE = {
+    "name_pinyin",
+    "name_initials",
+    "id_last4",
+    "updated_at",
+    "version",
+    "last_login_at",
+    "failed_logins",
+    "session_epoch",
+}
 
 
 def set_actor(actor: Actor) -> contextvars.Token:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, true
 
 from choices import AlertStatus, CaseStage, CaseType, Department
 from models import Alert, AlertStep, Case, CaseConference, CaseEvent, Child, db
@@ -262,15 +262,22 @@ def open_case_from_alert(
     return case
 
 
-def board(village_ids, per_stage: int = 30) -> dict[str, dict]:
-    """The case board: per stage the count and the cases waiting longest (closed: the latest) as plain rows."""
+def board(village_ids, per_stage: int = 30, search: str | None = None) -> dict[str, dict]:
+    """The case board: per stage the count and the cases waiting longest (closed: the latest) as plain rows.
+    ``search``: only the cases of the children the register's search box finds (services/search.py)."""
     from services.scoping import scope
+    from services.search import child_search_clause
+
+    found = child_search_clause(search or "")
 
     # Scoped through the joined child (the same village clause), so no list of child ids is built.
     counts = dict(
         db.session.execute(
             scope(
-                select(Case.stage, func.count()).join(Child, Child.id == Case.child_id).group_by(Case.stage),
+                select(Case.stage, func.count())
+                .join(Child, Child.id == Case.child_id)
+                .where(found if found is not None else true())
+                .group_by(Case.stage),
                 Child,
                 village_ids,
             )
@@ -291,7 +298,7 @@ def board(village_ids, per_stage: int = 30) -> dict[str, dict]:
                     Child.village_id,
                 )
                 .join(Child, Child.id == Case.child_id)
-                .where(Case.stage == stage.value)
+                .where(Case.stage == stage.value, found if found is not None else true())
                 .order_by(order, Case.id)
                 .limit(per_stage),
                 Child,

@@ -14,6 +14,7 @@ from sqlalchemy import Integer, cast, func, select
 
 from choices import ExpenseCategory, ExpenseStatus, FundKind
 from models import Expense, FundSource, Setting, db
+from services.periods import period_error
 from services.validation import InvalidInput, clean_money
 
 CENT = Decimal("0.01")
@@ -117,8 +118,9 @@ def check_source(source: FundSource) -> dict[str, str]:
         source.amount = clean_amount(source.amount)
     except InvalidInput as bad:
         errors["amount"] = str(bad)
-    if source.valid_from and source.valid_to and source.valid_to < source.valid_from:
-        errors["valid_to"] = "有效期截止日期不能早于起始日期"
+    period = period_error(source.valid_from, source.valid_to, "有效期起", "有效期止")
+    if period:
+        errors["valid_to"] = period
     unknown = [c for c in (source.allowed_categories or []) if c not in ExpenseCategory._value2member_map_]
     if unknown:
         errors["allowed_categories"] = "用途类别无效：" + "、".join(map(str, unknown))
@@ -161,6 +163,7 @@ def approve(expense: Expense, approver_id: int, now: dt.datetime, thresholds: Th
     expense.status = ExpenseStatus.APPROVED.value
     expense.approver_id = approver_id
     expense.approved_at = now
+    expense.returned_at = expense.returned_by_id = expense.return_note = None
     warnings = []
     if abs(expense.amount) > thresholds.collective and not expense.collective_decision_ref:
         warnings.append(
@@ -168,6 +171,47 @@ def approve(expense: Expense, approver_id: int, now: dt.datetime, thresholds: Th
             "尚未填写集体决策文号"
         )
     return warnings
+
+
+def awaiting_approval(user_id: int):
+    """待我审批: drafts someone else handled and nobody has sent back, oldest first (a Select)."""
+    return (
+        select(Expense)
+        .where(
+            Expense.status == ExpenseStatus.DRAFT.value,
+            Expense.returned_at.is_(None),
+            (Expense.handler_id != user_id) | Expense.handler_id.is_(None),
+        )
+        .order_by(Expense.spent_on, Expense.id)
+    )
+
+
+def awaiting_count(user_id: int) -> int:
+    return db.session.scalar(
+        select(func.count()).select_from(awaiting_approval(user_id).order_by(None).subquery())
+    )
+
+
+def refuse(expense: Expense, user_id: int, now: dt.datetime, note: str) -> None:
+    """退回经办人: a draft sent back with the reason; it leaves the approvers' list until edited."""
+    note = (note or "").strip()
+    if expense.status != ExpenseStatus.DRAFT.value:
+        raise InvalidInput(
+            f"第{expense.id}号支出当前为“{ExpenseStatus.label_of(expense.status)}”，只有草稿可以退回"
+        )
+    if expense.handler_id is not None and expense.handler_id == user_id:
+        raise InvalidInput(f"第{expense.id}号支出是您经办的，无需退回给自己，请直接修改")
+    if not note:
+        raise InvalidInput(f"第{expense.id}号支出：请填写退回原因，经办人据此修改")
+    expense.returned_at = now
+    expense.returned_by_id = user_id
+    expense.return_note = note[:500]
+
+
+def resubmitted(expense: Expense) -> None:
+    """The handler edited a returned draft: it waits for approval again."""
+    expense.returned_at = None
+    expense.returned_by_id = None
 
 
 def return_to_draft(expense: Expense) -> None:

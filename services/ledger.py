@@ -208,7 +208,7 @@ def _write_summary(
     ws.text(row, 0, "二、按支出类别", fmt.total_label)
     row += 1
     cat_headers = (
-        "类别代码",
+        "序号",
         "支出类别",
         "",
         "可使用资金",
@@ -223,10 +223,10 @@ def _write_summary(
     cat_first = row + 2
     cat_last = row + 1 + len(categories)
     cat_total = totals(categories)
-    for b in categories:
+    for number, b in enumerate(categories, start=1):
         row += 1
         r = row + 1
-        ws.text(row, 0, b.key)
+        ws.number(row, 0, number)
         ws.text(row, 1, b.name)
         ws.number(row, 3, _money(b.budget), fmt.money)
         _status_sums(ws, fmt, row, X_CATEGORY, last_row, b)

@@ -5,12 +5,15 @@ and restore as a ChildStatusChange, so 在册 on a past date can be read back (s
 """
 
 import datetime as dt
+import re
+import unicodedata
 from dataclasses import dataclass
 
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
+from stdnum import numdb
 
-from choices import AlertClosure, AlertStatus, ChildStatus, ServiceStatus
+from choices import AlertClosure, AlertStatus, ChildStatus, Gender, ServiceStatus
 from models import Alert, AlertStep, Child, ChildStatusChange, Guardian, SupportService, db
 from services import audit, clock
 from services.scoping import in_scope
@@ -60,6 +63,61 @@ def check_child_identity(
         else:
             errors["id_number"] = DUPLICATE_ELSEWHERE
     return errors
+
+
+def region_of(id_number: str) -> str | None:
+    """重庆市涪陵区 for 500102…: the province and county of the first 6 digits (None if unknown)."""
+    parts = [props for _, props in numdb.get("cn/loc").info(id_number[:6]) if props]
+    if len(parts) < 2:
+        return None
+    names = [re.sub(r"^\[[^\]]*\]", "", value) for props in parts for value in props.values()]
+    return "".join(dict.fromkeys(names))
+
+
+def age_on(birth: dt.date, today: dt.date) -> int:
+    return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
+
+
+def read_id_number(text: str, today: dt.date, *, child_id: int | None, village_ids) -> dict:
+    """What the registration form says about a 身份证号 while it is being typed: the region once 6
+    digits are in, the birth date once 14 are, and at 18 the full check (check digit, date, region,
+    already registered). The same rules decide when the form is saved; this only says them early.
+
+    Returns state ("typing", "ok" or "error"), a Chinese message, and what the number tells:
+    region, birth date (ISO), gender (M/F and its label) and age in whole years."""
+    raw = unicodedata.normalize("NFKC", text or "").strip().replace(" ", "").upper()
+    answer: dict = {"state": "typing", "message": "", "region": None}
+    if not raw:
+        return {**answer, "message": "请输入18位身份证号"}
+    if not re.fullmatch(r"\d{0,17}[\dX]?", raw) or "X" in raw[:-1]:
+        return {**answer, "state": "error", "message": "身份证号只能由数字组成，最后一位可以是X"}
+    if len(raw) > 18:
+        return {**answer, "state": "error", "message": f"身份证号应为18位，当前为{len(raw)}位"}
+    if len(raw) >= 6:
+        answer["region"] = region_of(raw)
+        if answer["region"] is None:
+            return {**answer, "state": "error", "message": "身份证号前6位不是有效的行政区划代码"}
+    if len(raw) >= 14:
+        try:
+            born = dt.datetime.strptime(raw[6:14], "%Y%m%d").date()
+        except ValueError:
+            return {**answer, "state": "error", "message": "身份证号中的出生日期（第7-14位）无效"}
+        if born > today or born.year < 1900:
+            return {**answer, "state": "error", "message": "身份证号中的出生日期晚于今天或早于1900年"}
+        answer.update(birth_date=born.isoformat(), age=age_on(born, today))
+    if len(raw) < 18:
+        return {**answer, "message": f"已输入{len(raw)}位，共18位"}
+    errors = check_child_identity(raw, None, None, child_id=child_id, village_ids=village_ids)
+    if "id_number" in errors:
+        return {**answer, "state": "error", "message": errors["id_number"]}
+    gender = gender_of(raw)
+    return {
+        **answer,
+        "state": "ok",
+        "message": "身份证号有效",
+        "gender": gender,
+        "gender_label": Gender.label_of(gender),
+    }
 
 
 def fill_from_id_number(child: Child) -> None:
@@ -214,5 +272,6 @@ __all__ = [
     "record_status_change",
     "fill_from_id_number",
     "note_guardian_status",
+    "read_id_number",
     "restore_child",
 ]

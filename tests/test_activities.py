@@ -284,7 +284,7 @@ def test_pairing_checks(app):
     errors = check_pairing(
         db.session, staff=mother, child=child, start_on=dt.date(2026, 3, 1), end_on=dt.date(2026, 2, 1)
     )
-    assert errors["end_on"] == "结束日期不能早于开始日期"
+    assert errors["end_on"] == "结对结束不能早于结对开始"
     db.session.add(MentorPairing(staff_id=mother.id, child_id=child.id, start_on=dt.date(2026, 3, 1)))
     db.session.commit()
     errors = check_pairing(db.session, staff=mother, child=child, start_on=dt.date(2026, 4, 1), end_on=None)

@@ -437,4 +437,4 @@ def test_list_toolbar_reads_in_our_words(app, client, auth):
     page = client.get("/admin/child/").get_data(as_text=True)
     assert re.search(r">\s*20 条/页\s*<", page)
     assert "项目" not in page
-    assert "添加筛选器" in page  # Flask-Admin's own words are still there
+    assert "添加筛选条件" in page  # Flask-Admin's own words are still there

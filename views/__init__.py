@@ -23,3 +23,11 @@ def register_views(admin, app):
         module.register(admin)
         if hasattr(module, "init_app"):
             module.init_app(app)
+    _system_menu_last(admin)
+
+
+def _system_menu_last(admin):
+    """系统管理 closes the menu, whichever module first added a page to it."""
+    from views.system import MENU_SYSTEM
+
+    admin._menu.sort(key=lambda item: item.name == MENU_SYSTEM)

@@ -24,6 +24,7 @@ from services.activities import (
     attendance_counts,
     check_activity,
     check_pairing,
+    copy_of,
     duration_hours,
     pairing_sessions,
     participation,
@@ -81,8 +82,8 @@ def _villages_label(activity) -> str:
 
 _ROW = (
     '<tr data-k="{kind}" data-v="{village_id}" data-c="{cats}" data-l="{level}" data-p="{pinyin}"'
-    ' data-i="{initials}" data-d="{last4}"{row_class}><td class="tick-col"><input type="checkbox"'
-    ' name="present" value="{key}"{checked}{disabled}></td><td class="name">{name}</td><td>{kind_label}</td>'
+    ' data-i="{initials}" data-d="{last4}" data-last="{came_last}"{row_class}><td class="tick-col"><input type="checkbox"'
+    ' name="present" value="{key}" aria-label="{name}"{checked}{disabled}></td><td class="name">{name}</td><td>{kind_label}</td>'
     '<td>{village}</td><td>{role}</td><td>{last4}</td><td class="small">{cat_names}</td><td>{badge}</td></tr>'
 )
 
@@ -112,6 +113,7 @@ def roll_rows(entries, category_names: dict[int, str], may_write: bool) -> Marku
                 pinyin=escape(e.pinyin),
                 initials=escape(e.initials),
                 last4=escape(e.id_last4),
+                came_last="1" if e.came_last else "",
                 row_class=' class="table-success"' if e.present else "",
                 key=e.key,
                 checked=" checked" if e.present else "",
@@ -231,10 +233,30 @@ class ActivityView(ScopedModelView):
 
     @property
     def column_extra_row_actions(self):
-        return [
+        actions = [
             EndpointLinkRowAction("fa fa-check-square-o", ".attendance_view", title="活动签到"),
             EndpointLinkRowAction("fa fa-file-excel-o", ".signin_sheet_view", title="导出签到表"),
         ]
+        if self.can_create:
+            actions.append(EndpointLinkRowAction("fa fa-copy", ".copy_view", title="复制为新活动"))
+        return actions
+
+    @expose("/copy/")
+    def copy_view(self):
+        """复制上次活动: the create form filled from a past activity, on today's date."""
+        source = self._activity_or_404()
+        return redirect(self.get_url(".create_view", copy=source.id))
+
+    def create_form(self, obj=None):
+        source_id = request.args.get("copy", type=int)
+        if request.method == "GET" and source_id and obj is None:
+            source = self.get_one(source_id)
+            if source is not None:
+                obj = copy_of(source, clock.today())
+                flash(
+                    f"已复制“{source.title}”（{source.starts_at:%Y-%m-%d}），请核对日期和时间后保存。", "info"
+                )
+        return super().create_form(obj)
 
     # --- checks ----------------------------------------------------------------------------
 
@@ -256,13 +278,15 @@ class ActivityView(ScopedModelView):
             form.audience.data,
             form.capacity.data,
             form.budget.data,
+            kind=form.kind.data,
         )
         scope = current_scope()
         if scope is not None and not form.villages.data:
             errors["villages"] = "请选择本村（社区）；全镇活动由镇级经办人创建"
         for name, message in errors.items():
             field = getattr(form, name)
-            field.errors = list(field.errors or []) + [message]
+            if message not in (field.errors or []):
+                field.errors = list(field.errors or []) + [message]
         return ok and not errors
 
     def update_model(self, form, model):
@@ -439,6 +463,44 @@ class ActivityView(ScopedModelView):
                     (row, name, village) for row, name, village in reading.strangers if village in villages
                 ]
         return self.render("activities/signin_import.html", **context)
+
+
+class SignInListView(SecureView):
+    """活动签到: today's and upcoming activities, one click from their rolls; the recent ones, to
+    open again or to copy for the next session."""
+
+    area = "activities"
+
+    @expose("/")
+    def index(self):
+        today = dt.datetime.combine(clock.today(), dt.time())
+        current = (Activity.starts_at >= today) | (Activity.ends_at >= today)
+        upcoming = (
+            scoped_query(Activity).filter(current).order_by(Activity.starts_at, Activity.id).limit(50).all()
+        )
+        recent = (
+            scoped_query(Activity)
+            .filter(~current)
+            .order_by(Activity.starts_at.desc(), Activity.id.desc())
+            .limit(10)
+            .all()
+        )
+        counts = attendance_counts(db.session, [a.id for a in upcoming + recent])
+        activity_view = _ACTIVITY_VIEW[0]
+        return self.render(
+            "activities/signin_list.html",
+            upcoming=upcoming,
+            recent=recent,
+            counts=counts,
+            today=today.date(),
+            kind_label=ActivityKind.label_of,
+            audience_label=_audience_labels,
+            villages_label=_villages_label,
+            may_create=activity_view.can_create,
+        )
+
+
+_ACTIVITY_VIEW: list[ActivityView] = []
 
 
 # --------------------------------------------------------------------------- 爱心妈妈
@@ -652,7 +714,10 @@ def participation_link(kind: str, pk: int) -> Markup:
 
 
 def register(admin):
-    admin.add_view(ActivityView(Activity, name="活动", endpoint="activity"))
+    activity_view = ActivityView(Activity, name="活动", endpoint="activity")
+    _ACTIVITY_VIEW[:] = [activity_view]
+    admin.add_view(SignInListView(name="活动签到", endpoint="signin", url="/admin/signin", category=MENU))
+    admin.add_view(activity_view)
     admin.add_view(MentorPairingView(MentorPairing, name="爱心妈妈结对", endpoint="pairing"))
     admin.add_view(PairingGapView(name="待结对儿童", endpoint="pairing_gaps", category=MENU))
     admin.add_view(TrainingView(name="培训统计", endpoint="training", category=MENU))

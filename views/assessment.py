@@ -47,6 +47,7 @@ from services.assessment import (
     check_service,
     level_history,
     may_review,
+    new_rule_code,
     record_online_push,
     return_assessment,
     rules_snapshot,
@@ -503,6 +504,12 @@ class RuleTableView(ScopedModelView):
     can_view_details = False
     allow_delete = False
 
+    def on_model_change(self, form, model, is_created):
+        # Indicators and veto items are stored by a code nobody types: made once, from the name.
+        if is_created and hasattr(model, "code") and not model.code:
+            model.code = new_rule_code(db.session, type(model), model.name)
+        super().on_model_change(form, model, is_created)
+
 
 class IndicatorGroupView(RuleTableView):
     column_list = ("sort_order", "name")
@@ -515,7 +522,6 @@ class IndicatorView(RuleTableView):
     column_list = (
         "sort_order",
         "group",
-        "code",
         "name",
         "label_3",
         "label_2",
@@ -525,7 +531,6 @@ class IndicatorView(RuleTableView):
     )
     form_columns = (
         "group",
-        "code",
         "name",
         "label_3",
         "label_2",
@@ -537,14 +542,13 @@ class IndicatorView(RuleTableView):
     column_default_sort = ("sort_order", False)
     column_labels = {**ASSESSMENT_LABELS, "name": "指标名称", "active": "启用"}
     form_args = {
-        "code": {"description": "英文编码，保存在评估记录中；已使用的指标请勿修改编码"},
         "active": {"description": "停用后新评估不再包含该指标；已有评估按当时的规则版本保存，不受影响"},
     }
 
 
 class VetoItemView(RuleTableView):
-    column_list = ("sort_order", "code", "name", "active")
-    form_columns = ("code", "name", "active", "sort_order")
+    column_list = ("sort_order", "name", "active")
+    form_columns = ("name", "active", "sort_order")
     column_default_sort = ("sort_order", False)
     column_labels = {**ASSESSMENT_LABELS, "name": "否决项", "active": "启用"}
     form_args = {"active": {"description": "任一启用的否决项成立，等级直接判为红色"}}

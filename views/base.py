@@ -7,6 +7,7 @@ delete, bulk actions, relation dropdowns, AJAX lookups, filter options and inlin
 
 from __future__ import annotations
 
+import datetime as dt
 from urllib.parse import quote
 
 from flask import abort, flash, g, has_request_context, redirect, request, url_for
@@ -16,6 +17,7 @@ from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla.ajax import QueryAjaxModelLoader
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter, FilterEqual
 from flask_admin.form import BaseForm
+from flask_admin.menu import MenuLink
 from flask_admin.model import template as row_template
 from flask_admin.model.template import BaseListRowAction
 from flask_login import current_user
@@ -32,10 +34,15 @@ from services.errors import Refused, describe
 from services.permissions import can_read, can_write
 from services.scoping import scope
 from services.validation import ID_MAX, parse_id, parse_int
+from views.dates import NativeDateConverter, check_periods
 from views.errors import error_response, request_context, returns_json, rollback_quietly
 from views.export import XlsxExportMixin
 from views.fields import apply_field_types
 from views.labels import LABELS
+from views.staff_picker import apply_staff_picker
+
+# The empty choice of a relation dropdown (儿童主任, 爱心妈妈 …).
+BLANK_CHOICE = "（不选）"
 
 WRITE_ENDPOINTS = {"create_view", "edit_view", "delete_view", "action_view", "ajax_update"}
 
@@ -123,7 +130,15 @@ class VillageFilter(BaseSQLAFilter):
 
 
 class ScopedAjaxLoader(QueryAjaxModelLoader):
-    """AJAX lookups that only ever find rows in the user's villages."""
+    """AJAX lookups that only ever find rows in the user's villages. The box says what it searches
+    (输入姓名或电话查找), instead of Flask-Admin's "Please select model"."""
+
+    def __init__(self, name, session, model, **options):
+        fields = options.get("fields") or ()
+        searched = [LABELS.get(getattr(f, "key", f), "") for f in fields]
+        searched = [label for label in dict.fromkeys(searched) if label]
+        options.setdefault("placeholder", f"输入{'或'.join(searched) or '关键字'}查找")
+        super().__init__(name, session, model, **options)
 
     def get_query(self):
         query = scoped_query(self.model)
@@ -147,14 +162,34 @@ def choice_formatter(choice: type[Choice]):
 
 
 def level_badge(value) -> Markup:
-    from choices import LEVEL_COLOURS, Level
+    from choices import Level
 
     if not value:
         return Markup('<span class="badge badge-light">未评估</span>')
     level = Level(value)
-    return Markup('<span class="badge level-badge" style="background:{};color:#fff">{}</span>').format(
-        LEVEL_COLOURS[level], level.label
-    )
+    return Markup('<span class="badge level-badge level-{}">{}</span>').format(level.value, level.label)
+
+
+def _yes_no(view, value, name):
+    return "是" if value else "否"
+
+
+def _joined(view, values, name):
+    return "、".join(str(v) for v in values)
+
+
+def _to_the_second(view, value, name):
+    return value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+# How a value of each Python type reads in lists and details: 是/否 (Flask-Admin shows an icon
+# titled "active: true" in lists and True/False in details), 、-joined lists, times to the second.
+TYPE_FORMATTERS = {
+    type(None): lambda view, value, name: "",
+    bool: _yes_no,
+    list: _joined,
+    dt.datetime: _to_the_second,
+}
 
 
 # --------------------------------------------------------------------------- list row actions
@@ -405,6 +440,10 @@ class ScopedModelView(AnsweredView, ModelView, XlsxExportMixin):
     edit_modal = False
     create_modal = False
     list_template = "admin/scoped_list.html"
+    column_type_formatters = TYPE_FORMATTERS
+    column_type_formatters_detail = TYPE_FORMATTERS
+    # Native date and date-time inputs for every Date/DateTime column (views/dates.py).
+    model_form_converter = NativeDateConverter
     # {column: Choice} — labels in lists, details and forms all come from the Choice.
     choice_columns: dict[str, type[Choice]] = {}
 
@@ -487,6 +526,23 @@ class ScopedModelView(AnsweredView, ModelView, XlsxExportMixin):
             kwargs.setdefault("select_record_title", admin_gettext("Select record"))
         return super().render(template, **kwargs)
 
+    def search_placeholder(self):
+        """搜索：姓名、电话 — the searched columns by their Chinese labels (Flask-Admin would print
+        "child.name, staff.name")."""
+        if not self.column_searchable_list:
+            return None
+        labels = dict(LABELS, **(self.column_labels or {}))
+        names = []
+        for column in self.column_searchable_list:
+            key = getattr(column, "key", column)
+            label = labels.get(key)
+            if label is None and "." in key:
+                relation, attr = key.rsplit(".", 1)
+                label = labels.get(relation, "") + ("" if attr == "name" else labels.get(attr, ""))
+            if label and label not in names:
+                names.append(label)
+        return "搜索：" + "、".join(names) if names else "搜索"
+
     # --- scoping: every read goes through get_query --------------------------------------
 
     def get_query(self):
@@ -563,13 +619,46 @@ class ScopedModelView(AnsweredView, ModelView, XlsxExportMixin):
         remote = self.model.__mapper__.relationships[name].mapper.class_
         return ScopedAjaxLoader(name, self.session, remote, **options)
 
+    # {field name: StaffPicker}: which kind of staff a relation field offers (views/staff_picker.py).
+    staff_pickers: dict = {}
+
     def _scope_form(self, form):
-        """Limit every relation dropdown of the form (and its inline rows) to the user's villages."""
+        """Limit every relation dropdown of the form (and its inline rows) to the user's villages;
+        staff pickers then offer the declared kinds, the form's village first."""
         for field in form:
             self._scope_field(field)
+        self._settle_villages(form)
+        for name, picker in self.staff_pickers.items():
+            apply_staff_picker(form, name, picker)
         return form
 
+    def _settle_villages(self, form):
+        """A new record's 村（社区）: fixed for a user of one village, chosen by a town user (never
+        preset to the first village, where a clerk's entry would land unnoticed)."""
+        if not (request.endpoint or "").endswith("create_view"):
+            return
+        for field in form:
+            query = getattr(field, "query", None)
+            if query is None or hasattr(field, "_get_object_list") is False or isinstance(field.data, list):
+                continue
+            descriptions = getattr(query, "column_descriptions", None) or [{}]
+            if descriptions[0].get("entity") is not Village:
+                continue
+            options = query.all()
+            if len(options) == 1:
+                if field.data is None:
+                    field.data = options[0]
+            elif not field.allow_blank:
+                field.allow_blank = True
+                field.blank_text = "（请选择村（社区））"
+                field.choice_required = True
+
     def _scope_field(self, field):
+        if getattr(field, "allow_blank", False):
+            if any(value == "" for value, *_ in getattr(field, "choices", None) or ()):
+                field.allow_blank = False  # the view's own empty choice (（未填）) says it better
+            elif not (getattr(field, "blank_text", None) or "").strip():
+                field.blank_text = BLANK_CHOICE  # Flask-Admin's select otherwise reads "__None"
         factory = getattr(field, "query_factory", None)
         if factory is not None and getattr(field, "_scoped", False) is False:
             query = factory()
@@ -755,6 +844,17 @@ class ScopedModelView(AnsweredView, ModelView, XlsxExportMixin):
             form.version_seen.data = model.version if model else ""
         super().on_form_prefill(form, id)
 
+    def validate_form(self, form):
+        g.form_in_flight = form  # a constraint failure on save is shown next to its field
+        ok = super().validate_form(form)
+        if request.method != "POST":
+            return ok
+        for field in form:
+            if getattr(field, "choice_required", False) and field.data is None and not field.errors:
+                field.errors = list(field.errors or []) + [f"请选择{field.label.text}"]
+                ok = False
+        return check_periods(form) and ok
+
     def update_model(self, form, model):
         seen = getattr(form, "version_seen", None)
         if seen is not None and seen.data and str(model.version) != str(seen.data):
@@ -766,10 +866,6 @@ class ScopedModelView(AnsweredView, ModelView, XlsxExportMixin):
         if ok and seen is not None:
             seen.data = model.version
         return ok
-
-    def validate_form(self, form):
-        g.form_in_flight = form  # a constraint failure on save is shown next to its field
-        return super().validate_form(form)
 
     def handle_view_exception(self, exc):
         """A failure inside create/update/delete (Flask-Admin catches it and calls this): the one
@@ -905,6 +1001,20 @@ def _show(value):
 ScopedModelView.create_model = _claiming_form_token(ScopedModelView.create_model)
 
 
+class TaskLink(MenuLink):
+    """A menu entry straight to a daily task's form (登记儿童, 录入支出), for the roles that may do it."""
+
+    def __init__(self, name: str, endpoint: str, area: str, category: str):
+        super().__init__(name, endpoint=endpoint, category=category)
+        self.area = area
+
+    def is_accessible(self):
+        return current_user.is_authenticated and can_write(current_role(), self.area)
+
+    def get_url(self):
+        return url_for(self.endpoint)
+
+
 class ReadOnlyModelView(ScopedModelView):
     allow_create = False
     allow_edit = False
@@ -920,6 +1030,7 @@ __all__ = [
     "ReadOnlyModelView",
     "ScopedModelView",
     "SecureView",
+    "TaskLink",
     "VillageFilter",
     "current_scope",
     "expose",

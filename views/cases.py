@@ -259,7 +259,8 @@ class CaseBoardView(SecureView):
 
     @expose("/")
     def index(self):
-        columns = case_service.board(current_scope())
+        search = (request.args.get("q") or "").strip()[:50]
+        columns = case_service.board(current_scope(), search=search)
         professionals = {
             s.id: s.name
             for s in db.session.scalars(
@@ -279,6 +280,7 @@ class CaseBoardView(SecureView):
             details_url=url_for("case.details_view"),
             type_labels=dict(CaseType.choices()),
             now=_now(),
+            search=search,
         )
 
 

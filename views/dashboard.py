@@ -11,8 +11,10 @@ from services import consent as consent_service
 from services.accounts import recently_locked
 from services.assessment import may_review
 from services.dashboard import overdue_work, plan_phases, register_counts
-from services.permissions import can_read
+from services.funds import awaiting_count
+from services.permissions import can_read, can_write
 from views.assessment import OverdueFilter, filtered_url
+from views.audit_log import quick_audit_url, reveal_count
 from views.base import current_role, current_scope, level_badge
 from views.registry import FileCompleteFilter
 
@@ -50,7 +52,8 @@ class DashboardView(AdminIndexView):
             links["fund_findings"] = url_for(
                 "fundcheck.index", start=frame.start, end=frame.end, state="open"
             )
-        if can_read(role, "assessments"):
+        # 我的待办 is for those who do the work: a read-only role (the inspector) has none.
+        if can_write(role, "assessments"):
             work = overdue_work(scope, user_id=current_user.id, may_review=may_review(role), today=today)
             links["to_review"] = filtered_url("assessment", [("状态", AssessmentStatus.SUBMITTED.value)])
             if can_read(role, "services"):
@@ -66,10 +69,16 @@ class DashboardView(AdminIndexView):
             consent["first_missing"] = consent_service.missing_filing_under_14(scope, today, limit=5)[0]
         # Accounts locked by wrong passwords: their admins are told here (and on 账号), not the typist.
         locked = recently_locked(utcnow()) if can_read(role, "users") else []
+        approvals = awaiting_count(current_user.id) if can_write(role, "funds") else None
+        audit = None
+        if can_read(role, "audit"):
+            audit = {"reveals": reveal_count("last_week"), "url": quick_audit_url("last_week", "reveal")}
         return self.render(
             "admin/index.html",
             consent=consent,
             incoming=incoming,
+            approvals=approvals,
+            audit=audit,
             locked_accounts=locked,
             counts=counts,
             funds=funds,

@@ -15,7 +15,7 @@ from flask_admin.model.template import DeleteRowAction, EditRowAction
 from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy.exc import IntegrityError
-from wtforms import IntegerField, SelectMultipleField, StringField
+from wtforms import IntegerField, RadioField, SelectMultipleField, StringField
 from wtforms.validators import Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -26,12 +26,16 @@ from services.errors import Refused
 from services.funds import (
     AMOUNT_MAX,
     approve,
+    awaiting_approval,
+    awaiting_count,
     category_budgets,
     check_expense,
     check_source,
     is_editable,
     load_thresholds,
     pay,
+    refuse,
+    resubmitted,
     return_to_draft,
     reversal_of,
     reverse,
@@ -40,7 +44,8 @@ from services.funds import (
 )
 from services.validation import InvalidInput, parse_id
 from services.xlsx_export import XLSX_MIMETYPE
-from views.base import ChoiceFilter, ScopedModelView, SecureView, arg_id, current_scope
+from views.base import ChoiceFilter, ScopedModelView, SecureView, TaskLink, arg_id, current_scope
+from views.chips import ChipsQuerySelectField
 from views.labels import LABELS
 
 MENU_FUNDS = "资金管理"
@@ -276,9 +281,10 @@ class ExpenseView(ScopedModelView):
         "approved_at",
         "paid_at",
         "reverses_id",
+        "return_note",
         "created_at",
     )
-    column_labels = FUND_LABELS
+    column_labels = {**FUND_LABELS, "return_note": "退回原因"}
     column_default_sort = [("spent_on", True), ("id", True)]
     column_sortable_list = (
         "id",
@@ -328,20 +334,25 @@ class ExpenseView(ScopedModelView):
         "invoice_attached",
         "collective_decision_ref",
     )
-    form_overrides = {"amount": StringField}
+    form_overrides = {"amount": StringField, "source": ChipsQuerySelectField, "category": RadioField}
     form_extra_fields = {
         "service_ref": IntegerField(
             "关联服务编号", validators=[Optional()], description="专业服务支出请填写对应赋能服务记录的编号"
         )
     }
     form_args = {
+        "spent_on": {"default": clock.today},
         "amount": {
             "description": "单位：元，精确到分；大于0且不超过10,000,000.00",
             "allow_zero": False,
             "allow_negative": True,  # a 红字冲销 counter-entry; new expenses are checked below
             "hi": AMOUNT_MAX,
         },
-        "source": {"description": "专款专用：支出类别须在该资金的允许用途内"},
+        "source": {
+            "description": "专款专用：支出类别须在该资金的允许用途内",
+            "query_factory": lambda: db.session.query(FundSource).order_by(FundSource.received_on.desc()),
+        },
+        "category": {"choices": ExpenseCategory.choices()},
         "activity": {
             "description": "活动开展类支出请选择对应活动（按活动预算核对）",
             "blank_text": "（不关联活动）",
@@ -350,7 +361,9 @@ class ExpenseView(ScopedModelView):
         "collective_decision_ref": {"description": "单笔超过集体决策限额（默认30,000元）时必填：会议纪要号"},
     }
     form_ajax_refs = {"child": {"fields": ("name",), "page_size": 10}}
-    extra_write_endpoints = frozenset({"approve_view", "pay_view", "draft_view", "reverse_view"})
+    extra_write_endpoints = frozenset(
+        {"approve_view", "pay_view", "draft_view", "reverse_view", "refuse_view"}
+    )
     create_endpoints = frozenset({"reverse_view"})
 
     # --- forms ---------------------------------------------------------------------------
@@ -401,6 +414,8 @@ class ExpenseView(ScopedModelView):
             model.status = ExpenseStatus.DRAFT.value
         elif not is_editable(model):
             raise InvalidInput("只有草稿可以修改；已支付的支出只能红字冲销")
+        elif model.returned_at is not None:
+            resubmitted(model)  # corrected after 退回: it waits for approval again
         if hasattr(form, "service_ref"):
             model.service_id = form.service_ref.data or None
         errors = check_expense(model)
@@ -471,11 +486,27 @@ class ExpenseView(ScopedModelView):
             # the page was drawn before someone else approved, paid or returned it
             raise Refused("该支出刚被他人处理，请刷新后重试", 409)
         self._each([expense.id], step, done)
-        return redirect(self.get_url(".details_view", id=expense.id))
+        return redirect(_back_to(request.form.get("back")) or self.get_url(".details_view", id=expense.id))
 
     @expose("/approve/", methods=("POST",))
     def approve_view(self):
         return self._one_step(lambda e, th: approve(e, current_user.id, clock.now(), th), "审批")
+
+    @expose("/refuse/", methods=("POST",))
+    def refuse_view(self):
+        """退回经办人 with a reason (from the details page or the 待我审批 list)."""
+        expense = self.get_one(request.args.get("id"))
+        if expense is None:
+            flash("记录不存在。", "error")
+            return redirect(self.get_url(".index_view"))
+        try:
+            refuse(expense, current_user.id, clock.now(), request.form.get("note", ""))
+        except InvalidInput as bad:
+            flash(str(bad), "error")
+        else:
+            db.session.commit()
+            flash(f"已退回第{expense.id}号支出，经办人修改后会重新出现在待审批中", "success")
+        return redirect(_back_to(request.form.get("back")) or self.get_url(".details_view", id=expense.id))
 
     @expose("/pay/", methods=("POST",))
     def pay_view(self):
@@ -520,6 +551,39 @@ class ExpenseView(ScopedModelView):
             kwargs["handler_is_me"] = model.handler_id == current_user.id
             kwargs["status_label"] = ExpenseStatus.label_of
         return super().render(template, **kwargs)
+
+
+def _back_to(path: str | None) -> str | None:
+    """Where a workflow button was pressed (the 待我审批 list): a path of this site only."""
+    if path and path.startswith("/admin/") and "//" not in path and "\\" not in path:
+        return path
+    return None
+
+
+class ApprovalView(SecureView):
+    """待我审批: the drafts someone else handled, with the facts an approver checks and the two
+    buttons on each row (审批通过, 退回 with a reason)."""
+
+    area = "funds"
+
+    def is_visible(self):
+        return self.may_write  # in the menu of those who approve; readers may open the list
+
+    @expose("/")
+    def index(self):
+        # Readers (clerk, inspector) see every draft waiting; an approver, those others handled.
+        who = current_user.id if self.may_write else 0
+        expenses = db.session.scalars(awaiting_approval(who).limit(200)).all()
+        th = load_thresholds()
+        return self.render(
+            "funds/approval.html",
+            expenses=expenses,
+            count=awaiting_count(who),
+            may_write=self.may_write,
+            thresholds=th,
+            category_label=ExpenseCategory.label_of,
+            back=url_for(".index"),
+        )
 
 
 def _not_editable(model) -> str:
@@ -723,6 +787,12 @@ def register(admin):
     _EXPENSE_VIEW[:] = [expense_view]
     admin.add_view(FundSourceView(FundSource, name="资金来源", endpoint="fundsource"))
     admin.add_view(expense_view)
+    admin.add_link(TaskLink("录入支出", "expense.create_view", "funds", MENU_FUNDS))
+    admin.add_view(
+        ApprovalView(
+            name="待我审批", endpoint="expense_approval", url="/admin/expense-approval", category=MENU_FUNDS
+        )
+    )
     admin.add_view(
         FundCheckView(name="资金使用检查", endpoint="fundcheck", url="fund-check", category=MENU_FUNDS)
     )

@@ -11,7 +11,7 @@ from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
-from wtforms import SelectField, StringField, TextAreaField
+from wtforms import RadioField, StringField, TextAreaField
 from wtforms.validators import Optional
 
 from choices import (
@@ -36,14 +36,17 @@ from services.register import (
     fill_from_id_number,
     last_archive,
     note_guardian_status,
+    read_id_number,
     restore_child,
 )
 from services.search import child_search_clause
+from services.staff import village_director_id
 from services.validation import InvalidInput, clean_id_number, clean_name, clean_phone, mask_id_number
 from views.base import (
     ChoiceFilter,
     ScopedAjaxLoader,
     ScopedModelView,
+    TaskLink,
     VillageFilter,
     arg_id,
     current_role,
@@ -53,6 +56,7 @@ from views.base import (
 )
 from views.errors import returns_json
 from views.labels import LABELS
+from views.staff_picker import StaffPicker
 
 MENU_REGISTER = "儿童档案"
 MENU_BASE = "基础信息"
@@ -184,13 +188,33 @@ class StaffView(ScopedModelView):
 
 
 class GuardianLinkInline(InlineFormAdmin):
-    """A guardian row in the child's form: pick an existing guardian, or type a new one."""
+    """A guardian row in the child's form: type a new guardian (name, relation, status, phone), or
+    pick by name the guardian a sibling already has. The create form opens with one row."""
 
     form_columns = ("id", "guardian", "relation", "is_primary")
     form_label = "监护人"
-    column_labels = {"guardian": "已登记的监护人", "relation": "关系", "is_primary": "主要监护人"}
-    form_args = {"guardian": {"description": "输入姓名或电话查找；兄弟姐妹可共用同一监护人"}}
-    form_choices = {"relation": Relation.choices()}
+    column_labels = {
+        "guardian": "或选择已登记的监护人（兄弟姐妹共用）",
+        "relation": "关系",
+        "is_primary": "主要监护人（主要照料人）",
+    }
+    form_args = {
+        "guardian": {
+            "description": "兄弟姐妹的监护人已登记时，输入其姓名或电话选择，不必再填上面的姓名和电话"
+        },
+        "relation": {"default": None, "choices": Relation.choices()},
+    }
+    form_overrides = {"relation": RadioField}
+    # new_name first: a new guardian is the usual case; the sibling's guardian last.
+    FIELD_ORDER = (
+        "new_name",
+        "relation",
+        "new_status",
+        "new_phone",
+        "is_primary",
+        "new_id_number",
+        "guardian",
+    )
 
     def __init__(self):
         super().__init__(
@@ -205,17 +229,30 @@ class GuardianLinkInline(InlineFormAdmin):
     def postprocess_form(self, form_class):
         # The guardian may be left empty when a new one is typed in (checked in on_model_change).
         form_class.guardian.kwargs["validators"] = [Optional()]
-        form_class.new_name = StringField("或新增：姓名", validators=[Optional()])
-        form_class.new_phone = StringField("电话", validators=[Optional()])
-        form_class.new_id_number = StringField("身份证号", validators=[Optional()])
-        form_class.new_status = SelectField(
-            "监护状态", choices=GuardianStatus.choices(), validators=[Optional()]
+        form_class.relation.kwargs["validators"] = [Optional()]
+        form_class.relation.kwargs["default"] = None  # chosen every time, never 母 by default
+        form_class.new_name = StringField("姓名", validators=[Optional()], render_kw={"autocomplete": "off"})
+        form_class.new_phone = StringField("电话", validators=[Optional()], render_kw={"inputmode": "tel"})
+        form_class.new_id_number = StringField("身份证号（可不填）", validators=[Optional()])
+        form_class.new_status = RadioField(
+            "监护状态",
+            choices=GuardianStatus.choices(),
+            default=GuardianStatus.NORMAL.value,
+            validators=[Optional()],
         )
+        base = max(getattr(form_class, name).creation_counter for name in self.FIELD_ORDER)
+        for offset, name in enumerate(self.FIELD_ORDER, start=1):
+            getattr(form_class, name).creation_counter = base + offset
         return form_class
 
     def on_model_change(self, form, model, is_created):
         if model.guardian is None:
             name = (form.new_name.data or "").strip()
+            typed = any((getattr(form, f).data or "").strip() for f in ("new_phone", "new_id_number"))
+            if not name and not typed and is_created:
+                # A row left empty (the create form opens with one): no guardian on file yet.
+                model.child.guardian_links.remove(model)
+                return
             if not name:
                 raise InvalidInput("监护人：请选择已登记的监护人，或填写新监护人姓名")
             model.guardian = Guardian(
@@ -225,6 +262,9 @@ class GuardianLinkInline(InlineFormAdmin):
                 status=form.new_status.data or GuardianStatus.NORMAL.value,
                 village=model.child.village,
             )
+        if not form.relation.data:
+            raise InvalidInput(f"监护人“{model.guardian.name}”：请选择与儿童的关系（父、母、祖父母……）")
+        model.relation = form.relation.data
 
 
 class ChildSearch:
@@ -359,8 +399,8 @@ class ChildView(ChildSearch, ScopedModelView):
     }
     form_args = {
         "name": {"description": "最多50个字"},
-        "id_number": {"description": "18位，末位可为X；保存时校验地区码、出生日期与校验位"},
-        "birth_date": {"description": "可不填，按身份证号自动填写"},
+        "id_number": {"description": "18位，末位可为X；输入时即校验地区码、出生日期与校验位"},
+        "birth_date": {"description": "按身份证号自动填写"},
         "registered_on": {
             "description": "儿童纳入名册的日期（统计“在册”用），默认今天；补录时填实际登记日期",
             "default": lambda: clock.today(),
@@ -370,7 +410,20 @@ class ChildView(ChildSearch, ScopedModelView):
         "disability_kind": {"description": "残疾儿童填写，如 视力、听力、肢体、智力、精神"},
         "disability_grade": {"description": "残疾儿童填写，如 一级"},
     }
-    form_widget_args = {"id_number": {"autocomplete": "off", "maxlength": 18}}
+    form_widget_args = {
+        "id_number": {
+            "autocomplete": "off",
+            "maxlength": 18,
+            "inputmode": "numeric",
+            "aria-describedby": "id-check",
+        }
+    }
+    create_template = "registry/child_form.html"
+    edit_template = "registry/child_form.html"
+    staff_pickers = {
+        "director": StaffPicker((StaffKind.DIRECTOR,), strict=True, default=True),
+        "caring_mother": StaffPicker((StaffKind.CARING_MOTHER,)),
+    }
     inline_models = (GuardianLinkInline(),)
     # Registering a child who comes from another town: where from, and the referral (create form only).
     form_extra_fields = {
@@ -406,6 +459,24 @@ class ChildView(ChildSearch, ScopedModelView):
             archived = select(func.count()).select_from(Child).where(Child.archived_at.is_not(None))
             return self.session.query(total - archived.scalar_subquery())
         return super().get_count_query().filter(Child.archived_at.is_(None))
+
+    def create_form(self, obj=None):
+        form = super().create_form(obj)
+        if request.method == "GET" and not form.guardian_links.entries:
+            form.guardian_links.append_entry()  # one guardian block open: nearly every child has one
+        return form
+
+    @expose("/id-check/")
+    def id_check_view(self):
+        """What the form says while a 身份证号 is typed (services.register.read_id_number)."""
+        return jsonify(
+            read_id_number(
+                request.args.get("id_number", "")[:40],
+                clock.today(),
+                child_id=request.args.get("child", type=int),
+                village_ids=current_scope(),
+            )
+        )
 
     def scaffold_form(self):
         form_class = super().scaffold_form()
@@ -447,6 +518,8 @@ class ChildView(ChildSearch, ScopedModelView):
 
     def on_model_change(self, form, model, is_created):
         fill_from_id_number(model)
+        if is_created and model.director is None:
+            model.director_id = village_director_id(db.session, model.village.id)  # the village's 儿童主任
         model.identification_source = model.identification_source or None
         if model.guardian_links and not any(link.is_primary for link in model.guardian_links):
             model.guardian_links[0].is_primary = True
@@ -693,6 +766,7 @@ class GuardianView(ScopedModelView):
 
 def register(admin):
     admin.add_view(ChildView(Child, name="儿童名册", endpoint="child"))
+    admin.add_link(TaskLink("登记儿童", "child.create_view", "children", MENU_REGISTER))
     admin.add_view(GuardianView(Guardian, name="监护人", endpoint="guardian"))
     admin.add_view(ArchivedChildView(Child, name="已归档儿童", endpoint="child_archive"))
     admin.add_view(VillageView(Village, name="村（社区）", endpoint="village"))

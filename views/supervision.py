@@ -29,6 +29,7 @@ from services import alerts as alert_service
 from services import clock
 from services.permissions import can_read, can_write
 from services.scoping import scope
+from services.search import child_search_clause
 from services.validation import InvalidInput, clean_phone, parse_id, parse_int
 from services.visits import after_save, check_visit
 from views.base import (
@@ -393,6 +394,9 @@ PAGE_SIZE = 30
 ACTIVE_STATUSES = [AlertStatus.OPEN.value, AlertStatus.IN_PROGRESS.value]
 
 
+NEW_WITHIN = dt.timedelta(hours=24)  # 新产生: raised within the last 24 hours
+
+
 class AlertCenterView(SecureView):
     """预警中心: open alerts by status, severity, village and deadline; the handling loop."""
 
@@ -428,8 +432,19 @@ class AlertCenterView(SecureView):
             stmt = stmt.where(Alert.deadline.between(now, now + dt.timedelta(hours=24)))
         if args.get("cleared") == "1":
             stmt = stmt.where(Alert.condition_cleared_at.is_not(None))
+        if args.get("new") == "1":
+            stmt = stmt.where(Alert.raised_at >= now - NEW_WITHIN)
+        search = (args.get("q") or "").strip()[:50]
+        clause = child_search_clause(search)
+        if clause is not None:
+            # One box as in the register: name, its start, pinyin, initials, ID number or its last 4.
+            stmt = stmt.where(
+                Alert.child_id.in_(scope(select(Child.id).where(clause), Child, current_scope()))
+            )
         counts = self._counts(now)
-        filtered = any(args.get(k) for k in ("severity", "village", "rule", "source", "due", "cleared"))
+        filtered = any(
+            args.get(k) for k in ("severity", "village", "rule", "source", "due", "cleared", "new", "q")
+        )
         if status == "active" and not filtered:
             total = counts["active"]
         else:
@@ -437,8 +452,13 @@ class AlertCenterView(SecureView):
         pages = max(1, math.ceil(total / PAGE_SIZE))
         page = min(parse_int(args.get("page"), lo=1, hi=pages) or 1, pages)
         # The page first, then its names: a join here would make the database sort every alert.
+        sort = args.get("sort")
+        if sort == "raised" or args.get("new") == "1":
+            order = (Alert.raised_at.desc(), Alert.id.desc())  # the newest first
+        else:
+            order = (Alert.deadline, Alert.id)
         page_alerts = db.session.scalars(
-            stmt.order_by(Alert.deadline, Alert.id).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
+            stmt.order_by(*order).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
         ).all()
         child_names = dict(
             db.session.execute(
@@ -469,6 +489,24 @@ class AlertCenterView(SecureView):
             severity_badge=SEVERITY_BADGE,
             status_badge=STATUS_BADGE,
             page_url=lambda p: url_for(".index", **{**args.to_dict(), "page": p}),
+            search=search,
+            new_count=self._new_count(now),
+            sort="raised" if (sort == "raised" or args.get("new") == "1") else "deadline",
+            url_with=lambda **changes: url_for(
+                ".index", **{k: v for k, v in {**args.to_dict(), **changes, "page": None}.items() if v}
+            ),
+        )
+
+    def _new_count(self, now):
+        """Alerts raised in the last 24 hours and not yet closed (新产生)."""
+        return db.session.scalar(
+            scope(
+                select(func.count()).where(
+                    Alert.raised_at >= now - NEW_WITHIN, Alert.status != AlertStatus.DONE.value
+                ),
+                Alert,
+                current_scope(),
+            )
         )
 
     def _counts(self, now):

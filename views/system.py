@@ -2,18 +2,17 @@
 
 from flask import flash, request
 from flask_admin.actions import action
-from flask_admin.contrib.sqla.filters import DateBetweenFilter, FilterLike
-from markupsafe import Markup
 from wtforms import PasswordField
 from wtforms.validators import Optional
 
-from choices import AuditAction, Role
+from choices import Role
 from models import AuditLog, Setting, User, Village, db
 from services import clock
 from services.accounts import PASSWORD_RULES, check_password_policy, end_sessions, set_password
 from services.validation import InvalidInput
+from views.audit_log import AuditLogView
 from views.auth import PasswordView
-from views.base import ChoiceFilter, ReadOnlyModelView, ScopedModelView
+from views.base import ChoiceFilter, ScopedModelView
 from views.labels import LABELS
 
 MENU_SYSTEM = "系统管理"
@@ -117,48 +116,11 @@ class UserView(ScopedModelView):
         flash(f"已停用 {len(users)} 个账号", "success")
 
 
-def _changes_html(view, context, model, name):
-    if not model.changes:
-        return ""
-    items = [
-        Markup("<li><b>{}</b>：{} → {}</li>").format(LABELS.get(k, k), _v(v[0]), _v(v[1]))
-        if isinstance(v, list) and len(v) == 2
-        else Markup("<li>{}：{}</li>").format(LABELS.get(k, k), v)
-        for k, v in model.changes.items()
-    ]
-    return Markup("<ul class='mb-0 pl-3 small'>") + Markup("").join(items) + Markup("</ul>")
-
-
-def _v(value):
-    if value in (None, "", []):
-        return "（空）"
-    return "、".join(map(str, value)) if isinstance(value, list) else str(value)
-
-
-class AuditLogView(ReadOnlyModelView):
-    """Read-only for admins and inspectors; nobody edits or deletes the log through the UI."""
-
-    area = "audit"
-    menu_category = MENU_SYSTEM
-    can_view_details = True
-    column_list = ("at", "username", "ip", "action", "table_name", "record_id", "summary", "changes")
-    column_labels = LABELS
-    column_default_sort = ("id", True)
-    column_searchable_list = ("username", "summary")
-    column_filters = (
-        ChoiceFilter(AuditLog.action, "操作", AuditAction),
-        FilterLike(AuditLog.table_name, "数据表"),
-        DateBetweenFilter(AuditLog.at, "时间"),
-    )
-    choice_columns = {"action": AuditAction}
-    column_formatters = {"changes": _changes_html}
-    page_size = 50
-
-
 class SettingView(ScopedModelView):
     area = "settings"
     menu_category = MENU_SYSTEM
-    column_list = ("label", "key", "value")
+    column_list = ("label", "value")
+    column_details_list = ("label", "value")
     column_labels = LABELS
     form_columns = ("value",)
     allow_create = False
@@ -189,7 +151,7 @@ SETTING_CHECKS = {"retention_years": _retention_check}
 
 def register(admin):
     admin.add_view(UserView(User, name="账号", endpoint="user"))
-    admin.add_view(AuditLogView(AuditLog, name="操作日志", endpoint="auditlog"))
+    admin.add_view(AuditLogView(AuditLog, name="操作日志", endpoint="auditlog", category=MENU_SYSTEM))
     admin.add_view(SettingView(Setting, name="系统设置", endpoint="setting"))
     admin.add_view(PasswordView(name="修改密码", endpoint="password", url="/admin/account/password"))
 

@@ -30,30 +30,34 @@
         if (checked) { total += parseInt(checked.value, 10); answered += 1; }
       });
       var vetoed = form.querySelectorAll(".veto-input:checked").length > 0;
+      var complete = answered === indicators.length;
       totalBox.textContent = String(total);
-      answeredBox.textContent = "已评 " + answered + " / " + indicators.length + " 项" +
-        (answered < indicators.length ? "（未评完，等级为预估）" : "");
-      var level = levelFor(total, vetoed);
-      levels.forEach(function (l) { levelBox.classList.remove("level-" + l.value); });
-      levelBox.classList.add("level-" + level.value);
-      levelBox.dataset.level = level.value;
-      levelBox.textContent = level.label + (vetoed ? "（否决项）" : "");
-      meaningBox.textContent = level.meaning;
+      answeredBox.textContent = "已评 " + answered + " / " + indicators.length + " 项";
+      // No level before every indicator is scored (a red "红" after one answer misleads); a veto
+      // item decides red whatever the scores.
+      var level = (complete || vetoed) ? levelFor(total, vetoed) : null;
       var barTotal = document.getElementById("bar-total");
       var barLevel = document.getElementById("bar-level");
-      if (barTotal && barLevel) {
-        barTotal.textContent = String(total);
-        levels.forEach(function (l) { barLevel.classList.remove("level-" + l.value); });
-        barLevel.classList.add("level-" + level.value);
-        barLevel.textContent = levelBox.textContent;
+      [levelBox, barLevel].forEach(function (box) {
+        if (!box) { return; }
+        levels.forEach(function (l) { box.classList.remove("level-" + l.value); });
+        box.classList.toggle("level-unscored", !level);
+        if (level) { box.classList.add("level-" + level.value); }
+        box.textContent = level ? level.label + (vetoed ? "（否决项）" : "") : "未评分";
+      });
+      levelBox.dataset.level = level ? level.value : "";
+      meaningBox.textContent = level ? level.meaning :
+        "还有 " + (indicators.length - answered) + " 项未评分，全部评完后显示等级";
+      if (barTotal) {
+        barTotal.textContent = complete ? String(total) : total + "（已评 " + answered + "/" + indicators.length + "）";
       }
       if (overrideSelect && reasonBox) {
-        var overridden = overrideSelect.value && overrideSelect.value !== level.value;
+        var overridden = overrideSelect.value && (!level || overrideSelect.value !== level.value);
         reasonBox.required = !!overridden;
       }
     }
 
     form.addEventListener("change", update);
-    if (form.querySelector(".score-input:checked") || !form.querySelector("fieldset[disabled]")) { update(); }
+    if (!form.querySelector("fieldset[disabled]")) { update(); }
   });
 })();

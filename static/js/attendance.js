@@ -64,6 +64,7 @@
       v = filters.state && filters.state.value;
       if (v === "on" && !ticked(tr)) { return false; }
       if (v === "off" && ticked(tr)) { return false; }
+      if (v === "last" && tr.dataset.last !== "1") { return false; }
       return true;
     }
 
@@ -135,19 +136,95 @@
 
     function announce(text) { if (lastTicked) { lastTicked.textContent = text; } }
 
-    search.addEventListener("input", apply);
+    // More than one person matches what was typed: Enter shows them (relation, village, ID last 4)
+    // and waits for a choice — a click, a digit, or ↑↓ and Enter. Never the first one by itself.
+    var chooser = document.getElementById("match-chooser");
+    var choices = [];
+    var chosenIndex = 0;
+
+    function describe(tr) {
+      var cells = tr.cells;
+      return [cells[1].textContent, cells[2].textContent, cells[4].textContent, cells[3].textContent,
+        cells[5].textContent ? "身份证后4位 " + cells[5].textContent : ""].filter(Boolean).join(" · ");
+    }
+
+    function closeChooser() {
+      choices = [];
+      if (chooser) { chooser.hidden = true; chooser.innerHTML = ""; }
+    }
+
+    function openChooser(rows) {
+      choices = rows.slice(0, 9);
+      chosenIndex = 0;
+      chooser.innerHTML = "";
+      var head = document.createElement("div");
+      head.className = "small font-weight-bold mb-1";
+      head.textContent = "“" + search.value + "”匹配 " + rows.length + " 人，请选择（数字键或↑↓回车，Esc 取消）" +
+        (rows.length > choices.length ? "；只列出前 9 人，请多输入几个字" : "");
+      chooser.appendChild(head);
+      choices.forEach(function (tr, i) {
+        var button = document.createElement("button");
+        button.type = "button";
+        button.className = "btn btn-sm btn-outline-primary d-block text-left w-100 mb-1 match-choice";
+        button.setAttribute("role", "option");
+        button.dataset.index = String(i);
+        button.textContent = (i + 1) + ". " + describe(tr);
+        button.addEventListener("click", function () { choose(i); });
+        chooser.appendChild(button);
+      });
+      chooser.hidden = false;
+      markChosen();
+    }
+
+    function markChosen() {
+      Array.prototype.forEach.call(chooser.querySelectorAll(".match-choice"), function (b, i) {
+        b.classList.toggle("active", i === chosenIndex);
+        b.setAttribute("aria-selected", i === chosenIndex ? "true" : "false");
+      });
+    }
+
+    function tickOne(tr) {
+      if (setTick(tr, true)) {
+        announce("已勾选：" + tr.cells[1].textContent + "（" + tr.cells[3].textContent + "）");
+      } else {
+        announce(tr.cells[1].textContent + " 已勾选过");
+      }
+      search.value = "";
+      closeChooser();
+      apply();
+      search.focus();
+    }
+
+    function choose(i) { if (choices[i]) { tickOne(choices[i]); } }
+
+    function enter() {
+      var term = search.value.replace(/\s+/g, "");
+      if (!term) { return; }
+      var open = visible.filter(function (tr) { return !ticked(tr); });
+      if (!visible.length) { announce("没有找到“" + search.value + "”"); return; }
+      if (!open.length) { announce(visible[0].cells[1].textContent + " 已勾选过"); search.value = ""; apply(); return; }
+      var exact = open.filter(function (tr) { return tr.cells[1].textContent === term; });
+      if (open.length === 1) { tickOne(open[0]); return; }
+      if (exact.length === 1) { tickOne(exact[0]); return; }
+      openChooser(open);
+    }
+
+    search.addEventListener("input", function () { closeChooser(); apply(); });
     search.addEventListener("keydown", function (ev) {
+      if (choices.length) {
+        if (/^[1-9]$/.test(ev.key) && Number(ev.key) <= choices.length) { ev.preventDefault(); choose(Number(ev.key) - 1); return; }
+        if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+          ev.preventDefault();
+          chosenIndex = (chosenIndex + (ev.key === "ArrowDown" ? 1 : choices.length - 1)) % choices.length;
+          markChosen();
+          return;
+        }
+        if (ev.key === "Enter") { ev.preventDefault(); choose(chosenIndex); return; }
+        if (ev.key === "Escape") { ev.preventDefault(); closeChooser(); return; }
+      }
       if (ev.key === "Enter") {
         ev.preventDefault();
-        var tr = visible[focusIndex];
-        if (!search.value || !tr) { announce(search.value ? "没有找到“" + search.value + "”" : ""); return; }
-        if (setTick(tr, true)) {
-          announce("已勾选：" + tr.cells[1].textContent + "（" + tr.cells[3].textContent + "）");
-        } else {
-          announce(tr.cells[1].textContent + " 已勾选过");
-        }
-        search.value = "";
-        apply();
+        enter();
       } else if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
         ev.preventDefault();
         if (!visible.length) { return; }
@@ -155,6 +232,7 @@
         showFocus();
       } else if (ev.key === "Escape") {
         search.value = "";
+        closeChooser();
         apply();
       }
     });

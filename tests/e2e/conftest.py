@@ -1,5 +1,6 @@
 """Browser tests: the real app served by waitress on loopback, driven by Playwright in Debian's Chromium."""
 
+import os
 import shutil
 import socket
 import threading
@@ -48,6 +49,8 @@ def browser():
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=CHROMIUM,
+            # the browser's own widgets (date inputs) in Chinese, as on the town's PCs
+            env={**os.environ, "LANG": "zh_CN.UTF-8", "LANGUAGE": "zh_CN"},
             args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
         yield browser
