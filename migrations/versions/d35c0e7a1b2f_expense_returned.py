@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'd35c0e7a1b2f'
-down_revision = 'c01c978d1054'
+down_revision = "c41d7e2a9b10"
 branch_labels = None
 depends_on = None
 
