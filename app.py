@@ -18,6 +18,7 @@ from flask_wtf.csrf import CSRFProtect
 from models import Setting, User, db
 from services import (
     audit,
+    file_numbers,  # noqa: F401 (its flush listener numbers each new child)
     filing,  # noqa: F401 (its flush listener keeps Child.file_complete)
 )
 
@@ -214,10 +215,11 @@ def _init_request_hooks(app: Flask) -> None:
             "may_reveal": current_user.is_authenticated and may_reveal_id(current_user.role),
         }
 
-    from choices import ChildStatus, Role
+    from choices import CaseStage, ChildStatus, Role
 
     app.add_template_filter(Role.label_of, "role_label")
     app.add_template_filter(ChildStatus.label_of, "status_label")
+    app.add_template_filter(CaseStage.label_of, "case_stage_label")
 
 
 def setting(key: str, default: str | None = None) -> str | None:

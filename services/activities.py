@@ -32,9 +32,16 @@ def check_activity(
     audience: list[str] | None,
     capacity: int | None,
     budget: Decimal | None,
+    *,
+    staff_kinds: list[str] | None = None,
 ) -> dict[str, str]:
     """Field → Chinese message for what is wrong with an activity's form."""
     errors = {}
+    if staff_kinds:
+        if any(k not in {m.value for m in StaffKind} for k in staff_kinds):
+            errors["staff_kinds"] = "工作人员类别无效"
+        elif Audience.STAFF.value not in (audience or []):
+            errors["staff_kinds"] = "选择了工作人员类别时，参与对象须包含“工作人员”"
     if starts_at and ends_at and ends_at < starts_at:
         errors["ends_at"] = "结束时间不能早于开始时间"
     if starts_at and ends_at and ends_at - starts_at > dt.timedelta(days=31):

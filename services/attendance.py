@@ -54,6 +54,7 @@ class RollEntry:
     level: str | None = None
     present: bool = False
     eligible: bool = True
+    staff_kind: str = ""
 
     @property
     def kind_label(self) -> str:
@@ -174,8 +175,17 @@ def _children_select(session, activity, village_ids, flt: RollFilter):
     return stmt
 
 
+def staff_kinds(activity: Activity) -> list[str]:
+    """The kinds of staff the activity is for (a training for 儿童主任 and 网格员); empty: every kind."""
+    valid = {k.value for k in StaffKind}
+    return [k for k in activity.staff_kinds or [] if k in valid]
+
+
 def _staff_clause(session, activity, village_ids, flt: RollFilter):
     clauses = [Staff.active.is_(True)]
+    kinds = staff_kinds(activity)
+    if kinds:
+        clauses.append(Staff.kind.in_(kinds))
     own = activity_village_ids(session, activity)
     if own:
         clauses.append(Staff.village_id.in_(own) | Staff.village_id.is_(None))
@@ -340,6 +350,7 @@ def build_roll(session, activity: Activity, village_ids, flt: RollFilter | None 
                     role=StaffKind.label_of(kind),
                     pinyin=full,
                     initials=initials,
+                    staff_kind=kind,
                 )
             )
     shown = {e.key for e in entries}

@@ -6,7 +6,7 @@ import datetime as dt
 
 from choices import AlertSource, Severity
 from models import Alert, Child, Visit, db
-from services.alerts import UNASSESSED_VISIT_DAYS, raise_alert, visit_days_by_level
+from services.alerts import UNASSESSED_VISIT_DAYS, raise_alert, run_rules_for_children, visit_days_by_level
 from services.validation import InvalidInput
 
 FINDINGS = {
@@ -48,17 +48,19 @@ def concerns(visit: Visit) -> list[str]:
 
 
 def after_save(visit: Visit, *, now: dt.datetime) -> Alert | None:
-    """Fill the next due date; when 发现风险 is ticked, raise the visit's alert (once)."""
+    """Fill the next due date; when 发现风险 is ticked, raise the visit's alert (once); then run the
+    alert rules for the child at once."""
     child = visit.child or db.session.get(Child, visit.child_id)
     visit.next_due = next_due_after(visit.visited_on, child.current_level)
     if not visit.risk_found:
+        run_rules_for_children([child.id], now.date(), now)  # a visit-overdue alert clears now
         return None
     db.session.flush()
     found = concerns(visit)
     detail = f"{visit.visited_on:%Y-%m-%d} 巡查走访发现风险" + (f"：{'、'.join(found)}" if found else "")
     if visit.notes:
         detail += f"。走访记录：{visit.notes.strip()[:300]}"
-    return raise_alert(
+    alert = raise_alert(
         source=AlertSource.PATROL.value,
         severity=Severity.RED.value if visit.harm_signs else Severity.ORANGE.value,
         village_id=child.village_id,
@@ -68,3 +70,5 @@ def after_save(visit: Visit, *, now: dt.datetime) -> Alert | None:
         condition_key=f"visit_risk:visit:{visit.id}",
         now=now,
     )
+    run_rules_for_children([child.id], now.date(), now)
+    return alert

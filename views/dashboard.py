@@ -6,6 +6,7 @@ from flask_login import current_user
 
 from choices import LEVEL_COLOURS, AssessmentStatus, Level, ServiceKind
 from services import clock
+from services.alerts import assigned_to
 from services.assessment import may_review
 from services.dashboard import child_figures, overdue_work, plan_phases, plan_rates, register_counts
 from services.fund_checks import execution_figures, open_findings_count
@@ -41,8 +42,12 @@ class DashboardView(AdminIndexView):
             links["to_review"] = filtered_url("assessment", [("状态", AssessmentStatus.SUBMITTED.value)])
             if can_read(role, "services"):
                 links["measures"] = filtered_url("support_service", [(OverdueFilter, "1")])
+        my_alerts = None
+        if can_read(role, "alerts"):
+            my_alerts = assigned_to(current_user.id, scope, clock.now())
         return self.render(
             "admin/index.html",
+            my_alerts=my_alerts,
             counts=counts,
             funds=funds,
             rates=rates,
