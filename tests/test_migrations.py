@@ -147,7 +147,7 @@ def test_casework_migration_keeps_what_existing_cases_and_children_hold(database
     url = _empty_database(database_url, tmp_path)
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True})
     with app.app_context():
-        upgrade(revision="aa2036b52c39")  # the schema before casework
+        upgrade(revision="42ae00eea9ac")  # the schema before casework
         child = {
             "name_pinyin": "jia",
             "name_initials": "j",
@@ -231,7 +231,7 @@ def test_casework_migration_keeps_what_existing_cases_and_children_hold(database
                 )
         upgrade()
         first = _casework_state()
-        downgrade(revision="aa2036b52c39")
+        downgrade(revision="42ae00eea9ac")
         with db.engine.connect() as conn:
             measures_text = conn.execute(
                 text("SELECT plan_measures FROM case_file WHERE id = 1")

@@ -12,6 +12,7 @@ AREA_MODULES = (
     "views.funds",
     "views.reports",
     "views.system",
+    "views.attachments",
 )
 
 
