@@ -628,7 +628,7 @@ class MandatoryReport(VillageOwned, Versioned, db.Model):
     reporter_phone: Mapped[str | None] = mapped_column(String(20))
     anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
     received_at: Mapped[dt.datetime] = mapped_column(index=True)
-    child_id: Mapped[int | None] = mapped_column(ForeignKey("child.id"))
+    child_id: Mapped[int | None] = mapped_column(ForeignKey("child.id"), index=True)
     child: Mapped[Child | None] = relationship()
     child_description: Mapped[str | None] = mapped_column(Text)
     village_id: Mapped[int] = mapped_column(ForeignKey("village.id"), index=True)

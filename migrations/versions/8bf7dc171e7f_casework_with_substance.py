@@ -122,6 +122,9 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_case_file_report_id'), ['report_id'], unique=False)
         batch_op.create_foreign_key('fk_case_file_report_id', 'mandatory_report', ['report_id'], ['id'])
 
+    # a child's reports, read by its rule run and its dossier
+    op.create_index(op.f('ix_mandatory_report_child_id'), 'mandatory_report', ['child_id'], unique=False)
+
     conn = op.get_bind()
     _case_type_rules(conn)
     _measures_from_plans(conn)
@@ -218,6 +221,7 @@ def _number_children(conn):
 
 
 def downgrade():
+    op.drop_index(op.f('ix_mandatory_report_child_id'), table_name='mandatory_report')
     with op.batch_alter_table('child', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_child_file_no'))
         batch_op.drop_column('file_no')
