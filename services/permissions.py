@@ -50,6 +50,9 @@ AREAS: dict[str, dict[Role, str]] = {
     "reports": _grant(read=(A, C, S, D, W, INSP)),
     "import": _grant(write=(A, C)),
     "dossier": _grant(read=(A, C, S, D, W, INSP)),
+    "transfers": _grant(write=(A, C, D), read=(S, W, INSP)),
+    "consent": _grant(write=(A, C, S, D, W), read=(INSP,)),
+    "retention": _grant(write=(A,)),
     # The attachment view itself; which attachments a role reaches follows their owners' areas.
     "attachments": _grant(read=(A, C, S, D, W, F, INSP)),
 }

@@ -147,7 +147,7 @@ def test_casework_migration_keeps_what_existing_cases_and_children_hold(database
     url = _empty_database(database_url, tmp_path)
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True})
     with app.app_context():
-        upgrade(revision="42ae00eea9ac")  # the schema before casework
+        upgrade(revision="c49782f6365b")  # the schema before casework
         child = {
             "name_pinyin": "jia",
             "name_initials": "j",
@@ -231,7 +231,7 @@ def test_casework_migration_keeps_what_existing_cases_and_children_hold(database
                 )
         upgrade()
         first = _casework_state()
-        downgrade(revision="42ae00eea9ac")
+        downgrade(revision="c49782f6365b")
         with db.engine.connect() as conn:
             measures_text = conn.execute(
                 text("SELECT plan_measures FROM case_file WHERE id = 1")

@@ -5,7 +5,9 @@ from flask_admin import AdminIndexView, expose
 from flask_login import current_user
 
 from choices import LEVEL_COLOURS, AssessmentStatus, Level, ServiceKind
-from services import clock
+from models import utcnow
+from services import clock, indicators, transfers
+from services.accounts import recently_locked
 from services.alerts import assigned_to
 from services.assessment import may_review
 from services.dashboard import child_figures, overdue_work, plan_phases, plan_rates, register_counts
@@ -45,9 +47,21 @@ class DashboardView(AdminIndexView):
         my_alerts = None
         if can_read(role, "alerts"):
             my_alerts = assigned_to(current_user.id, scope, clock.now())
+        incoming = None
+        if can_read(role, "transfers"):
+            incoming = transfers.pending_incoming(scope)
+        consent = None
+        if can_read(role, "consent"):
+            frame = indicators.Frame.as_of(today, scope)
+            consent = indicators.compute_many(("consent_coverage", "consent_missing_under_14"), frame)
+        # Accounts locked by wrong passwords: their admins are told here (and on 账号), not the typist.
+        locked = recently_locked(utcnow()) if can_read(role, "users") else []
         return self.render(
             "admin/index.html",
             my_alerts=my_alerts,
+            consent=consent,
+            incoming=incoming,
+            locked_accounts=locked,
             counts=counts,
             funds=funds,
             rates=rates,

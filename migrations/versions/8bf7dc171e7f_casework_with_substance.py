@@ -3,7 +3,7 @@ the case types that require a 会商, the case's source report; 档案编号 and
 kinds a training is for
 
 Revision ID: 8bf7dc171e7f
-Revises: 42ae00eea9ac
+Revises: c49782f6365b
 Create Date: 2026-11-29 11:26:31.721563
 
 Existing data: each case's free-text 帮扶措施 becomes one measure per line; each 跟踪 note of the old
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '8bf7dc171e7f'
-down_revision = '42ae00eea9ac'
+down_revision = 'c49782f6365b'
 branch_labels = None
 depends_on = None
 
