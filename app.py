@@ -19,6 +19,7 @@ from models import Setting, User, db
 from services import (
     accounts,
     audit,
+    file_numbers,  # noqa: F401 (its flush listener numbers each new child)
     filing,  # noqa: F401 (its flush listener keeps Child.file_complete)
     register,  # noqa: F401 (a child entered without a registration date is registered today)
     visits,  # noqa: F401 (its flush listener keeps Child.next_visit_due)
@@ -272,11 +273,12 @@ def _init_request_hooks(app: Flask) -> None:
             menus[key] = Markup(render())
         return menus[key]
 
-    from choices import ChildStatus, Role
+    from choices import CaseStage, ChildStatus, Role
     from services import clock
 
     app.add_template_filter(Role.label_of, "role_label")
     app.add_template_filter(ChildStatus.label_of, "status_label")
+    app.add_template_filter(CaseStage.label_of, "case_stage_label")
     app.add_template_filter(clock.local_text, "local_time")
 
 

@@ -270,6 +270,47 @@ class CaseStage(Choice):
     CLOSED = "closed", "结案"
 
 
+class NeedDomain(Choice):
+    """Problem domains of a case's needs assessment (需求评估), as a social-work supervisor reads them."""
+
+    SAFETY = "safety", "人身安全"
+    HEALTH = "health", "身心健康"
+    CARE = "care", "生活照料"
+    EDUCATION = "education", "教育就学"
+    EMOTION = "emotion", "心理情绪与行为"
+    FAMILY = "family", "家庭关系与监护"
+    ECONOMY = "economy", "经济保障"
+    SOCIAL = "social", "社会支持与参与"
+
+
+class RiskRating(Choice):
+    HIGH = "high", "高"
+    MEDIUM = "medium", "中"
+    LOW = "low", "低"
+
+
+class FollowUpMethod(Choice):
+    HOME = "home", "入户走访"
+    PHONE = "phone", "电话回访"
+    SCHOOL = "school", "到校了解"
+    INTERVIEW = "interview", "约谈面谈"
+    OTHER = "other", "其他"
+
+
+class MeasureSource(Choice):
+    PLAN = "plan", "帮扶方案"
+    CONFERENCE = "conference", "会商决定"
+
+
+class ClosureReason(Choice):
+    GOALS_MET = "goals_met", "帮扶目标达成"
+    REFERRED = "referred", "转介其他机构持续服务"
+    MOVED = "moved", "儿童迁出本镇"
+    ADULT = "adult", "儿童年满18周岁"
+    DECLINED = "declined", "服务对象拒绝服务或失联"
+    OTHER = "other", "其他"
+
+
 class Department(Choice):
     CIVIL = "civil", "民政"
     POLICE = "police", "公安"

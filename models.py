@@ -37,10 +37,12 @@ from choices import (
     AlertStatus,
     AssessmentStatus,
     CaseStage,
+    CaseType,
     ChildStatus,
     ExpenseStatus,
     GuardianStatus,
     Level,
+    MeasureSource,
     Relation,
     Role,
     ServiceStatus,
@@ -294,6 +296,9 @@ class Child(VillageOwned, Versioned, db.Model):
     gender: Mapped[str] = mapped_column(String(1))
     id_number: Mapped[str] = mapped_column(String(18), unique=True)
     id_last4: Mapped[str] = mapped_column(String(4), index=True, default="")
+    # 档案编号 town-village-year-sequence (services/file_numbers.py), given at registration, kept for
+    # life (a transfer or merge does not renumber) and never given to another child.
+    file_no: Mapped[str] = mapped_column(String(40), unique=True, index=True)
     birth_date: Mapped[dt.date] = mapped_column(Date)
     village_id: Mapped[int] = mapped_column(ForeignKey("village.id"), index=True)
     village: Mapped[Village] = relationship()
@@ -372,6 +377,15 @@ class Child(VillageOwned, Versioned, db.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class FileCounter(db.Model):
+    """The last 档案编号 sequence given in one village and year; only ever counts up."""
+
+    __tablename__ = "file_counter"
+    village_id: Mapped[int] = mapped_column(ForeignKey("village.id"), primary_key=True)
+    year: Mapped[int] = mapped_column(primary_key=True)
+    last: Mapped[int] = mapped_column(default=0)
 
 
 class Guardian(VillageOwned, Versioned, db.Model):
@@ -764,7 +778,20 @@ class RuleRun(db.Model):
     cleared: Mapped[int] = mapped_column(default=0)
 
 
+class CaseTypeRule(db.Model):
+    """Per case type: whether a 会商 must be held before the case enters 介入 (rule data an admin edits)."""
+
+    __tablename__ = "case_type_rule"
+    case_type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    conference_required: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    def __str__(self) -> str:
+        return CaseType.label_of(self.case_type)
+
+
 class Case(ChildOwned, Versioned, db.Model):
+    """A 个案 and its plan (个性化帮扶方案): the goals here, the measures in CaseMeasure rows."""
+
     __tablename__ = "case_file"
     id: Mapped[int] = mapped_column(primary_key=True)
     child_id: Mapped[int] = mapped_column(ForeignKey("child.id"), index=True)
@@ -772,13 +799,15 @@ class Case(ChildOwned, Versioned, db.Model):
     case_type: Mapped[str] = mapped_column(String(16))
     opened_on: Mapped[dt.date] = mapped_column(Date)
     reported_to_bureau_on: Mapped[dt.date | None]
+    # The 强制报告 the case was opened from (an alert it came from points here through Alert.case_id).
+    report_id: Mapped[int | None] = mapped_column(ForeignKey("mandatory_report.id"), index=True)
+    report: Mapped[MandatoryReport | None] = relationship()
     stage: Mapped[str] = mapped_column(String(16), default=CaseStage.IDENTIFY.value, index=True)
     stage_changed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     plan_goals: Mapped[str | None] = mapped_column(Text)
-    plan_measures: Mapped[str | None] = mapped_column(Text)
     professional_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     professional: Mapped[Staff | None] = relationship()
-    closure_reason: Mapped[str | None] = mapped_column(Text)
+    closure_reason: Mapped[str | None] = mapped_column(Text, doc="a ClosureReason value")
     closing_evaluation: Mapped[str | None] = mapped_column(Text)
     closed_on: Mapped[dt.date | None]
     opened_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
@@ -786,7 +815,23 @@ class Case(ChildOwned, Versioned, db.Model):
         back_populates="case", order_by="CaseEvent.at", cascade="all, delete-orphan"
     )
     conferences: Mapped[list[CaseConference]] = relationship(
-        back_populates="case", order_by="CaseConference.held_on", cascade="all, delete-orphan"
+        back_populates="case",
+        order_by="[CaseConference.held_on, CaseConference.id]",
+        cascade="all, delete-orphan",
+    )
+    needs: Mapped[CaseNeeds | None] = relationship(back_populates="case", cascade="all, delete-orphan")
+    measures: Mapped[list[CaseMeasure]] = relationship(
+        back_populates="case", order_by="CaseMeasure.id", cascade="all, delete-orphan"
+    )
+    services: Mapped[list[CaseService]] = relationship(
+        back_populates="case",
+        order_by="[CaseService.delivered_on, CaseService.id]",
+        cascade="all, delete-orphan",
+    )
+    follow_ups: Mapped[list[CaseFollowUp]] = relationship(
+        back_populates="case",
+        order_by="[CaseFollowUp.followed_on, CaseFollowUp.id]",
+        cascade="all, delete-orphan",
     )
 
     __table_args__ = (Index("ix_case_stage_changed", "stage", "stage_changed_at"),)
@@ -796,6 +841,8 @@ class Case(ChildOwned, Versioned, db.Model):
 
 
 class CaseEvent(db.Model):
+    """The case's log: opening, every stage change (who, when, note), reopening."""
+
     __tablename__ = "case_event"
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("case_file.id", ondelete="CASCADE"), index=True)
@@ -803,13 +850,37 @@ class CaseEvent(db.Model):
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     user: Mapped[User | None] = relationship()
-    kind: Mapped[str] = mapped_column(String(16), doc="stage | track | note | reopen")
+    kind: Mapped[str] = mapped_column(String(16), doc="open | stage | note | reopen")
     from_stage: Mapped[str | None] = mapped_column(String(16))
     to_stage: Mapped[str | None] = mapped_column(String(16))
     note: Mapped[str | None] = mapped_column(Text)
 
 
+class CaseNeeds(Versioned, db.Model):
+    """需求评估 of a case (recorded in 评估): problems by domain, the risk, the child's and the family's
+    strengths, and the four-colour assessment it was made beside."""
+
+    __tablename__ = "case_needs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_file.id", ondelete="CASCADE"), unique=True)
+    case: Mapped[Case] = relationship(back_populates="needs")
+    assessed_on: Mapped[dt.date] = mapped_column(Date)
+    problems: Mapped[dict] = mapped_column(JSON, default=dict, doc="NeedDomain value → the problem found")
+    risk_rating: Mapped[str] = mapped_column(String(16), doc="a RiskRating value")
+    risk: Mapped[str] = mapped_column(Text, doc="the risk to the child, in words")
+    child_strengths: Mapped[str] = mapped_column(Text)
+    family_strengths: Mapped[str] = mapped_column(Text)
+    assessment_id: Mapped[int | None] = mapped_column(ForeignKey("assessment.id"))
+    assessment: Mapped[Assessment | None] = relationship()
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    recorded_by: Mapped[User | None] = relationship()
+    recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class CaseConference(db.Model):
+    """会商: departments, attendees, the problem put to them and their decisions; who does what by
+    when are CaseMeasure rows (source 会商决定), so the decisions enter the case's plan."""
+
     __tablename__ = "case_conference"
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("case_file.id", ondelete="CASCADE"), index=True)
@@ -817,7 +888,65 @@ class CaseConference(db.Model):
     held_on: Mapped[dt.date] = mapped_column(Date)
     departments: Mapped[list] = mapped_column(JSON, default=list)
     attendees: Mapped[str | None] = mapped_column(Text)
+    problem: Mapped[str | None] = mapped_column(Text)
     decisions: Mapped[str | None] = mapped_column(Text)
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    actions: Mapped[list[CaseMeasure]] = relationship(back_populates="conference", order_by="CaseMeasure.id")
+
+
+class CaseMeasure(db.Model):
+    """One measure of the plan: what is done, by whom, by when; from the plan or a 会商's decisions."""
+
+    __tablename__ = "case_measure"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_file.id", ondelete="CASCADE"), index=True)
+    case: Mapped[Case] = relationship(back_populates="measures")
+    content: Mapped[str] = mapped_column(Text)
+    responsible: Mapped[str | None] = mapped_column(String(100))
+    due_on: Mapped[dt.date | None]
+    source: Mapped[str] = mapped_column(String(16), default=MeasureSource.PLAN.value)
+    conference_id: Mapped[int | None] = mapped_column(
+        ForeignKey("case_conference.id", ondelete="CASCADE"), index=True
+    )
+    conference: Mapped[CaseConference | None] = relationship(back_populates="actions")
+    services: Mapped[list[CaseService]] = relationship(back_populates="measure")
+
+    def __str__(self) -> str:
+        return self.content
+
+
+class CaseService(db.Model):
+    """服务记录: one delivery of a plan measure (date, who, what was done, how it went)."""
+
+    __tablename__ = "case_service"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_file.id", ondelete="CASCADE"), index=True)
+    case: Mapped[Case] = relationship(back_populates="services")
+    measure_id: Mapped[int] = mapped_column(ForeignKey("case_measure.id"), index=True)
+    measure: Mapped[CaseMeasure] = relationship(back_populates="services")
+    delivered_on: Mapped[dt.date] = mapped_column(Date)
+    provider: Mapped[str] = mapped_column(String(100))
+    content: Mapped[str] = mapped_column(Text)
+    outcome: Mapped[str | None] = mapped_column(Text)
+    duration_minutes: Mapped[int | None]
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class CaseFollowUp(db.Model):
+    """跟进记录 (in 介入 or 跟踪): when, how, by whom, and what changed for the child."""
+
+    __tablename__ = "case_follow_up"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_file.id", ondelete="CASCADE"), index=True)
+    case: Mapped[Case] = relationship(back_populates="follow_ups")
+    followed_on: Mapped[dt.date] = mapped_column(Date)
+    method: Mapped[str] = mapped_column(String(16), doc="a FollowUpMethod value")
+    followed_by: Mapped[str] = mapped_column(String(100))
+    change: Mapped[str] = mapped_column(Text, doc="what changed for the child and family")
+    stage: Mapped[str] = mapped_column(String(16), doc="the case's stage when it was recorded")
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 # --------------------------------------------------------------------------- activities
@@ -848,6 +977,8 @@ class Activity(Versioned, db.Model):
     organiser: Mapped[str | None] = mapped_column(String(100))
     lecturers: Mapped[list[Staff]] = relationship(secondary=activity_lecturer)
     audience: Mapped[list] = mapped_column(JSON, default=list, doc="Audience values")
+    # For 工作人员 audiences: which kinds of staff the activity is for (empty: every kind).
+    staff_kinds: Mapped[list] = mapped_column(JSON, default=list, doc="StaffKind values")
     villages: Mapped[list[Village]] = relationship(secondary=activity_village)
     capacity: Mapped[int | None]
     budget: Mapped[Decimal | None] = mapped_column(MONEY)

@@ -22,7 +22,7 @@ from models import (
     pinyin_keys,
 )
 from seeds.demo import DEMO_PASSWORD, SURNAMES, id_number
-from services import filing
+from services import file_numbers, filing
 
 BENCH_VILLAGE = "基准村"
 BENCH_TITLE = "基准测试：重走微长征（2000人名单）"
@@ -80,6 +80,9 @@ def build(app):
                 "is_primary": True,
             }
         )
+    numbers = file_numbers.numbers_for(session, [(row["village_id"], 2026) for row in children])
+    for row, number in zip(children, numbers, strict=True):
+        row["file_no"] = number
     session.execute(insert(Child), children)
     session.execute(insert(Guardian), guardians)
     session.execute(insert(ChildGuardian), links)

@@ -25,6 +25,7 @@ AREAS += ("bench.uploads",)
 AREAS += ("bench.records",)
 AREAS += ("bench.indicators",)
 AREAS += ("bench.desk",)
+AREAS += ("bench.casework",)
 
 
 def schema_fingerprint() -> str:

@@ -84,7 +84,6 @@ def _build_cases(rng, children, today) -> None:
                 "stage": stages[n % 5],
                 "stage_changed_at": min(changed, dt.datetime.combine(today, dt.time(9))),
                 "plan_goals": "演示目标",
-                "plan_measures": "演示措施",
                 "version": 1,
             }
         )

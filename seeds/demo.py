@@ -42,24 +42,24 @@ from seeds.demo_history import seed_archives
 from seeds.demo_records import seed_records
 from seeds.demo_supervision import seed_supervision
 from seeds.reference import seed_reference
-from services import clock, filing
+from services import clock, file_numbers, filing
 
 DEMO_PASSWORD = "tonghu-demo-2026"
 REGION = "500102"  # 重庆市涪陵区
 
 VILLAGES = [
-    ("云岭村", VillageKind.VILLAGE, 107.352, 29.742),
-    ("桃源村", VillageKind.VILLAGE, 107.381, 29.751),
-    ("松林村", VillageKind.VILLAGE, 107.410, 29.745),
-    ("石泉村", VillageKind.VILLAGE, 107.342, 29.718),
-    ("青杠村", VillageKind.VILLAGE, 107.372, 29.722),
-    ("枫香村", VillageKind.VILLAGE, 107.402, 29.717),
-    ("竹溪村", VillageKind.VILLAGE, 107.338, 29.692),
-    ("梨花村", VillageKind.VILLAGE, 107.368, 29.695),
-    ("金盆村", VillageKind.VILLAGE, 107.398, 29.690),
-    ("白鹤村", VillageKind.VILLAGE, 107.428, 29.700),
-    ("罗云社区", VillageKind.COMMUNITY, 107.384, 29.706),
-    ("新街社区", VillageKind.COMMUNITY, 107.390, 29.730),
+    ("云岭村", "YL", VillageKind.VILLAGE, 107.352, 29.742),
+    ("桃源村", "TY", VillageKind.VILLAGE, 107.381, 29.751),
+    ("松林村", "SL", VillageKind.VILLAGE, 107.410, 29.745),
+    ("石泉村", "SQ", VillageKind.VILLAGE, 107.342, 29.718),
+    ("青杠村", "QG", VillageKind.VILLAGE, 107.372, 29.722),
+    ("枫香村", "FX", VillageKind.VILLAGE, 107.402, 29.717),
+    ("竹溪村", "ZX", VillageKind.VILLAGE, 107.338, 29.692),
+    ("梨花村", "LH", VillageKind.VILLAGE, 107.368, 29.695),
+    ("金盆村", "JP", VillageKind.VILLAGE, 107.398, 29.690),
+    ("白鹤村", "BH", VillageKind.VILLAGE, 107.428, 29.700),
+    ("罗云社区", "LYSQ", VillageKind.COMMUNITY, 107.384, 29.706),
+    ("新街社区", "XJSQ", VillageKind.COMMUNITY, 107.390, 29.730),
 ]
 
 SURNAMES = "王李张刘陈杨黄赵周吴徐孙马胡朱郭何罗高林谭冉秦况付"
@@ -125,10 +125,8 @@ def sync_id_sequences(session) -> None:
 
 def _seed(session, rng: random.Random, n_children: int) -> dict:
     villages = []
-    for order, (name, kind, lon, lat) in enumerate(VILLAGES):
-        v = Village(
-            name=name, kind=kind.value, code=f"DEMO{order + 1:02d}", lon=lon, lat=lat, sort_order=order
-        )
+    for order, (name, code, kind, lon, lat) in enumerate(VILLAGES):
+        v = Village(name=name, kind=kind.value, code=code, lon=lon, lat=lat, sort_order=order)
         session.add(v)
         villages.append(v)
     session.flush()
@@ -189,6 +187,8 @@ def _seed(session, rng: random.Random, n_children: int) -> dict:
         )
         if role is Role.DIRECTOR:
             user.staff_id = directors[user.village_id]
+        if role in (Role.SOCIAL, Role.SUPERVISOR):  # the accounts of the first town-level 社工 and 督导员
+            user.staff_id = next(s.id for s in staff if s.kind == role.value)
         session.add(user)
     session.flush()
     social = session.scalar(db.select(User).where(User.username == "social"))
@@ -340,6 +340,10 @@ def _seed_children(session, rng, villages, directors, mothers, categories, n_chi
                         "is_primary": k == 0,
                     }
                 )
+        year = clock.today().year
+        numbers = file_numbers.numbers_for(session, [(row["village_id"], year) for row in child_rows])
+        for row, number in zip(child_rows, numbers, strict=True):
+            row["file_no"] = number
         session.execute(insert(Child), child_rows)
         session.execute(insert(child_category), cat_rows)
         if guardian_rows:

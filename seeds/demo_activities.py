@@ -124,6 +124,7 @@ def seed_activities(session, rng) -> None:
         place="罗云镇新时代文明实践所",
         organiser="罗云镇民生服务办",
         audience=[Audience.STAFF.value],
+        staff_kinds=[StaffKind.DIRECTOR.value, StaffKind.SOCIAL.value, StaffKind.GRID.value],
         capacity=80,
         budget=Decimal("3000.00"),
         description="困境儿童监护能力评估规范、巡查走访与强制报告、风险预警处置流程。",

@@ -16,7 +16,17 @@ from models import Child, ChildGuardian, Guardian, MandatoryReport, Staff, User,
 from seeds.demo_history import settle_register
 from services import clock
 from services.alerts import run_rules, triage_report
-from services.cases import add_conference, add_track_record, move_stage, open_case
+from services.cases import (
+    ActionInput,
+    MeasureInput,
+    add_conference,
+    add_follow_up,
+    add_service,
+    move_stage,
+    open_case,
+    save_needs,
+    save_plan,
+)
 from services.visits import DEFAULT_VISIT_DAYS, UNASSESSED_VISIT_DAYS, after_save
 
 SEED = 4004
@@ -172,21 +182,96 @@ def _seed_guardian_change(session, children, today) -> None:
         guardian.status_changed_on = today - dt.timedelta(days=6)
 
 
+# The demo cases, one per stage (and one more waiting in 评估); the closed one tells a whole story.
+CASE_WALKS = [
+    # (stage reached, case type, opened days ago, reported to the bureau)
+    (CaseStage.IDENTIFY, "abuse", 2, False),
+    (CaseStage.ASSESS, "absence", 10, True),
+    (CaseStage.INTERVENE, "absence", 45, True),
+    (CaseStage.TRACK, "improper", 60, True),
+    (CaseStage.CLOSED, "absence", 120, True),
+    (CaseStage.ASSESS, "improper", 6, False),
+]
+
+CLOSED_STORY = {
+    "needs": {
+        "care": "父亲服刑、母亲离家失联，由72岁祖母独自照料；祖母因病住院期间，儿童放学后无人照看，一日三餐不规律",
+        "education": "近两个月3次无故缺课，作业常未完成，数学成绩由80分降至50分左右",
+        "emotion": "情绪低落，不愿与同学交往，谈及父母时哭泣，夜间难以入睡",
+        "economy": "家庭仅靠祖母每月养老金维持，尚未认定为事实无人抚养儿童，未领取基本生活补贴",
+    },
+    "risk_rating": "high",
+    "risk": "祖母住院期间儿童独自在家，存在人身安全与生活照料风险；长期缺乏监护与情感支持，有辍学和心理问题风险",
+    "child_strengths": "性格温和懂事，喜欢画画，与班主任关系较好，愿意向老师倾诉",
+    "family_strengths": "姑姑住在镇上，愿意在祖母住院期间代为照料；邻居热心，常帮忙接送；祖母出院后仍有照护意愿",
+    "conference": {
+        "departments": ["civil", "police", "education", "village", "women"],
+        "attendees": "镇民生服务办（主持）、罗云派出所、罗云镇中心小学班主任、村委会、镇妇联、社工",
+        "problem": "父亲服刑、母亲失联，祖母住院，儿童事实无人照料：由谁临时照护，如何办理事实无人抚养儿童认定",
+        "decisions": "一、由姑姑作为委托照护人，村委会见证签订委托照护协议；二、镇民生服务办启动事实无人抚养儿童认定；"
+        "三、学校安排课后托管并每周反馈出勤；四、社工每周入户一次，开展心理疏导",
+        "actions": [
+            ("镇民生服务办", "启动事实无人抚养儿童认定，对接基本生活补贴", 15),
+            ("村委会", "见证签订委托照护协议，明确姑姑的照护责任", 7),
+            ("罗云镇中心小学", "安排课后托管，每周向社工反馈出勤情况", 10),
+        ],
+    },
+    "goals": "一、三个月内落实稳定的委托照护；二、儿童恢复正常上学，无故缺课为零；三、儿童情绪改善，能主动与同伴交往",
+    "measures": [
+        ("社工", "每周入户一次，开展心理疏导与情绪陪伴（共8次）", 60),
+        ("儿童主任", "每月走访一次，核实委托照护落实情况", 90),
+    ],
+    "services": [
+        (10, 1, "与姑姑、村委会一起签订委托照护协议，明确接送、饮食和就医安排", "协议已签订，姑姑接儿童同住"),
+        (14, 3, "第1次入户心理疏导：绘画表达，了解儿童对父母的想法", "儿童愿意交流，画了全家福"),
+        (18, 2, "学校课后托管安排落实，班主任每周五反馈出勤", "本周全勤"),
+        (25, 3, "第3次心理疏导：情绪识别与表达训练", "儿童能说出自己的情绪，夜间入睡改善"),
+        (30, 0, "认定材料已报区民政局，儿童获认定为事实无人抚养儿童", "自次月起按月领取基本生活补贴"),
+        (45, 4, "儿童主任入户核实照护情况", "饮食起居正常，姑姑照护到位"),
+        (60, 3, "第8次心理疏导，回顾目标达成情况", "儿童主动报名学校美术兴趣小组"),
+    ],
+    "follow_ups_intervene": [(40, "phone", "电话了解学校出勤：近一个月无缺课，数学小测验72分")],
+    "follow_ups_track": [
+        (85, "home", "入户回访：祖母已出院，与姑姑轮流照护；儿童情绪稳定，与同学一起上下学"),
+        (105, "school", "到校了解：期末数学82分，本学期无缺课，班主任反映儿童开朗了许多"),
+    ],
+    "closure_reason": "goals_met",
+    "evaluation": "经近四个月帮扶，三项目标均已达成：儿童由姑姑稳定委托照护，已认定为事实无人抚养儿童并按月领取基本生活补贴；"
+    "本学期无缺课，期末数学成绩回升至82分；情绪明显好转，参加了学校美术兴趣小组。家庭监护能力明显改善，"
+    "予以结案，转入儿童主任常规巡查走访。",
+}
+
+SHORT_STORY = {
+    "needs": {
+        "care": "监护人外出务工，由年迈祖辈照料，日常生活照料不足",
+        "education": "学习习惯较差，家庭作业无人辅导",
+    },
+    "risk_rating": "medium",
+    "risk": "照料不足，存在安全隐患和学业下滑风险",
+    "child_strengths": "身体健康，乐于参加集体活动",
+    "family_strengths": "祖辈照护意愿强，亲属关系和睦",
+    "conference": {
+        "departments": ["civil", "village", "school"],
+        "attendees": "镇民生服务办、村委会、学校、社工",
+        "problem": "监护人长期外出，祖辈照护能力不足，如何补足日常照料",
+        "decisions": "由村委会联系监护人定期返乡探视；学校安排学业辅导；社工每两周跟进",
+        "actions": [("村委会", "联系监护人，约定每月视频通话、每季度返乡探视", 10)],
+    },
+    "goals": "改善日常照料，保障儿童按时上学",
+    "measures": [("社工", "每两周入户一次，指导祖辈照护与家庭教育", 60)],
+    "services": [(20, 1, "入户指导祖辈合理安排儿童作息和饮食", "祖辈表示会按计划执行")],
+    "follow_ups_intervene": [(40, "phone", "电话回访：作息改善，作业按时完成")],
+    "follow_ups_track": [(90, "home", "入户回访：照料情况稳定")],
+}
+
+
 def _seed_cases(session, children, users, today, now) -> None:
     supervisor = users["supervisor"].id
-    social = session.scalar(select(Staff.id).where(Staff.kind == StaffKind.SOCIAL.value).order_by(Staff.id))
-    walks = [
-        (CaseStage.IDENTIFY, "abuse", 2, False),
-        (CaseStage.ASSESS, "absence", 10, True),
-        (CaseStage.INTERVENE, "absence", 45, True),
-        (CaseStage.TRACK, "improper", 60, True),
-        (CaseStage.CLOSED, "absence", 120, True),
-        (CaseStage.ASSESS, "improper", 6, False),
-    ]
-    order = [CaseStage.ASSESS, CaseStage.INTERVENE, CaseStage.TRACK, CaseStage.CLOSED]
-    for n, (stage, case_type, days_ago, reported) in enumerate(walks):
+    social_staff = session.get(Staff, users["social"].staff_id) if users["social"].staff_id else None
+    for n, (stage, case_type, days_ago, reported) in enumerate(CASE_WALKS):
         child = _child_in(children, n, 20 + n)
         opened = today - dt.timedelta(days=days_ago)
+        story = CLOSED_STORY if stage == CaseStage.CLOSED else SHORT_STORY
         at = dt.datetime.combine(opened, dt.time(10, 0))
         case = open_case(
             child.id,
@@ -195,27 +280,118 @@ def _seed_cases(session, children, users, today, now) -> None:
             user_id=supervisor,
             now=at,
             reported_to_bureau_on=opened + dt.timedelta(days=1) if reported else None,
-            note="演示个案",
+            note="演示个案：村（社区）摸排发现",
         )
-        case.plan_goals = "恢复稳定监护，保障儿童按时上学"
-        case.plan_measures = "每周入户一次；对接兜底保障；爱心妈妈一对一陪伴"
-        case.professional_id = social
-        steps = order[: order.index(stage) + 1] if stage in order else []
-        gap = dt.timedelta(days=max(days_ago // (len(steps) + 1), 1)) if steps else dt.timedelta(0)
-        for target in steps:
-            at += gap
-            if target == CaseStage.CLOSED:
-                add_track_record(case, "回访：监护人已返家，儿童情况稳定", user_id=supervisor, now=at)
-                at += dt.timedelta(hours=1)
-                case.closing_evaluation = "监护能力恢复，帮扶目标达成"
-            move_stage(case, target, user_id=supervisor, now=at, note="演示推进")
-        if stage in (CaseStage.INTERVENE, CaseStage.TRACK, CaseStage.CLOSED):
-            add_conference(
-                case,
-                held_on=opened + dt.timedelta(days=3),
-                departments=["civil", "police", "village", "school"],
-                attendees="镇民政办、派出所、村委会、学校",
-                decisions="由村委会安排临时照料，社工每周跟进",
-                today=today,
-            )
+        _walk_case(case, stage, story, opened, days_ago, supervisor, social_staff, today)
     session.flush()
+
+
+def _walk_case(case, stage, story, opened, days_ago, user_id, social_staff, today) -> None:
+    """Fill a demo case the way a social worker would, day by day, up to ``stage``."""
+    reached = [CaseStage.ASSESS, CaseStage.INTERVENE, CaseStage.TRACK, CaseStage.CLOSED]
+    reached = reached[: reached.index(stage) + 1] if stage in reached else []
+    # The closed case follows its story's days; the others are squeezed into the days they have.
+    scale = 1.0 if stage == CaseStage.CLOSED else max(days_ago - 1, 1) / 110
+
+    def at(day: float, hour: int = 10) -> dt.datetime:
+        moment = dt.datetime.combine(opened + dt.timedelta(days=int(day * scale)), dt.time(hour, 0))
+        return min(moment, dt.datetime.combine(today, dt.time(9, 0)))
+
+    def move(target, day, **closing):
+        move_stage(case, target, user_id=user_id, now=at(day, 16), run_alert_rules=False, **closing)
+
+    if not reached:
+        return
+    move(CaseStage.ASSESS, 1)
+    save_needs(
+        case,
+        assessed_on=at(3).date(),
+        problems=story["needs"],
+        risk_rating=story["risk_rating"],
+        risk=story["risk"],
+        child_strengths=story["child_strengths"],
+        family_strengths=story["family_strengths"],
+        user_id=user_id,
+        now=at(3),
+    )
+    if CaseStage.INTERVENE not in reached:
+        return
+    conference = story["conference"]
+    held = at(5)
+    add_conference(
+        case,
+        held_on=held.date(),
+        departments=conference["departments"],
+        attendees=conference["attendees"],
+        problem=conference["problem"],
+        decisions=conference["decisions"],
+        actions=[
+            ActionInput(who, what, held.date() + dt.timedelta(days=days))
+            for who, what, days in conference["actions"]
+        ],
+        today=held.date(),
+        user_id=user_id,
+    )
+    professional = social_staff.name if social_staff else "社工"
+    save_plan(
+        case,
+        goals=story["goals"],
+        professional_id=social_staff.id if social_staff else None,
+        measures=[
+            MeasureInput(
+                None, what, professional if who == "社工" else who, at(6).date() + dt.timedelta(days=d)
+            )
+            for who, what, d in story["measures"]
+        ],
+        candidates=[social_staff] if social_staff else [],
+    )
+    db.session.flush()
+    move(CaseStage.INTERVENE, 7)
+    measures = list(case.measures)
+    for day, index, content, outcome in story["services"]:
+        if CaseStage.TRACK not in reached and day > 0.6 * 110:
+            break
+        measure = measures[index % len(measures)]
+        add_service(
+            case,
+            measure_id=measure.id,
+            delivered_on=at(day).date(),
+            provider=measure.responsible or professional,
+            content=content,
+            outcome=outcome,
+            duration_minutes=60,
+            user_id=user_id,
+            now=at(day),
+        )
+    for day, method, change in story["follow_ups_intervene"]:
+        add_follow_up(
+            case,
+            followed_on=at(day).date(),
+            method=method,
+            followed_by=professional,
+            change=change,
+            user_id=user_id,
+            now=at(day),
+        )
+    if CaseStage.TRACK not in reached:
+        return
+    move(CaseStage.TRACK, 70)
+    for day, method, change in story["follow_ups_track"]:
+        add_follow_up(
+            case,
+            followed_on=at(day).date(),
+            method=method,
+            followed_by=professional,
+            change=change,
+            user_id=user_id,
+            now=at(day),
+        )
+    if CaseStage.CLOSED not in reached:
+        return
+    move(
+        CaseStage.CLOSED,
+        110,
+        closing_evaluation=story["evaluation"],
+        closure_reason=story["closure_reason"],
+        note="督导员审核同意结案",
+    )

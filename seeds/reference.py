@@ -14,6 +14,7 @@ CATEGORIES = [
 SETTINGS = [
     ("town_name", "重庆市涪陵区罗云镇", "镇（街道）名称"),
     ("demo_data", "0", "是否为演示数据（1 是，0 否）"),
+    ("town_code", "LY", "档案编号中的镇（街道）代码（档案编号：镇代码-村代码-年份-序号）"),
     ("alert_deadline_hours_red", "24", "红色预警处置时限（小时）"),
     ("alert_deadline_hours_orange", "72", "橙色预警处置时限（小时）"),
     ("alert_deadline_hours_yellow", "168", "黄色预警处置时限（小时）"),

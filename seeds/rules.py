@@ -4,8 +4,8 @@ The structure follows published guardianship-capacity standards (e.g. Hubei DB42
 3 groups, 11 indicators scored 0–3, three veto items, four level thresholds with their frequencies.
 """
 
-from choices import Level
-from models import Indicator, IndicatorGroup, LevelRule, VetoItem, db
+from choices import CaseType, Level
+from models import CaseTypeRule, Indicator, IndicatorGroup, LevelRule, VetoItem, db
 from services.assessment import TIERED_MEASURES
 
 # group → [(code, name, label_3 良好, label_2 一般, label_1 较差, label_0 严重问题)]
@@ -130,6 +130,11 @@ LEVEL_RULES = {
 }
 
 
+# Whether a 会商 must be held before a case of the type enters 介入 (the work plan's 个案会商 for
+# 监护侵害 and 监护缺失).
+CASE_TYPE_RULES = {CaseType.ABUSE: True, CaseType.ABSENCE: True, CaseType.IMPROPER: False}
+
+
 def seed_rules() -> None:
     session = db.session
     if session.scalar(db.select(IndicatorGroup.id).limit(1)) is None:
@@ -166,4 +171,7 @@ def seed_rules() -> None:
                     measure_days=next((days for _, days in TIERED_MEASURES[level]), None),
                 )
             )
+    for case_type, required in CASE_TYPE_RULES.items():
+        if session.get(CaseTypeRule, case_type.value) is None:
+            session.add(CaseTypeRule(case_type=case_type.value, conference_required=required))
     session.flush()

@@ -34,9 +34,16 @@ def check_activity(
     capacity: int | None,
     budget: Decimal | None,
     kind: str | None = None,
+    *,
+    staff_kinds: list[str] | None = None,
 ) -> dict[str, str]:
     """Field → Chinese message for what is wrong with an activity's form."""
     errors = {}
+    if staff_kinds:
+        if any(k not in {m.value for m in StaffKind} for k in staff_kinds):
+            errors["staff_kinds"] = "工作人员类别无效"
+        elif Audience.STAFF.value not in (audience or []):
+            errors["staff_kinds"] = "选择了工作人员类别时，参与对象须包含“工作人员”"
     if kind == ActivityKind.TRAINING.value and starts_at and not ends_at:
         errors["ends_at"] = "业务培训须填写结束时间（按起止时间计算培训学时）"
     period = period_error(starts_at, ends_at, "开始时间", "结束时间")

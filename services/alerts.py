@@ -12,10 +12,10 @@ import datetime as dt
 import hashlib
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import and_, exists, func, insert, or_, select, update
+from sqlalchemy import and_, case, exists, func, insert, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
@@ -56,6 +56,7 @@ from models import (
     Visit,
     db,
     localnow,
+    user_village,
     utcnow,
 )
 from services import lease
@@ -87,7 +88,8 @@ class Condition:
     case_id: int | None = None
 
 
-RuleCheck = Callable[[dt.date, dt.datetime], list[Condition]]
+# A rule checks every child, or only the children ``only`` names (the run after one child's change).
+RuleCheck = Callable[[dt.date, dt.datetime, Sequence[int] | None], list[Condition]]
 RULES: dict[AlertRule, RuleCheck] = {}
 
 
@@ -135,6 +137,11 @@ def _active_child():
     return Child.archived_at.is_(None)
 
 
+def _only(column, only: Sequence[int] | None):
+    """The rule's subject limited to the children ``only`` names (no limit when None)."""
+    return true() if only is None else column.in_(list(only))
+
+
 def _approved(assessment, today):
     return and_(assessment.status == AssessmentStatus.APPROVED.value, assessment.assessed_on <= today)
 
@@ -143,7 +150,9 @@ def _approved(assessment, today):
 
 
 @rule(AlertRule.VISIT_OVERDUE)
-def visit_overdue(today: dt.date, now: dt.datetime | None = None) -> list[Condition]:
+def visit_overdue(
+    today: dt.date, now: dt.datetime | None = None, only: Sequence[int] | None = None
+) -> list[Condition]:
     """A registered child whose 下次走访 (services/visits.py: the latest contact, a visit or an approved
     assessment, plus the level's interval) is before today: the 工作台 and the reports read the same date."""
     last_visit = (
@@ -154,7 +163,7 @@ def visit_overdue(today: dt.date, now: dt.datetime | None = None) -> list[Condit
     )
     rows = db.session.execute(
         select(Child.id, Child.village_id, Child.current_level, Child.next_visit_due, last_visit).where(
-            _active_child(), Child.registered_on <= today, Child.next_visit_due < today
+            _active_child(), Child.registered_on <= today, Child.next_visit_due < today, _only(Child.id, only)
         )
     )
     return [
@@ -171,10 +180,12 @@ def visit_overdue(today: dt.date, now: dt.datetime | None = None) -> list[Condit
 
 
 @rule(AlertRule.REASSESSMENT_OVERDUE)
-def reassessment_overdue(today: dt.date, now: dt.datetime | None = None) -> list[Condition]:
+def reassessment_overdue(
+    today: dt.date, now: dt.datetime | None = None, only: Sequence[int] | None = None
+) -> list[Condition]:
     rows = db.session.execute(
         select(Child.id, Child.village_id, Child.current_level, Child.next_assessment_due).where(
-            _active_child(), Child.next_assessment_due < today
+            _active_child(), Child.next_assessment_due < today, _only(Child.id, only)
         )
     )
     return [
@@ -190,7 +201,9 @@ def reassessment_overdue(today: dt.date, now: dt.datetime | None = None) -> list
 
 
 @rule(AlertRule.RED_WITHOUT_SAFETY_NET)
-def red_without_safety_net(today: dt.date, now: dt.datetime | None = None) -> list[Condition]:
+def red_without_safety_net(
+    today: dt.date, now: dt.datetime | None = None, only: Sequence[int] | None = None
+) -> list[Condition]:
     """A red child with no delivered 兜底保障 service more than the red level's measure days (3) after
     turning red."""
     delivered = exists().where(
@@ -201,7 +214,7 @@ def red_without_safety_net(today: dt.date, now: dt.datetime | None = None) -> li
     )
     red = db.session.execute(
         select(Child.id, Child.village_id, Child.level_assessed_on).where(
-            _active_child(), Child.current_level == Level.RED.value, ~delivered
+            _active_child(), Child.current_level == Level.RED.value, ~delivered, _only(Child.id, only)
         )
     ).all()
     if not red:
@@ -256,7 +269,9 @@ def _red_since(child_ids: list[int], today: dt.date) -> dict[int, dt.date]:
 
 
 @rule(AlertRule.LEVEL_WORSENED)
-def level_worsened(today: dt.date, now: dt.datetime | None = None) -> list[Condition]:
+def level_worsened(
+    today: dt.date, now: dt.datetime | None = None, only: Sequence[int] | None = None
+) -> list[Condition]:
     """The child's latest approved assessment (the one behind Child.level_assessed_on) is marked worse."""
     a, later, prev = aliased(Assessment), aliased(Assessment), aliased(Assessment)
     same_day_later = exists().where(
@@ -285,7 +300,7 @@ def level_worsened(today: dt.date, now: dt.datetime | None = None) -> list[Condi
             & (a.status == AssessmentStatus.APPROVED.value)
             & (a.assessed_on == Child.level_assessed_on),
         )
-        .where(_active_child(), a.worsened.is_(True), ~same_day_later)
+        .where(_active_child(), a.worsened.is_(True), ~same_day_later, _only(Child.id, only))
     )
     return [
         Condition(
@@ -301,7 +316,9 @@ def level_worsened(today: dt.date, now: dt.datetime | None = None) -> list[Condi
 
 
 @rule(AlertRule.REPORT_UNANSWERED)
-def report_unanswered(today: dt.date, now: dt.datetime | None = None) -> list[Condition]:
+def report_unanswered(
+    today: dt.date, now: dt.datetime | None = None, only: Sequence[int] | None = None
+) -> list[Condition]:
     now = now or end_of(today)
     limit = now - dt.timedelta(hours=REPORT_RESPONSE_HOURS)
     rows = db.session.execute(
@@ -310,7 +327,11 @@ def report_unanswered(today: dt.date, now: dt.datetime | None = None) -> list[Co
             MandatoryReport.village_id,
             MandatoryReport.child_id,
             MandatoryReport.received_at,
-        ).where(MandatoryReport.first_response_at.is_(None), MandatoryReport.received_at <= limit)
+        ).where(
+            MandatoryReport.first_response_at.is_(None),
+            MandatoryReport.received_at <= limit,
+            _only(MandatoryReport.child_id, only),
+        )
     )
     return [
         Condition(
@@ -326,13 +347,17 @@ def report_unanswered(today: dt.date, now: dt.datetime | None = None) -> list[Co
 
 
 @rule(AlertRule.CASE_STAGE_STALE)
-def case_stage_stale(today: dt.date, now: dt.datetime | None = None) -> list[Condition]:
+def case_stage_stale(
+    today: dt.date, now: dt.datetime | None = None, only: Sequence[int] | None = None
+) -> list[Condition]:
     """An open case whose stage has not changed for 30 days (counted in calendar days)."""
     before = dt.datetime.combine(today - dt.timedelta(days=CASE_STALE_DAYS - 1), dt.time.min)
     rows = db.session.execute(
         select(Case.id, Case.child_id, Child.village_id, Case.stage, Case.stage_changed_at)
         .join(Child, Child.id == Case.child_id)
-        .where(Case.stage != CaseStage.CLOSED.value, Case.stage_changed_at < before)
+        .where(
+            Case.stage != CaseStage.CLOSED.value, Case.stage_changed_at < before, _only(Case.child_id, only)
+        )
     )
     return [
         Condition(
@@ -349,7 +374,9 @@ def case_stage_stale(today: dt.date, now: dt.datetime | None = None) -> list[Con
 
 
 @rule(AlertRule.GUARDIAN_STATUS_CHANGED)
-def guardian_status_changed(today: dt.date, now: dt.datetime | None = None) -> list[Condition]:
+def guardian_status_changed(
+    today: dt.date, now: dt.datetime | None = None, only: Sequence[int] | None = None
+) -> list[Condition]:
     """A guardian became 服刑/失联/死亡/重病 and the child has not been reassessed since."""
     reassessed = exists().where(
         Assessment.child_id == ChildGuardian.child_id,
@@ -372,6 +399,7 @@ def guardian_status_changed(today: dt.date, now: dt.datetime | None = None) -> l
             Guardian.status_changed_on <= today,
             _active_child(),
             ~reassessed,
+            _only(ChildGuardian.child_id, only),
         )
     )
     grave = {GuardianStatus.MISSING.value, GuardianStatus.DECEASED.value}
@@ -396,13 +424,15 @@ def eighteenth_birthday(birth: dt.date) -> dt.date:
 
 
 @rule(AlertRule.TURNING_18)
-def turning_18(today: dt.date, now: dt.datetime | None = None) -> list[Condition]:
+def turning_18(
+    today: dt.date, now: dt.datetime | None = None, only: Sequence[int] | None = None
+) -> list[Condition]:
     """The 18th birthday falls within the next 90 days (today excluded, the 90th day included)."""
     earliest = _years_before(today, 18) - dt.timedelta(days=2)
     latest = _years_before(today + dt.timedelta(days=ADULT_NOTICE_DAYS), 18) + dt.timedelta(days=2)
     rows = db.session.execute(
         select(Child.id, Child.village_id, Child.birth_date).where(
-            _active_child(), Child.birth_date.between(earliest, latest)
+            _active_child(), Child.birth_date.between(earliest, latest), _only(Child.id, only)
         )
     )
     found = []
@@ -430,11 +460,15 @@ def _years_before(day: dt.date, years: int) -> dt.date:
 
 
 @rule(AlertRule.NEVER_ASSESSED)
-def never_assessed(today: dt.date, now: dt.datetime | None = None) -> list[Condition]:
+def never_assessed(
+    today: dt.date, now: dt.datetime | None = None, only: Sequence[int] | None = None
+) -> list[Condition]:
     """A registered child with no approved assessment (counts from the day of registration)."""
     assessed = exists().where(Assessment.child_id == Child.id, _approved(Assessment, today))
     rows = db.session.execute(
-        select(Child.id, Child.village_id).where(_active_child(), Child.registered_on <= today, ~assessed)
+        select(Child.id, Child.village_id).where(
+            _active_child(), Child.registered_on <= today, ~assessed, _only(Child.id, only)
+        )
     )
     return [
         Condition(
@@ -449,7 +483,9 @@ def never_assessed(today: dt.date, now: dt.datetime | None = None) -> list[Condi
 
 
 @rule(AlertRule.CASE_UNREPORTED)
-def case_unreported(today: dt.date, now: dt.datetime | None = None) -> list[Condition]:
+def case_unreported(
+    today: dt.date, now: dt.datetime | None = None, only: Sequence[int] | None = None
+) -> list[Condition]:
     """A case not reported to the district bureau within 3 days of opening."""
     rows = db.session.execute(
         select(Case.id, Case.child_id, Child.village_id, Case.opened_on)
@@ -457,6 +493,7 @@ def case_unreported(today: dt.date, now: dt.datetime | None = None) -> list[Cond
         .where(
             Case.reported_to_bureau_on.is_(None),
             Case.opened_on < today - dt.timedelta(days=BUREAU_REPORT_DAYS),
+            _only(Case.child_id, only),
         )
     )
     return [
@@ -498,22 +535,54 @@ def run_rules(today: dt.date, now: dt.datetime | None = None) -> RunSummary:
 
 def _run(today, now) -> RunSummary:
     summary = RunSummary()
+    hours = deadline_hours()
     for name, check in RULES.items():
-        conditions = check(today, now)
+        conditions = check(today, now, None)
         summary.holding += len(conditions)
-        _reconcile(name, conditions, now, summary)
+        _reconcile(name, conditions, now, summary, hours)
         del conditions
     db.session.flush()
     return summary
 
 
-def _reconcile(name: AlertRule, conditions: list[Condition], now: dt.datetime, summary: RunSummary) -> None:
+def run_rules_for_children(child_ids: Sequence[int], today: dt.date, now: dt.datetime) -> RunSummary:
+    """Every rule, for these children only, at once (after an approval, a visit, a case move): a
+    condition that no longer holds is marked cleared now, a new one raises its alert now. Alerts of
+    other children are not touched. Runs in the caller's transaction (no commit, no RuleRun row: the
+    hourly full run still runs); a concurrent run that raised the same alert first wins quietly."""
+    ids = sorted({i for i in child_ids if i is not None})
+    summary = RunSummary()
+    if not ids:
+        return summary
     hours = deadline_hours()
+    try:
+        with db.session.begin_nested():
+            for name, check in RULES.items():
+                conditions = check(today, now, ids)
+                summary.holding += len(conditions)
+                _reconcile(name, conditions, now, summary, hours, only=ids)
+    except IntegrityError:
+        return RunSummary()
+    for obj in list(db.session.identity_map.values()):  # their rows were written without the ORM
+        if isinstance(obj, Alert) and obj.__dict__.get("child_id") in ids:
+            db.session.expire(obj)
+    return summary
+
+
+def _reconcile(
+    name: AlertRule,
+    conditions: list[Condition],
+    now: dt.datetime,
+    summary: RunSummary,
+    hours: dict[str, int],
+    only: Sequence[int] | None = None,
+) -> None:
     live: dict[str, list] = {}
     for row in db.session.execute(
         select(Alert.id, Alert.condition_key, Alert.status, Alert.condition_cleared_at).where(
             Alert.rule == name.value,
             or_(Alert.status != AlertStatus.DONE.value, Alert.condition_cleared_at.is_(None)),
+            _only(Alert.child_id, only),
         )
     ):
         live.setdefault(row.condition_key, []).append(row)
@@ -714,22 +783,26 @@ def _require_open(alert: Alert) -> None:
         raise InvalidInput("该预警已办结，不能再修改")
 
 
+# The roles that can act in a village, in the order the handler list shows them.
+HANDLER_ROLES = (Role.DIRECTOR, Role.SOCIAL, Role.SUPERVISOR, Role.CLERK)
+
+
 def handler_candidates(alert: Alert) -> list[User]:
-    """The accounts an alert may be assigned to (the page offers exactly these): active town-level
-    staff roles, and the 儿童主任 of the alert's village."""
-    return list(
-        db.session.scalars(
-            select(User)
-            .where(
-                User.active.is_(True),
-                User.role.in_(
-                    [Role.ADMIN.value, Role.CLERK.value, Role.SUPERVISOR.value, Role.DIRECTOR.value]
-                ),
-                or_(User.role != Role.DIRECTOR.value, User.village_id == alert.village_id),
-            )
-            .order_by(User.id)
+    """The people who can act in the alert's village (the page offers exactly these): its 儿童主任,
+    the 社工 assigned to it, and the town's 督导员 and 经办人 — active accounts only."""
+    assigned = select(user_village.c.user_id).where(user_village.c.village_id == alert.village_id)
+    users = db.session.scalars(
+        select(User).where(
+            User.active.is_(True),
+            or_(
+                (User.role == Role.DIRECTOR.value) & (User.village_id == alert.village_id),
+                (User.role == Role.SOCIAL.value) & User.id.in_(assigned),
+                User.role.in_([Role.SUPERVISOR.value, Role.CLERK.value]),
+            ),
         )
     )
+    rank = {role.value: n for n, role in enumerate(HANDLER_ROLES)}
+    return sorted(users, key=lambda u: (rank.get(u.role, 99), u.id))
 
 
 def assign_handler(alert: Alert, handler_id: int | None, *, user_id: int | None, now: dt.datetime) -> None:
@@ -738,11 +811,88 @@ def assign_handler(alert: Alert, handler_id: int | None, *, user_id: int | None,
         raise InvalidInput("请选择处置人")
     handler = next((u for u in handler_candidates(alert) if u.id == handler_id), None)
     if handler is None:
-        raise InvalidInput("所选的处置人不在可指派的名单中（须为本村儿童主任或镇级督导、经办人），未保存")
+        raise InvalidInput(
+            "所选的处置人不在可指派的名单中（须为本村儿童主任、服务本村的社工或镇级督导员、经办人），未保存"
+        )
     alert.handler_id = handler.id
     if alert.status == AlertStatus.OPEN:
         alert.status = AlertStatus.IN_PROGRESS.value
-    db.session.add(AlertStep(alert_id=alert.id, at=now, user_id=user_id, note=f"指派处置人：{handler}"))
+    db.session.add(
+        AlertStep(
+            alert_id=alert.id,
+            at=now,
+            user_id=user_id,
+            note=f"指派处置人：{handler}（{Role.label_of(handler.role)}）",
+        )
+    )
+
+
+# What the assignee may do with an alert assigned to them, when their role only reads alerts (社工).
+ASSIGNEE_ACTIONS = frozenset({"step", "ticket", "close", "to_case"})
+
+
+def may_act(alert: Alert, action: str, *, role: str | None, user_id: int | None, writes_alerts: bool) -> bool:
+    """Whether this person may take ``action`` on the alert: everyone who writes alerts; and a 社工
+    (who only reads alerts) on an alert assigned to them — handling it, not reassigning it."""
+    if writes_alerts:
+        return True
+    return role == Role.SOCIAL.value and alert.handler_id == user_id and action in ASSIGNEE_ACTIONS
+
+
+@dataclass
+class AssignedAlerts:
+    total: int
+    overdue: int
+    rows: list[dict]
+
+
+def assigned_to(user_id: int, village_ids, now: dt.datetime, limit: int = 20) -> AssignedAlerts:
+    """我的预警: the open alerts assigned to this person, most urgent deadline first, as plain rows,
+    with how many there are and how many are past their deadline (the 工作台 and 今日 read it)."""
+    base = scope(
+        select(Alert).where(Alert.handler_id == user_id, Alert.status != AlertStatus.DONE.value),
+        Alert,
+        village_ids,
+    )
+    total, overdue = db.session.execute(
+        base.with_only_columns(
+            func.count(Alert.id), func.count(case((Alert.deadline < now, Alert.id)))
+        ).order_by(None)
+    ).one()
+    rows = db.session.execute(
+        base.with_only_columns(
+            Alert.id,
+            Alert.title,
+            Alert.severity,
+            Alert.status,
+            Alert.deadline,
+            Alert.condition_cleared_at,
+            Child.name.label("child_name"),
+            Village.name.label("village_name"),
+        )
+        .outerjoin(Child, Child.id == Alert.child_id)
+        .join(Village, Village.id == Alert.village_id)
+        .order_by(Alert.deadline, Alert.id)
+        .limit(limit)
+    ).all()
+    return AssignedAlerts(
+        total or 0,
+        overdue or 0,
+        [
+            {
+                "id": r.id,
+                "title": r.title,
+                "severity": r.severity,
+                "status": r.status,
+                "deadline": r.deadline,
+                "overdue": r.deadline < now,
+                "cleared": r.condition_cleared_at is not None,
+                "child": r.child_name,
+                "village": r.village_name,
+            }
+            for r in rows
+        ],
+    )
 
 
 def add_step(alert: Alert, note: str, *, user_id: int | None, now: dt.datetime) -> AlertStep:

@@ -325,7 +325,14 @@ class ApprovalOutcome:
     messages: list[str]
 
 
-def approve(assessment: Assessment, *, user_id: int, role: str, today: dt.date) -> ApprovalOutcome:
+def approve(
+    assessment: Assessment, *, user_id: int, role: str, today: dt.date, now: dt.datetime | None = None
+) -> ApprovalOutcome:
+    """Approve; the child's level follows its latest approved assessment, the level's measures are
+    planned, and the child's alert rules run at once (a cleared 复评逾期 or 从未评估 clears now)."""
+    from services.alerts import run_rules_for_children
+
+    now = now or dt.datetime.combine(today, dt.datetime.now().time())
     _check_reviewer(assessment, user_id, role)
     assessment.status = AssessmentStatus.APPROVED.value
     assessment.reviewed_by_id = user_id
@@ -336,9 +343,11 @@ def approve(assessment: Assessment, *, user_id: int, role: str, today: dt.date) 
     db.session.flush()
     latest = latest_approved(assessment.child_id)
     if latest is not assessment:  # a late entry of an older assessment leaves the current level alone
+        run_rules_for_children([assessment.child_id], today, now)
         return ApprovalOutcome([], False, ["该评估早于已审核的最近一次评估，儿童当前等级不变。"])
     apply_level(assessment)
     services = plan_measures(assessment, today)
+    run_rules_for_children([assessment.child_id], today, now)
     messages = (
         [CASE_SUGGESTION.format(days=measure_days(assessment.rule_version.snapshot, Level.RED))]
         if assessment.level == Level.RED.value
@@ -360,6 +369,84 @@ def _approved_before(assessment: Assessment) -> Assessment | None:
         .order_by(Assessment.assessed_on.desc(), Assessment.id.desc())
         .limit(1)
     )
+
+
+@dataclass
+class IndicatorChange:
+    code: str
+    name: str
+    before: int | None
+    after: int | None
+
+    @property
+    def delta(self) -> int | None:
+        if self.before is None or self.after is None:
+            return None
+        return self.after - self.before
+
+
+@dataclass
+class Comparison:
+    """An assessment beside the child's previous approved one: what the reviewer checks first."""
+
+    previous: Assessment
+    changes: list[IndicatorChange]  # every indicator of the new assessment, in the form's order
+    vetoes_added: list[str]
+    vetoes_removed: list[str]
+    current_total: int
+    current_level: str
+
+    @property
+    def total_delta(self) -> int:
+        return self.current_total - self.previous.total_score
+
+    @property
+    def level_steps(self) -> int:
+        """How many levels the child moves (positive: worse, towards red)."""
+        return Level(self.current_level).rank - Level(self.previous.level).rank
+
+    @property
+    def big_move(self) -> bool:
+        """Two steps or more (e.g. 红→黄, 绿→橙): the reviewer is warned to check the evidence."""
+        return abs(self.level_steps) >= 2
+
+    @property
+    def changed(self) -> list[IndicatorChange]:
+        return [c for c in self.changes if c.delta]
+
+
+def compare_with_previous(assessment: Assessment) -> Comparison | None:
+    """The assessment against the child's approved assessment before it (None: the first one)."""
+    previous = _approved_before(assessment)
+    if previous is None:
+        return None
+    rules = assessment.rule_version.snapshot if assessment.rule_version else rules_snapshot()
+    names = {ind["code"]: ind["name"] for group in rules["groups"] for ind in group["indicators"]}
+    before, after = previous.scores or {}, assessment.scores or {}
+    changes = [
+        IndicatorChange(code, names[code], _score(before.get(code)), _score(after.get(code)))
+        for code in indicator_codes(rules)
+    ]
+    veto_names = {v["code"]: v["name"] for v in rules["vetoes"]}
+    veto_names.update(
+        {v["code"]: v["name"] for v in (previous.rule_version.snapshot or {}).get("vetoes", [])}
+    )
+    old_vetoes, new_vetoes = set(previous.vetoes or []), set(assessment.vetoes or [])
+    return Comparison(
+        previous=previous,
+        changes=changes,
+        vetoes_added=[veto_names.get(v, v) for v in sorted(new_vetoes - old_vetoes)],
+        vetoes_removed=[veto_names.get(v, v) for v in sorted(old_vetoes - new_vetoes)],
+        current_total=assessment.total_score,
+        current_level=assessment.level,
+    )
+
+
+def _score(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def latest_approved(child_id: int) -> Assessment | None:

@@ -55,6 +55,7 @@ class RollEntry:
     present: bool = False
     eligible: bool = True
     came_last: bool = False  # signed in at the previous activity of the kind (上次来过的)
+    staff_kind: str = ""
 
     @property
     def kind_label(self) -> str:
@@ -176,8 +177,17 @@ def _children_select(session, activity, village_ids, flt: RollFilter):
     return stmt
 
 
+def staff_kinds(activity: Activity) -> list[str]:
+    """The kinds of staff the activity is for (a training for 儿童主任 and 网格员); empty: every kind."""
+    valid = {k.value for k in StaffKind}
+    return [k for k in activity.staff_kinds or [] if k in valid]
+
+
 def _staff_clause(session, activity, village_ids, flt: RollFilter):
     clauses = [Staff.active.is_(True)]
+    kinds = staff_kinds(activity)
+    if kinds:
+        clauses.append(Staff.kind.in_(kinds))
     own = activity_village_ids(session, activity)
     if own:
         clauses.append(Staff.village_id.in_(own) | Staff.village_id.is_(None))
@@ -342,6 +352,7 @@ def build_roll(session, activity: Activity, village_ids, flt: RollFilter | None 
                     role=StaffKind.label_of(kind),
                     pinyin=full,
                     initials=initials,
+                    staff_kind=kind,
                 )
             )
     shown = {e.key for e in entries}

@@ -20,6 +20,11 @@ from models import (
     Assessment,
     Attendance,
     Case,
+    CaseConference,
+    CaseEvent,
+    CaseMeasure,
+    CaseNeeds,
+    CaseService,
     Child,
     ChildGuardian,
     Expense,
@@ -38,6 +43,8 @@ from services.scoping import scope
 
 # The order cases move through; the dossier draws each case's path along it.
 CASE_PATH = [CaseStage.IDENTIFY, CaseStage.ASSESS, CaseStage.INTERVENE, CaseStage.TRACK, CaseStage.CLOSED]
+# In print, a section with more rows than this starts on a new page; smaller ones follow on.
+LARGE_SECTION_ROWS = 25
 
 
 @dataclass
@@ -92,6 +99,31 @@ class Dossier:
     @property
     def open_alerts(self) -> int:
         return sum(1 for a in self.alerts if a.status != AlertStatus.DONE.value)
+
+    def case_rows(self, case) -> int:
+        """The lines a case takes in the dossier (its records), for deciding where print pages break."""
+        return (
+            len(case.events)
+            + len(case.measures)
+            + len(case.services)
+            + len(case.follow_ups)
+            + 3 * len(case.conferences)
+            + (6 if case.needs else 0)
+        )
+
+    def large(self, section: str) -> bool:
+        """Whether a section is long enough to start on a new printed page."""
+        rows = {
+            "assessments": len(self.assessments),
+            "services": len(self.services),
+            "visits": len(self.visits),
+            "alerts": len(self.alerts) + len(self.reports),
+            "cases": sum(self.case_rows(c) for c in self.cases),
+            "activities": len(self.attendance),
+            "pairing": len(self.pairings),
+            "funds": len(self.expenses),
+        }.get(section, 0)
+        return rows > LARGE_SECTION_ROWS
 
     @property
     def record_count(self) -> int:
@@ -265,13 +297,20 @@ def load_dossier(child_id, village_ids, today: dt.date) -> Dossier | None:
         .where(Alert.child_id == cid)
         .order_by(Alert.raised_at.desc(), Alert.id.desc())
     )
+    # Each case with the whole of its story: 需求评估, 会商 and their 分工, the plan's measures,
+    # 服务记录, 跟进记录, the closing evaluation and the moves (a fixed number of queries).
     dossier.cases = rows(
         select(Case)
         .where(Case.child_id == cid)
         .options(
             joinedload(Case.professional),
-            selectinload(Case.events),
-            selectinload(Case.conferences),
+            joinedload(Case.report),
+            selectinload(Case.events).joinedload(CaseEvent.user),
+            selectinload(Case.conferences).selectinload(CaseConference.actions),
+            selectinload(Case.needs).joinedload(CaseNeeds.assessment),
+            selectinload(Case.measures).selectinload(CaseMeasure.services),
+            selectinload(Case.services).joinedload(CaseService.measure),
+            selectinload(Case.follow_ups),
         )
         .order_by(Case.opened_on.desc(), Case.id.desc())
     )

@@ -294,7 +294,9 @@ def merge_children(keep_id: int, other_id: int, village_ids, *, note: str = "") 
         keep.status, keep.archived_at, keep.archive_reason = ChildStatus.ACTIVE.value, None, None
         record_status_change(keep, ChildStatus.ACTIVE.value, "合并重复登记时恢复", now=now)
 
-    reason = f"重复登记，已并入 {keep.name}（编号 {keep.id}）" + (f"：{note.strip()}" if note.strip() else "")
+    reason = f"重复登记，已并入 {keep.name}（档案编号 {keep.file_no}）" + (
+        f"：{note.strip()}" if note.strip() else ""
+    )
     audit.label_next_change(session, other, "archive")
     if not other.is_archived:
         other.status = ChildStatus.CLOSED.value

@@ -32,7 +32,7 @@ from models import (
     given_name,
     pinyin_keys,
 )
-from services import audit, clock, filing, visits, xlsx_input
+from services import audit, clock, file_numbers, filing, visits, xlsx_input
 from services.register import check_registered_on
 from services.validation import (
     InvalidInput,
@@ -642,11 +642,11 @@ def _mark_existing(plans: list[ChildPlan], result: CheckResult, village_ids, let
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
         found = db.session.execute(
-            select(Child.id, Child.id_number, Child.name, Child.village_id, Child.archived_at).where(
-                Child.id_number.in_(chunk)
-            )
+            select(
+                Child.id, Child.id_number, Child.name, Child.village_id, Child.archived_at, Child.file_no
+            ).where(Child.id_number.in_(chunk))
         ).all()
-        for child_id, id_number, name, village_id, archived_at in found:
+        for child_id, id_number, name, village_id, archived_at, file_no in found:
             plan = by_id[id_number]
             if allowed is not None and village_id not in allowed:
                 result.errors.append(
@@ -662,7 +662,7 @@ def _mark_existing(plans: list[ChildPlan], result: CheckResult, village_ids, let
                 Problem(
                     plan.row,
                     "身份证号",
-                    f"已登记：{name}（{village_names.get(village_id, '')}{state}，编号 {child_id}）",
+                    f"已登记：{name}（{village_names.get(village_id, '')}{state}，档案编号 {file_no}）",
                     letter,
                 )
             )
@@ -711,6 +711,10 @@ def import_ledger(path: Path, village_ids, mode: str, *, file_name: str = "") ->
         )
         child_rows.append(row)
     if child_rows:
+        year = clock.today().year
+        numbers = file_numbers.numbers_for(session, [(row["village_id"], year) for row in child_rows])
+        for row, number in zip(child_rows, numbers, strict=True):
+            row["file_no"] = number
         inserted = session.execute(
             insert(Child).returning(Child.id, sort_by_parameter_order=True), child_rows
         ).all()

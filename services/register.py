@@ -58,7 +58,7 @@ def check_child_identity(
         if in_scope(other, village_ids):
             state = "（已归档）" if other.is_archived else ""
             errors["id_number"] = (
-                f"该身份证号已登记：{other.name}（{other.village.name}）{state}，编号 {other.id}"
+                f"该身份证号已登记：{other.name}（{other.village.name}）{state}，档案编号 {other.file_no}"
             )
         else:
             errors["id_number"] = DUPLICATE_ELSEWHERE

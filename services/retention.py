@@ -36,6 +36,10 @@ from models import (
     Case,
     CaseConference,
     CaseEvent,
+    CaseFollowUp,
+    CaseMeasure,
+    CaseNeeds,
+    CaseService,
     Child,
     ChildGuardian,
     Consent,
@@ -77,11 +81,19 @@ PERSONAL_KEYS = {
     "content",
     "outcome",
     "plan_goals",
-    "plan_measures",
     "closure_reason",
     "closing_evaluation",
     "attendees",
     "decisions",
+    "problem",
+    "problems",
+    "risk",
+    "child_strengths",
+    "family_strengths",
+    "change",
+    "provider",
+    "followed_by",
+    "responsible",
     "override_reason",
     "review_note",
     "given_by",
@@ -96,6 +108,10 @@ PERSONAL_KEYS = {
     "purpose",
     "payee",
 }
+
+
+# A case's records with personal text, reached through the case (they hold no child_id of their own).
+CASE_RECORDS = (CaseEvent, CaseConference, CaseNeeds, CaseMeasure, CaseService, CaseFollowUp)
 
 
 def retention_years() -> int:
@@ -368,11 +384,11 @@ def _tied_records(cid: int, guardian_ids, link_ids) -> dict[str, list[int]]:
     tied["case_event"] = list(
         db.session.scalars(select(CaseEvent.id).where(CaseEvent.case_id.in_(tied["case_file"] or [0])))
     )
-    tied["case_conference"] = list(
-        db.session.scalars(
-            select(CaseConference.id).where(CaseConference.case_id.in_(tied["case_file"] or [0]))
+    # the case's own records, reached through the case
+    for model in CASE_RECORDS:
+        tied[model.__tablename__] = list(
+            db.session.scalars(select(model.id).where(model.case_id.in_(tied["case_file"] or [0])))
         )
-    )
     tied["attachment"] = list(
         db.session.scalars(
             select(Attachment.id).where(
@@ -397,9 +413,8 @@ def _scrub_child_rows(cid: int, tied: dict[str, list[int]], tokens: list[str]) -
     targets = [(model, model.child_id == cid) for model in _child_models() if model is not ChildGuardian]
     targets += [
         (AlertStep, AlertStep.id.in_(tied["alert_step"] or [0])),
-        (CaseEvent, CaseEvent.id.in_(tied["case_event"] or [0])),
-        (CaseConference, CaseConference.id.in_(tied["case_conference"] or [0])),
     ]
+    targets += [(model, model.id.in_(tied[model.__tablename__] or [0])) for model in CASE_RECORDS]
     for model, where in targets:
         table = model.__table__
         values = {}
@@ -410,6 +425,10 @@ def _scrub_child_rows(cid: int, tied: dict[str, list[int]], tokens: list[str]) -
                 values[column.name] = None if column.nullable else REMOVED
             elif isinstance(column.type, JSON) and column.name == "open_items":
                 values[column.name] = []
+            elif (
+                isinstance(column.type, JSON) and column.name == "problems"
+            ):  # a 需求评估's problems by domain
+                values[column.name] = {}
             elif column.name in PERSONAL_KEYS and isinstance(column.type, String) and column.nullable:
                 values[column.name] = None  # a reporter's name and phone, a witness …
         if values:

@@ -230,21 +230,23 @@ def concerns(visit: Visit) -> list[str]:
 
 
 def after_save(visit: Visit, *, now: dt.datetime) -> Alert | None:
-    """Fill the visit's next due date; when 发现风险 is ticked, raise the visit's alert (once).
+    """Fill the visit's next due date; when 发现风险 is ticked, raise the visit's alert (once); then run
+    the alert rules for the child at once.
 
     The child's 下次走访 moves with the flush (the listener above)."""
-    from services.alerts import raise_alert
+    from services.alerts import raise_alert, run_rules_for_children
 
     child = visit.child or db.session.get(Child, visit.child_id)
     visit.next_due = next_due_after(visit, child)
     if not visit.risk_found:
+        run_rules_for_children([child.id], now.date(), now)  # a visit-overdue alert clears now
         return None
     db.session.flush()
     found = concerns(visit)
     detail = f"{visit.visited_on:%Y-%m-%d} 巡查走访发现风险" + (f"：{'、'.join(found)}" if found else "")
     if visit.notes:
         detail += f"。走访记录：{visit.notes.strip()[:300]}"
-    return raise_alert(
+    alert = raise_alert(
         source=AlertSource.PATROL.value,
         severity=Severity.RED.value if visit.harm_signs else Severity.ORANGE.value,
         village_id=child.village_id,
@@ -254,6 +256,8 @@ def after_save(visit: Visit, *, now: dt.datetime) -> Alert | None:
         condition_key=f"visit_risk:visit:{visit.id}",
         now=now,
     )
+    run_rules_for_children([child.id], now.date(), now)
+    return alert
 
 
 __all__ = [

@@ -1,6 +1,7 @@
 """一人一档: a child with records of every kind shows them all; scoping; audit; print layout."""
 
 import datetime as dt
+import re
 from decimal import Decimal
 
 import pytest
@@ -266,9 +267,12 @@ def test_print_layout_has_no_navigation_and_breaks_pages(client, auth):
     assert "css/print.css" in page
     assert "dossier-print-button" in page
     assert page.count('class="dossier-section') >= 10
-    css = (client.get("/static/css/print.css").get_data(as_text=True)).replace(" ", "")
+    css = "".join(client.get("/static/css/print.css").get_data(as_text=True).split())
     assert "@page{size:A4" in css
-    assert "break-before:page" in css
+    assert '@bottom-center{content:"第"counter(page)"页共"counter(pages)"页"' in css
+    # only long sections start a new page; a small file flows on
+    assert ".dossier-section.large:not(.is-empty){break-before:page" in css
+    assert "large" not in re.findall(r'class="dossier-section([^"]*)"', page)[0]
 
 
 def test_child_list_links_to_the_dossier(client, auth):
@@ -296,3 +300,31 @@ def test_dossier_query_count_is_bounded(app, client, auth):
     finally:
         event.remove(db.engine, "before_cursor_execute", count)
     assert len(statements) <= 25, "\n".join(s[:150] for s in statements)
+
+
+def test_the_closed_case_tells_its_whole_story_on_screen_and_in_print(client, auth):
+    """The demo's closed case: its 需求评估, every 会商 with departments, attendees and decisions, the
+    plan's goals and measures labelled, the services, the follow-ups and the closing evaluation, and
+    the child's 档案编号 — on the page and in its print layout."""
+    case = db.session.scalar(db.select(Case).where(Case.stage == "closed").order_by(Case.id))
+    child = case.child
+    assert case.closing_evaluation and case.conferences and case.needs and case.services and case.follow_ups
+    auth.login("supervisor")
+    for url in (f"/admin/dossier/?id={child.id}", f"/admin/dossier/print/?id={child.id}"):
+        html = client.get(url).get_data(as_text=True)
+        assert child.file_no in html
+        assert f"结案评估：</b>{case.closing_evaluation}" in html
+        assert "结案原因：</b>帮扶目标达成" in html
+        for conference in case.conferences:
+            assert f"会商决定：{conference.decisions}" in html
+            assert conference.attendees in html and conference.problem in html
+            for action in conference.actions:
+                assert f"{action.responsible}——{action.content}" in html
+        assert f"<b>帮扶目标：</b>{case.plan_goals}" in html and "<b>帮扶措施：</b>" in html
+        for measure in case.measures:
+            assert measure.content in html
+        assert case.needs.risk in html and case.needs.child_strengths in html
+        for follow_up in case.follow_ups:
+            assert follow_up.change in html
+    printed = client.get(f"/admin/dossier/print/?id={child.id}").get_data(as_text=True)
+    assert 'id="running-header"' in printed and printed.index("running-header") < printed.index("sec-basic")

@@ -23,6 +23,7 @@ from models import (
     pinyin_keys,
 )
 from seeds.demo import id_number
+from services import file_numbers
 from services.duplicates import REASON_BIRTH, REASON_ID, REASON_PHONE, find_duplicates, merge_children
 from tests.conftest import form_fields
 from tests.test_dossier import add_records_of_every_kind
@@ -61,6 +62,7 @@ def _raw_child(template: Child, **values) -> int:
         "archived_at": values.get("archived_at"),
         "version": 1,
     }
+    row["file_no"] = file_numbers.numbers_for(db.session, [(row["village_id"], 2026)])[0]
     return db.session.execute(insert(Child).returning(Child.id), [row]).scalar_one()
 
 
@@ -121,8 +123,9 @@ def test_director_sees_only_own_village_duplicates(client, auth):
     db.session.commit()
     auth.login("director1")
     page = client.get("/admin/duplicates/").get_data(as_text=True)
-    assert f"<td>{own_copy}</td>" in page
-    assert f"<td>{other_copy}</td>" not in page
+    own_no, other_no = (db.session.get(Child, i).file_no for i in (own_copy, other_copy))
+    assert f">{own_no}</td>" in page
+    assert f">{other_no}</td>" not in page
     assert "merge-link" not in page  # a director may look, not merge
     assert client.get(f"/admin/duplicates/merge/?keep={own.id}&other={own_copy}").status_code == 403
 
@@ -173,7 +176,7 @@ def test_merge_moves_every_related_record(client, auth):
     assert sum(1 for link in kept.guardian_links if link.is_primary) == 1
     assert (
         merged.is_archived
-        and f"编号 {keep.id}" in merged.archive_reason
+        and f"档案编号 {keep.file_no}" in merged.archive_reason
         and "台账重复录入" in merged.archive_reason
     )
     assert not kept.is_archived

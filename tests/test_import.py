@@ -182,7 +182,7 @@ def test_already_registered_is_listed_as_a_notice(tmp_path):
     assert result.ok
     assert result.new_count == 1 and result.existing_count == 1
     assert result.notices[0].row == 3
-    assert f"编号 {registered.id}" in result.notices[0].message
+    assert f"档案编号 {registered.file_no}" in result.notices[0].message
 
 
 def test_registered_in_another_village_is_an_error_for_a_scoped_user(tmp_path):

@@ -282,3 +282,148 @@ def test_upgrading_fills_the_history_the_indicators_read(database_url, tmp_path)
     assert [as_date(d) for d in reassess] == [dt.date(2026, 4, 10)] * 2
     # the visit of 2026-02-01 is the latest contact: orange, every 15 days
     assert as_date(child[2].next_visit_due) == dt.date(2026, 2, 16)
+
+
+def test_casework_migration_keeps_what_existing_cases_and_children_hold(database_url, tmp_path):
+    """A landed database: each case's free-text 帮扶措施 becomes one measure per line, 跟踪 notes become
+    跟进记录, a case opened from a report is linked to it, and every child gets its 档案编号 in the
+    order of registration, per village and year, with the counters set after them. Down and up again
+    gives the same."""
+    url = _empty_database(database_url, tmp_path)
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True})
+    with app.app_context():
+        upgrade(revision="d35c0e7a1b2f")  # the schema before casework
+        child = {
+            "name_pinyin": "jia",
+            "name_initials": "j",
+            "name_given": "甲",
+            "gender": "F",
+            "birth_date": dt.date(2016, 3, 15),
+            "status": "active",
+            "file_complete": False,
+            "updated_at": dt.datetime(2026, 1, 5),
+            "version": 1,
+        }
+        columns = ", ".join(["id", "name", "id_number", "id_last4", "village_id", "created_at", *child])
+        values = ", ".join([":id", ":name", ":id_number", ":id_last4", ":village_id", ":created_at"])
+        values += ", " + ", ".join(f":{k}" for k in child)
+        rows = [  # (id, village, registered): out of id order on purpose
+            (1, 1, dt.datetime(2026, 3, 1)),
+            (2, 1, dt.datetime(2026, 1, 5)),
+            (3, 2, dt.datetime(2026, 2, 1)),
+            (4, 1, dt.datetime(2025, 12, 30)),
+        ]
+        with db.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO village (id, name, kind, code, sort_order) VALUES (1, '云岭村', 'village', 'YL', 1)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO village (id, name, kind, code, sort_order) VALUES (2, '桃源村', 'village', 'TY', 2)"
+                )
+            )
+            for child_id, village_id, registered in rows:
+                conn.execute(
+                    text(f"INSERT INTO child ({columns}) VALUES ({values})"),
+                    {
+                        "id": child_id,
+                        "name": f"儿童{child_id}",
+                        "id_number": f"50010220160315{child_id:03d}X",
+                        "id_last4": f"{child_id:03d}X",
+                        "village_id": village_id,
+                        "created_at": registered,
+                        **child,
+                    },
+                )
+            conn.execute(
+                text(
+                    "INSERT INTO user_account (id, username, display_name, password_hash, role, active, failed_logins,"
+                    " session_epoch, created_at) VALUES (1, 'sw', '社工甲', 'x', 'social', TRUE, 0, 0, :at)"
+                ),
+                {"at": dt.datetime(2026, 1, 1)},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO mandatory_report (id, reporter_kind, anonymous, received_at, child_id, village_id,"
+                    " situation, urgency, outcome, version) VALUES (1, 'teacher', FALSE, :at, 1, 1, '淤青',"
+                    " 'urgent', 'to_case', 1)"
+                ),
+                {"at": dt.datetime(2026, 3, 2, 9)},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO case_file (id, child_id, case_type, opened_on, stage, stage_changed_at, plan_goals,"
+                    " plan_measures, version) VALUES (1, 1, 'abuse', :day, 'track', :at, '恢复监护',"
+                    " :measures, 1)"
+                ),
+                {
+                    "day": dt.date(2026, 3, 2),
+                    "at": dt.datetime(2026, 3, 20),
+                    "measures": "每周入户；联系亲属\n训诫",
+                },
+            )
+            for kind, at, note in (
+                ("open", dt.datetime(2026, 3, 2, 10), "由强制报告转入：核实属实"),
+                ("track", dt.datetime(2026, 3, 25, 10), "回访：情况稳定"),
+            ):
+                conn.execute(
+                    text(
+                        "INSERT INTO case_event (case_id, at, user_id, kind, note) VALUES (1, :at, 1, :kind, :note)"
+                    ),
+                    {"at": at, "kind": kind, "note": note},
+                )
+        upgrade()
+        first = _casework_state()
+        downgrade(revision="d35c0e7a1b2f")
+        with db.engine.connect() as conn:
+            measures_text = conn.execute(
+                text("SELECT plan_measures FROM case_file WHERE id = 1")
+            ).scalar_one()
+            kinds = (
+                conn.execute(text("SELECT kind FROM case_event WHERE case_id = 1 ORDER BY at"))
+                .scalars()
+                .all()
+            )
+        upgrade()
+        again = _casework_state()
+        db.engine.dispose()
+    assert first["numbers"] == {
+        4: "LY-YL-2025-0001",
+        2: "LY-YL-2026-0001",
+        1: "LY-YL-2026-0002",
+        3: "LY-TY-2026-0001",
+    }
+    assert first["counters"] == {(1, 2025): 1, (1, 2026): 2, (2, 2026): 1}
+    assert first["measures"] == ["每周入户", "联系亲属", "训诫"]
+    assert first["follow_ups"] == [(dt.date(2026, 3, 25), "other", "社工甲", "回访：情况稳定", "track")]
+    assert first["events"] == ["open"] and first["report_id"] == 1
+    assert first["rules"] == {"abuse": True, "absence": True, "improper": False}
+    assert measures_text == "每周入户\n联系亲属\n训诫" and kinds == ["open", "track"]
+    assert again == first
+
+
+def _casework_state() -> dict:
+    with db.engine.connect() as conn:
+        follow_ups = conn.execute(
+            text("SELECT followed_on, method, followed_by, change, stage FROM case_follow_up ORDER BY id")
+        ).all()
+        return {
+            "numbers": dict(conn.execute(text("SELECT id, file_no FROM child")).all()),
+            "counters": {
+                (v, y): last
+                for v, y, last in conn.execute(text("SELECT village_id, year, last FROM file_counter"))
+            },
+            "measures": conn.execute(text("SELECT content FROM case_measure ORDER BY id")).scalars().all(),
+            "follow_ups": [
+                (d if isinstance(d, dt.date) else dt.date.fromisoformat(d), m, by, c, s)
+                for d, m, by, c, s in follow_ups
+            ],
+            "events": conn.execute(text("SELECT kind FROM case_event ORDER BY at")).scalars().all(),
+            "report_id": conn.execute(text("SELECT report_id FROM case_file WHERE id = 1")).scalar_one(),
+            "rules": {
+                t: bool(r)
+                for t, r in conn.execute(text("SELECT case_type, conference_required FROM case_type_rule"))
+            },
+        }

@@ -16,7 +16,12 @@ from models import (
     AlertStep,
     AuditLog,
     Case,
+    CaseConference,
     CaseEvent,
+    CaseFollowUp,
+    CaseMeasure,
+    CaseNeeds,
+    CaseService,
     Child,
     ChildGuardian,
     Expense,
@@ -123,6 +128,57 @@ def rich_child(app, client):
     db.session.flush()
     db.session.add(AlertStep(alert_id=alert.id, note=f"电话{GUARDIAN_PHONE}"))
     db.session.add(CaseEvent(case_id=case.id, kind="note", note=f"{NAME}情况"))
+    # the case's own records, each with personal text
+    db.session.add(
+        CaseNeeds(
+            case_id=case.id,
+            assessed_on=clock.today(),
+            problems={"care": f"{NAME}无人照看", "family": f"{GUARDIAN}外出"},
+            risk_rating="high",
+            risk=f"{NAME}独自在{ADDRESS}",
+            child_strengths=f"{NAME}懂事",
+            family_strengths=f"{GUARDIAN}愿意照料",
+        )
+    )
+    conference = CaseConference(
+        case_id=case.id,
+        held_on=clock.today(),
+        departments=["civil"],
+        attendees=f"{GUARDIAN}、村委会",
+        problem=f"{NAME}由谁照料",
+        decisions=f"{GUARDIAN}返乡",
+    )
+    db.session.add(conference)
+    db.session.flush()
+    measure = CaseMeasure(
+        case_id=case.id,
+        content=f"联系{GUARDIAN}",
+        responsible=GUARDIAN,
+        source="conference",
+        conference_id=conference.id,
+    )
+    db.session.add(measure)
+    db.session.flush()
+    db.session.add(
+        CaseService(
+            case_id=case.id,
+            measure_id=measure.id,
+            delivered_on=clock.today(),
+            provider=f"{GUARDIAN}的邻居",
+            content=f"电话{GUARDIAN_PHONE}",
+            outcome=f"{NAME}已返校",
+        )
+    )
+    db.session.add(
+        CaseFollowUp(
+            case_id=case.id,
+            followed_on=clock.today(),
+            method="home",
+            followed_by=f"{GUARDIAN}陪同",
+            change=f"{NAME}在{ADDRESS}生活稳定",
+            stage="track",
+        )
+    )
     db.session.commit()
     with app.test_request_context():
         rows = consent.record(

@@ -373,11 +373,17 @@ def test_case_conference_through_the_page(client, auth):
             "held_on": "2026-06-10",
             "departments": ["civil", "police", "school"],
             "attendees": "民政办、派出所、学校",
+            "problem": "儿童无人照料",
             "decisions": "由村委会临时照料",
+            "action_rows": "2",
+            "action_who_0": "村委会",
+            "action_what_0": "安排临时照料",
+            "action_due_0": "2026-06-12",
         },
     )
     page = client.get(f"/admin/case/details/?id={case.id}").get_data(as_text=True)
     assert "民政、公安、学校" in page and "由村委会临时照料" in page
+    assert "村委会：安排临时照料（2026-06-12前）" in page
 
 
 # --------------------------------------------------------------------------- the 141 feed

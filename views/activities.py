@@ -33,7 +33,7 @@ from services.activities import (
     unpaired_children,
     untrained_staff,
 )
-from services.attendance import KIND_LABELS, RollFilter, build_roll, parse_keys, save_attendance
+from services.attendance import KIND_LABELS, RollFilter, build_roll, parse_keys, save_attendance, staff_kinds
 from services.errors import Refused
 from services.signin_sheet import read_sheet, write_sheet
 from services.validation import InvalidInput
@@ -64,6 +64,7 @@ ACTIVITY_LABELS = {
     "organiser": "组织单位",
     "lecturers": "讲师/带队人员",
     "audience": "参与对象",
+    "staff_kinds": "工作人员类别",
     "villages": "村（社区）",
     "capacity": "人数上限",
     "budget": "预算（元）",
@@ -81,8 +82,8 @@ def _villages_label(activity) -> str:
 
 
 _ROW = (
-    '<tr data-k="{kind}" data-v="{village_id}" data-c="{cats}" data-l="{level}" data-p="{pinyin}"'
-    ' data-i="{initials}" data-d="{last4}" data-last="{came_last}"{row_class}><td class="tick-col"><input type="checkbox"'
+    '<tr data-k="{kind}" data-s="{staff_kind}" data-v="{village_id}" data-c="{cats}" data-l="{level}"'
+    ' data-p="{pinyin}" data-i="{initials}" data-d="{last4}" data-last="{came_last}"{row_class}><td class="tick-col"><input type="checkbox"'
     ' name="present" value="{key}" aria-label="{name}"{checked}{disabled}></td><td class="name">{name}</td><td>{kind_label}</td>'
     '<td>{village}</td><td>{role}</td><td>{last4}</td><td class="small">{cat_names}</td><td>{badge}</td></tr>'
 )
@@ -107,6 +108,7 @@ def roll_rows(entries, category_names: dict[int, str], may_write: bool) -> Marku
         rows.append(
             _ROW.format(
                 kind=e.kind,
+                staff_kind=e.staff_kind,
                 village_id=e.village_id or "",
                 cats=cats[0],
                 level=escape(e.level or ""),
@@ -170,6 +172,7 @@ class ActivityView(ScopedModelView):
         "organiser",
         "lecturers",
         "audience",
+        "staff_kinds",
         "villages",
         "capacity",
         "signed",
@@ -186,18 +189,27 @@ class ActivityView(ScopedModelView):
         "organiser",
         "lecturers",
         "audience",
+        "staff_kinds",
         "villages",
         "capacity",
         "budget",
         "description",
     )
-    form_overrides = {"audience": SelectMultipleField, "place": StringField}
+    form_overrides = {
+        "audience": SelectMultipleField,
+        "staff_kinds": SelectMultipleField,
+        "place": StringField,
+    }
     form_args = {
         "title": {"description": "如：重走微长征·童心向未来"},
         "ends_at": {"validators": [Optional()]},
         "place": {"description": "可直接选择建议地点，也可自行填写"},
         "lecturers": {"description": "工作人员、家庭教育专家、老党员讲师等"},
         "audience": {"choices": Audience.choices(), "description": "可多选；决定签到名单里有哪些人"},
+        "staff_kinds": {
+            "choices": StaffKind.choices(),
+            "description": "参与对象含“工作人员”时（如业务培训），只有这些类别的人员进入签到名单；不选为全部工作人员",
+        },
         "villages": {"description": "不选表示全镇活动（各村均可见、均可签到）"},
         "capacity": {"description": "可不填；签到人数超过上限时提示"},
         "budget": {"description": "单位：元"},
@@ -205,11 +217,15 @@ class ActivityView(ScopedModelView):
     form_widget_args = {
         "place": {"list": "place-suggestions", "autocomplete": "off"},
         "audience": {"data-role": "select2"},
+        "staff_kinds": {"data-role": "select2"},
     }
 
     column_formatters = {
         "villages": lambda v, c, m, n: _villages_label(m),
         "audience": lambda v, c, m, n: _audience_labels(m.audience),
+        "staff_kinds": lambda v, c, m, n: (
+            "、".join(StaffKind.label_of(k) for k in m.staff_kinds or []) or "全部"
+        ),
         "starts_at": lambda v, c, m, n: m.starts_at.strftime("%Y-%m-%d %H:%M") if m.starts_at else "",
         "ends_at": lambda v, c, m, n: m.ends_at.strftime("%Y-%m-%d %H:%M") if m.ends_at else "",
         "signed": lambda v, c, m, n: v._signed(m),
@@ -279,6 +295,7 @@ class ActivityView(ScopedModelView):
             form.capacity.data,
             form.budget.data,
             kind=form.kind.data,
+            staff_kinds=form.staff_kinds.data,
         )
         scope = current_scope()
         if scope is not None and not form.villages.data:
@@ -336,7 +353,16 @@ class ActivityView(ScopedModelView):
             categories=categories,
             levels=Level.choices(),
             kinds=KIND_LABELS,
-            audience=_audience_labels(activity.audience),
+            staff_kind_options=[(k, StaffKind.label_of(k)) for k in staff_kinds(activity)]
+            if staff_kinds(activity)
+            else StaffKind.choices(),
+            has_staff=Audience.STAFF.value in (activity.audience or []),
+            audience=_audience_labels(activity.audience)
+            + (
+                f"（{'、'.join(StaffKind.label_of(k) for k in staff_kinds(activity))}）"
+                if staff_kinds(activity)
+                else ""
+            ),
             villages_label=_villages_label(activity),
             may_write=self.may_write,
             rows_html=roll_rows(roll.entries, {c.id: c.name for c in categories}, self.may_write),

@@ -45,6 +45,7 @@ from services.assessment import (
     approve,
     check_level_rules,
     check_service,
+    compare_with_previous,
     level_history,
     may_review,
     new_rule_code,
@@ -305,6 +306,12 @@ class AssessmentFormView(SecureView):
             and assessment.status == AssessmentStatus.SUBMITTED.value
             and may_review(current_role())
         )
+        # Beside the previous approved assessment once the scores are final (submitted or approved).
+        comparison = (
+            compare_with_previous(assessment)
+            if assessment is not None and assessment.status != AssessmentStatus.DRAFT.value
+            else None
+        )
         levels_js = [
             {
                 "value": level.value,
@@ -325,6 +332,9 @@ class AssessmentFormView(SecureView):
                 errors=errors or {},
                 editable=editable,
                 reviewable=reviewable,
+                comparison=comparison,
+                changes={c.code: c for c in comparison.changes} if comparison else {},
+                level_badge=level_badge,
                 own=assessment is not None and assessment.created_by_id == current_user.id,
                 team_options=_team_options(child),
                 methods=AssessmentMethod.choices(),
@@ -428,7 +438,9 @@ class AssessmentFormView(SecureView):
         if not may_review(current_role()):
             abort(403)
         try:
-            outcome = approve(assessment, user_id=current_user.id, role=current_role(), today=clock.today())
+            outcome = approve(
+                assessment, user_id=current_user.id, role=current_role(), today=clock.today(), now=clock.now()
+            )
         except InvalidInput as refused:
             db.session.rollback()
             flash(str(refused), "error")

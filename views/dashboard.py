@@ -9,6 +9,7 @@ from models import utcnow
 from services import clock, dashboard, indicators, transfers
 from services import consent as consent_service
 from services.accounts import recently_locked
+from services.alerts import assigned_to
 from services.assessment import may_review
 from services.dashboard import overdue_work, plan_phases, register_counts
 from services.funds import awaiting_count
@@ -58,6 +59,9 @@ class DashboardView(AdminIndexView):
             links["to_review"] = filtered_url("assessment", [("状态", AssessmentStatus.SUBMITTED.value)])
             if can_read(role, "services"):
                 links["measures"] = filtered_url("support_service", [(OverdueFilter, "1")])
+        my_alerts = None
+        if can_read(role, "alerts"):
+            my_alerts = assigned_to(current_user.id, scope, clock.now())
         incoming = None
         if can_read(role, "transfers"):
             incoming = transfers.pending_incoming(scope)
@@ -75,6 +79,7 @@ class DashboardView(AdminIndexView):
             audit = {"reveals": reveal_count("last_week"), "url": quick_audit_url("last_week", "reveal")}
         return self.render(
             "admin/index.html",
+            my_alerts=my_alerts,
             consent=consent,
             incoming=incoming,
             approvals=approvals,

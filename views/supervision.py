@@ -20,11 +20,12 @@ from choices import (
     CaseType,
     ReporterKind,
     ReportOutcome,
+    Role,
     Severity,
     Urgency,
     VisitKind,
 )
-from models import Alert, AlertStep, ApiToken, Child, MandatoryReport, Village, Visit, db
+from models import Alert, AlertStep, ApiToken, Child, MandatoryReport, User, Village, Visit, db
 from services import alerts as alert_service
 from services import clock
 from services.permissions import can_read, can_write
@@ -468,7 +469,16 @@ class AlertCenterView(SecureView):
             ).all()
         )
         village_names = dict(db.session.execute(select(Village.id, Village.name)).all())
-        alerts = [(a, child_names.get(a.child_id), village_names.get(a.village_id)) for a in page_alerts]
+        handler_names = {
+            u.id: f"{u}（{Role.label_of(u.role)}）"
+            for u in db.session.scalars(
+                select(User).where(User.id.in_({a.handler_id for a in page_alerts if a.handler_id}))
+            )
+        }
+        alerts = [
+            (a, child_names.get(a.child_id), village_names.get(a.village_id), handler_names.get(a.handler_id))
+            for a in page_alerts
+        ]
         return self.render(
             "supervision/alert_center.html",
             alerts=alerts,
@@ -561,6 +571,7 @@ class AlertCenterView(SecureView):
             select(AlertStep).where(AlertStep.alert_id == alert.id).order_by(AlertStep.at, AlertStep.id)
         ).all()
         handlers = alert_service.handler_candidates(alert)
+        may_handle = self._may_act(alert, "step")
         return self.render(
             "supervision/alert_detail.html",
             alert=alert,
@@ -569,6 +580,7 @@ class AlertCenterView(SecureView):
             now=_now(),
             overdue=alert_service.is_overdue(alert, _now()),
             may_write=self.may_write,
+            may_handle=may_handle,
             may_open_case=can_write(current_role(), "cases"),
             may_visit=can_write(current_role(), "visits"),
             case_types=CaseType.choices(),
@@ -581,12 +593,17 @@ class AlertCenterView(SecureView):
             },
         )
 
+    def _may_act(self, alert: Alert, action: str) -> bool:
+        return alert_service.may_act(
+            alert, action, role=current_role(), user_id=current_user.id, writes_alerts=self.may_write
+        )
+
     @expose("/<int:alert_id>/act/", methods=("POST",))
     def act_view(self, alert_id):
-        if not self.may_write:
-            abort(403)
         alert = self._alert(alert_id)
         action = request.form.get("action")
+        if not self._may_act(alert, action):
+            abort(403)
         now = _now()
         try:
             if action == "assign":

@@ -16,6 +16,7 @@
     var search = document.getElementById("roll-search");
     var filters = {
       kind: document.getElementById("f-kind"),
+      staffKind: document.getElementById("f-staff-kind"),
       village: document.getElementById("f-village"),
       category: document.getElementById("f-category"),
       level: document.getElementById("f-level"),
@@ -55,6 +56,8 @@
     function filterOk(tr) {
       var v = filters.kind && filters.kind.value;
       if (v && tr.dataset.k !== v) { return false; }
+      v = filters.staffKind && filters.staffKind.value;
+      if (v && tr.dataset.s !== v) { return false; }
       v = filters.village && filters.village.value;
       if (v && tr.dataset.v !== v) { return false; }
       v = filters.category && filters.category.value;

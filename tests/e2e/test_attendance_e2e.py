@@ -93,3 +93,65 @@ def test_clerk_filters_ticks_a_village_adds_a_walk_in_and_unticks(page):
     page.locator(".alert-success", has_text="签到已保存").wait_for()
     assert int(page.locator("#att-ticked").inner_text()) == before + shown
     assert page.locator("#roll tbody tr", has_text="外单位观摩员").count() == 1
+
+
+def _training(database_url):
+    import datetime as dt
+
+    from app import create_app
+    from choices import ActivityKind, Audience, StaffKind
+    from models import Activity, Staff, Village, db
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": "facts"})
+    with app.app_context():
+        activity = Activity(
+            kind=ActivityKind.TRAINING.value,
+            title="儿童主任、网格员业务培训（浏览器）",
+            starts_at=dt.datetime(2026, 6, 6, 9, 0),
+            ends_at=dt.datetime(2026, 6, 6, 12, 30),
+            audience=[Audience.STAFF.value],
+            staff_kinds=[StaffKind.DIRECTOR.value, StaffKind.GRID.value],
+            version=1,
+        )
+        db.session.add(activity)
+        db.session.commit()
+        first, second = db.session.scalars(db.select(Village).order_by(Village.sort_order).limit(2)).all()
+        directors = db.session.scalars(
+            db.select(Staff.id).where(Staff.kind == "director", Staff.village_id.in_([first.id, second.id]))
+        ).all()
+        facts = {"id": activity.id, "villages": [str(first.id), str(second.id)], "directors": set(directors)}
+        db.session.remove()
+        db.engine.dispose()
+    return app, facts
+
+
+def test_clerk_signs_in_the_directors_of_two_villages_with_two_clicks(page, database_url):
+    app, facts = _training(database_url)
+    login(page, "clerk")
+    page.goto(page.base_url + f"/admin/activity/attendance/?id={facts['id']}")
+    page.locator("#roll-search").wait_for()
+    kinds = set(page.eval_on_selector_all("#roll tbody tr", "rows => rows.map(r => r.dataset.s)"))
+    assert kinds == {"director", "grid"}  # the training is for these two kinds only
+    page.select_option("#f-staff-kind", "director")
+    for village in facts["villages"]:
+        page.select_option("#f-village", village)
+        assert page.locator("#match-count").inner_text() == "1"
+        page.click("#tick-shown")
+    assert page.locator("#att-ticked").inner_text() == "2"
+    screenshot(page, "training-roll")
+    page.click("#save-attendance")
+    page.locator(".alert-success", has_text="签到已保存").wait_for()
+
+    from models import Attendance, db
+    from services.activities import training_hours
+
+    with app.app_context():
+        signed = set(
+            db.session.scalars(db.select(Attendance.staff_id).where(Attendance.activity_id == facts["id"]))
+        )
+        hours = {r.staff.id: r for r in training_hours(db.session, 2026)}
+        db.session.remove()
+        db.engine.dispose()
+    assert signed == facts["directors"]
+    for staff_id in signed:  # the demo's first training (7.5 h) and this one (3.5 h)
+        assert hours[staff_id].sessions == 2 and str(hours[staff_id].hours) == "11.0"
