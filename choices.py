@@ -349,3 +349,4 @@ class AuditAction(Choice):
     LOGOUT = "logout", "退出"
     IMPORT = "import", "导入"
     MERGE = "merge", "合并"
+    SYNC = "sync", "离线同步"

@@ -7,6 +7,8 @@ delete, bulk actions, relation dropdowns, AJAX lookups, filter options and inlin
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from flask import abort, flash, has_request_context, redirect, request, url_for
 from flask_admin import BaseView, expose
 from flask_admin.contrib.sqla import ModelView
@@ -115,6 +117,43 @@ def level_badge(value) -> Markup:
     )
 
 
+@dataclass(frozen=True)
+class Card:
+    """How a list's row reads as a card on a phone (under 576 px): the name, its village and level
+    badge on top, the one or two facts that matter (columns of the list, with their labels), and
+    the row's actions. Each part is an attribute name, a path of them, or a function of the row.
+
+    One declaration per view (``ScopedModelView.card``); templates/admin/scoped_list.html draws it.
+    """
+
+    title: object
+    village: object = None
+    level: object = None
+    facts: tuple[str, ...] = ()
+
+    @staticmethod
+    def _read(row, part):
+        if part is None:
+            return None
+        if callable(part):
+            return part(row)
+        for name in (part,) if isinstance(part, str) else part:
+            row = getattr(row, name, None)
+            if row is None:
+                return None
+        return row
+
+    def head(self, row) -> Markup:
+        title = self._read(row, self.title)
+        village = self._read(row, self.village)
+        html = Markup('<span class="card-title">{}</span>').format(title if title is not None else "")
+        if self.level is not None:
+            html += Markup(" ") + level_badge(self._read(row, self.level))
+        if village:
+            html += Markup(' <span class="card-village">{}</span>').format(village)
+        return html
+
+
 class SecureView(BaseView):
     """A custom page: open to the roles that may read ``area``; ``extra_write_endpoints`` (exposed
     methods that change data) only to those that may write it."""
@@ -158,6 +197,8 @@ class ScopedModelView(ModelView, XlsxExportMixin):
     list_template = "admin/scoped_list.html"
     # {column: Choice} — labels in lists, details and forms all come from the Choice.
     choice_columns: dict[str, type[Choice]] = {}
+    # The row as a card on a phone; None: the table stays a table (scrolling sideways).
+    card: Card | None = None
 
     def __init__(self, model, session=None, **kwargs):
         kwargs.setdefault("category", getattr(self, "menu_category", None))
@@ -385,6 +426,7 @@ class ReadOnlyModelView(ScopedModelView):
 
 
 __all__ = [
+    "Card",
     "ChoiceFilter",
     "ReadOnlyModelView",
     "ScopedModelView",

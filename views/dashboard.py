@@ -8,10 +8,12 @@ from choices import LEVEL_COLOURS, AssessmentStatus, Level, ServiceKind
 from services import clock
 from services.assessment import may_review
 from services.dashboard import child_figures, overdue_work, plan_phases, plan_rates, register_counts
+from services.field import FIELD_ROLES
 from services.fund_checks import execution_figures, open_findings_count
 from services.permissions import can_read
 from views.assessment import OverdueFilter, filtered_url
 from views.base import current_role, current_scope, level_badge
+from views.field import is_phone
 from views.registry import FileCompleteFilter
 
 
@@ -25,6 +27,8 @@ class DashboardView(AdminIndexView):
     @expose("/")
     def index(self):
         role = current_role()
+        if role in FIELD_ROLES and is_phone() and not request.args.get("desk"):
+            return redirect(url_for("field.index"))  # on a phone, field staff land on 今日
         scope = current_scope()
         today = clock.today()
         counts = rates = work = None
