@@ -53,6 +53,8 @@ AREAS: dict[str, dict[Role, str]] = {
     "reports": _grant(read=(A, C, S, D, W, INSP)),
     "import": _grant(write=(A, C)),
     "dossier": _grant(read=(A, C, S, D, W, INSP)),
+    # The attachment view itself; which attachments a role reaches follows their owners' areas.
+    "attachments": _grant(read=(A, C, S, D, W, F, INSP)),
 }
 
 # Roles that may reveal a full ID number (each reveal is logged); others only ever see it masked.

@@ -13,6 +13,7 @@ AREA_MODULES = (
     "views.funds",
     "views.reports",
     "views.system",
+    "views.attachments",
 )
 
 

@@ -158,6 +158,7 @@ class VisitView(ScopedModelView):
     area = "visits"
     menu_category = MENU
     edit_template = "supervision/visit_form.html"
+    details_template = "supervision/visit_details.html"
     column_list = ("visited_on", "child", "child.village", "kind", "visitors", "risk_found", "next_due")
     column_labels = {**SUPERVISION_LABELS, "child.village": "村（社区）"}
     column_default_sort = ("visited_on", True)
