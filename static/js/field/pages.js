@@ -5,7 +5,14 @@
   "use strict";
   var F = window.TonghuField;
   var page = document.body.getAttribute("data-page") || "desk";
-  var state = {session: null, user: null, copy: null, online: navigator.onLine, syncing: false, result: null};
+  var state = {session: null, user: null, copy: null, online: navigator.onLine, syncing: false, result: null,
+    synced: 0};
+
+  // Whatever synced (this page, or the service worker's Background Sync) counts for the bar.
+  function noteResult(result) {
+    state.result = result;
+    state.synced += (result && result.synced) || 0;
+  }
 
   // ---------------------------------------------------------------- small helpers
 
@@ -105,9 +112,9 @@
         parts.push("正在同步 " + c.pending + " 条…");
       } else if (c.pending) {
         parts.push(c.pending + " 条待同步 ", el("button", {cls: "btn-link", id: "sync-now", type: "button", text: "立即同步", on: {click: function () { trySync(true); }}}));
-      } else if (state.result && state.result.synced) {
+      } else if (state.synced) {
         node.classList.add("ok");
-        parts.push("已同步 " + state.result.synced + " 条");
+        parts.push("已同步 " + state.synced + " 条");
       }
       if (c.refused) {
         parts.push(el("a", {cls: "refused-link", href: "/field/#queue", text: " · 需处理 " + c.refused + " 条"}));
@@ -165,7 +172,7 @@
     updateBar();
     return F.syncNow().then(function (result) {
       state.syncing = false;
-      state.result = result;
+      noteResult(result);
       if (result.state === "login") { state.session = {state: "login", csrf: state.session && state.session.csrf}; }
       if (result.state === "offline") { state.online = false; }
       if (result.state === "done" && result.synced) {
@@ -201,7 +208,11 @@
     window.addEventListener("offline", function () { state.online = false; updateBar(); });
     if (navigator.serviceWorker) {
       navigator.serviceWorker.addEventListener("message", function (ev) {
-        if (ev.data && ev.data.type === "synced") { state.result = ev.data.result; updateBar(); }
+        if (ev.data && ev.data.type === "synced") {
+          noteResult(ev.data.result);
+          updateBar();
+          if (page === "today" && ev.data.result && ev.data.result.synced) { renderToday(); }
+        }
       });
     }
     registerWorker();
@@ -805,7 +816,7 @@
           showErrors(mine.errors && Object.keys(mine.errors).length ? mine.errors : {child: mine.message});
         });
       }
-      state.result = result;
+      noteResult(result);
       showSaved(mine, result);
       return updateBar();
     }, function () { $("save").disabled = false; showSaved(null, {state: "offline"}); return updateBar(); });
@@ -979,7 +990,7 @@
       $("roll-saved").hidden = false;
       $("roll-saved-detail").textContent = mine ? (mine.ok ? mine.message : "未能保存：" + mine.message + "（已留在今日页面的“需处理”中）") : "已保存在手机上，联网后会自动同步。";
       $("roll-saved").setAttribute("data-synced", mine && mine.ok ? "1" : "0");
-      state.result = result;
+      noteResult(result);
       return updateBar();
     });
   }
