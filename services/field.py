@@ -32,6 +32,7 @@ from models import (
     db,
 )
 from services.activities import attendance_counts
+from services.alerts import UNASSESSED_VISIT_DAYS, visit_days_by_level
 from services.attendance import build_roll
 from services.scoping import scope
 from services.search import child_search_clause
@@ -59,7 +60,13 @@ def _level_order():
 
 
 def levels() -> list[dict]:
-    return [{"value": lv.value, "label": lv.label, "colour": LEVEL_COLOURS[lv]} for lv in Level]
+    """The levels with their colours and visit intervals (the phone moves a child's 下次走访 with them
+    when it records a visit offline, until the server's date arrives with the next sync)."""
+    days = visit_days_by_level()
+    return [
+        {"value": lv.value, "label": lv.label, "colour": LEVEL_COLOURS[lv], "visit_days": days.get(lv.value)}
+        for lv in Level
+    ]
 
 
 # --------------------------------------------------------------------------- 今日
@@ -526,6 +533,7 @@ def offline_copy(village_ids, *, user: dict, now: dt.datetime) -> dict:
         "whole_town": village_ids is None,
         "villages": [[vid, name] for vid, name in villages],
         "levels": levels(),
+        "unassessed_visit_days": UNASSESSED_VISIT_DAYS,
         "kinds": VisitKind.choices(),
         "answers": list(ANSWERS.items()),
         "child_fields": list(CHILD_FIELDS),

@@ -226,6 +226,8 @@ def test_a_day_in_the_villages_without_signal(phone, database_url):
 
     page.goto(page.base_url + "/field/")
     expect(page.locator("#sync-bar")).to_contain_text("离线 · 4 条待同步")
+    for child_id, _ in facts["children"]:  # visited today: no longer due on the phone's 今日
+        expect(page.locator(f"#visits-overdue li[data-child='{child_id}']")).to_have_count(0)
     expect(page.locator("#pending li")).to_have_count(4)
     screenshot(page, "field-offline-bar")
     ended = dt.datetime.now().replace(microsecond=0) + dt.timedelta(seconds=1)

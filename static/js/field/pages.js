@@ -803,6 +803,8 @@
     };
     $("save").disabled = true;
     F.enqueue(item).then(function () {
+      return movedInCopy(data);
+    }).then(function () {
       if (!navigator.onLine) { askBackgroundSync(); return {state: "offline"}; }
       return F.syncNow({only: item.uuid});
     }).then(function (result) {
@@ -820,6 +822,26 @@
       showSaved(mine, result);
       return updateBar();
     }, function () { $("save").disabled = false; showSaved(null, {state: "offline"}); return updateBar(); });
+  }
+
+  // The phone's copy shows the visit at once: the child's last visit and 下次走访 move (by the level's
+  // interval), so 今日 offline no longer lists the child as due; the next sync brings the server's date.
+  function movedInCopy(data) {
+    return F.getCopy().then(function (copy) {
+      if (!copy) { return null; }
+      var f = copy.child_fields, id = f.indexOf("id"), level = f.indexOf("level");
+      var due = f.indexOf("next_visit_due"), last = f.indexOf("last_visit");
+      var row = copy.children.filter(function (r) { return r[id] === data.child_id; })[0];
+      if (!row) { return null; }
+      var info = (copy.levels || []).filter(function (l) { return l.value === row[level]; })[0];
+      var days = info && info.visit_days ? info.visit_days : (copy.unassessed_visit_days || 30);
+      if (!row[last] || data.visited_on > row[last]) {
+        row[last] = data.visited_on;
+        row[due] = addDays(data.visited_on, days);
+      }
+      state.copy = copy;
+      return F.saveCopy(copy);
+    });
   }
 
   function showSaved(mine, result) {
