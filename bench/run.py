@@ -18,6 +18,7 @@ AREAS += ("bench.activities",)
 AREAS += ("bench.funds",)
 AREAS += ("bench.supervision",)
 AREAS += ("bench.dossier",)
+AREAS += ("bench.field",)
 
 
 def schema_fingerprint() -> str:

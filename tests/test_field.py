@@ -14,7 +14,7 @@ import pytest
 from models import Activity, Alert, Attendance, AuditLog, Child, SyncReceipt, User, Village, Visit, db
 from services import clock
 from services.visits import VisitEntry, VisitRefused, record_visit
-from tests.conftest import ROOT
+from tests.conftest import PASSWORD, ROOT
 
 ANSWERED = {
     "child_seen": True,
@@ -259,7 +259,7 @@ def test_a_session_that_ended_gets_401_and_the_password_prompt_logs_the_owner_ba
     token = probe.get_json()["csrf_token"]
     wrong = client.post(
         "/field/api/login",
-        json={"username": "director2", "password": "demo-12345", "user_id": director.id},
+        json={"username": "director2", "password": PASSWORD, "user_id": director.id},
         headers={"X-CSRFToken": token},
     )
     assert wrong.status_code == 409
@@ -272,7 +272,7 @@ def test_a_session_that_ended_gets_401_and_the_password_prompt_logs_the_owner_ba
     assert bad.status_code == 401 and bad.get_json()["error"]
     ok = client.post(
         "/field/api/login",
-        json={"username": "director1", "password": "demo-12345", "user_id": director.id},
+        json={"username": "director1", "password": PASSWORD, "user_id": director.id},
         headers={"X-CSRFToken": token},
     )
     assert ok.status_code == 200 and ok.get_json()["user"]["id"] == director.id
@@ -336,6 +336,12 @@ def test_today_lists_my_villages_work(app, client, auth):
     )
     never = db.session.scalars(in_village.where(Child.current_level.is_(None))).all()
     assert data["never_assessed"]["count"] == len(never)
+    # the same figures as the 工作台's
+    from services.dashboard import overdue_work, register_counts
+
+    work = overdue_work([director.village_id], user_id=director.id, may_review=False, today=today)
+    assert data["measures"]["overdue"] == work["measures_count"]
+    assert data["never_assessed"]["count"] == register_counts([director.village_id])["by_level"].get(None, 0)
     assert data["user"]["username"] == "director1"
     names = {
         r["name"]

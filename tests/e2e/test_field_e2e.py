@@ -13,6 +13,7 @@ from playwright.sync_api import expect
 
 from app import create_app
 from models import Activity, Alert, Attendance, Child, SyncReceipt, User, Village, Visit, db
+from tests.conftest import PASSWORD
 from tests.e2e.conftest import ARTIFACTS, screenshot
 
 PHONE_UA = (
@@ -92,7 +93,7 @@ def phone(browser, live_server):
 def login(page, username="director1"):
     page.goto(page.base_url + "/login")
     page.fill("#username", username)
-    page.fill("#password", "demo-12345")
+    page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url("**/field/")  # a phone lands on 今日
 
