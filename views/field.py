@@ -182,7 +182,7 @@ def relogin():
     data = request.get_json(silent=True) or {}
     username = str(data.get("username") or "")
     try:
-        user = authenticate(username, str(data.get("password") or ""))
+        user, lock_notice = authenticate(username, str(data.get("password") or ""))
     except LoginRefused as refused:
         refuse_login(username)
         return jsonify(error=str(refused)), 401
@@ -191,7 +191,7 @@ def relogin():
     if not can_read(user.role, "field"):
         return jsonify(error="您的角色不能使用此功能"), 403
     complete_login(user)
-    return jsonify(user=user_facts(), csrf_token=generate_csrf())
+    return jsonify(user=user_facts(), csrf_token=generate_csrf(), notice=lock_notice or "")
 
 
 def init_app(app):

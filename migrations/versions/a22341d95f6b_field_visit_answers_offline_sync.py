@@ -5,7 +5,7 @@ when it was recorded (on the phone, maybe offline) and when it reached the serve
 UUID of a queued visit; sync_receipt holds every queued item the server has taken.
 
 Revision ID: a22341d95f6b
-Revises: 42ae00eea9ac
+Revises: c01c978d1054
 Create Date: 2026-11-29 11:26:35.916793
 
 """
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'a22341d95f6b'
-down_revision = '42ae00eea9ac'
+down_revision = 'c01c978d1054'
 branch_labels = None
 depends_on = None
 

@@ -57,6 +57,9 @@
       return r.json().then(function (body) {
         if (r.status === 200 && body.authenticated) { return {state: "ok", user: body.user, csrf: body.csrf_token}; }
         return {state: "login", csrf: body.csrf_token};
+      }, function () {
+        // Not our JSON (a login page, a proxy's error page): the session is not usable.
+        return {state: r.ok || r.redirected ? "login" : "offline"};
       });
     }, function () { return {state: "offline"}; });
   }
