@@ -435,3 +435,38 @@ def test_lists_a_director_opens_carry_their_cards(app, client, auth, url):
     assert 'class="card-head"' in body
     if "<td" in body and "没有" not in body.split("<tbody>")[-1][:200]:
         assert "card-fact" in body
+
+
+def test_a_session_that_timed_out_answers_the_phone_in_json(app, client, auth):
+    """The phone's API is not sent to the login page: it gets 401 and asks for the password itself."""
+    from models import UserSession, utcnow
+
+    auth.login("director1")
+    assert client.get("/field/api/session").status_code == 200
+    db.session.execute(db.update(UserSession).values(last_seen_at=utcnow() - dt.timedelta(minutes=31)))
+    db.session.commit()
+    probe = client.get("/field/api/session")
+    assert probe.status_code == 401 and probe.get_json()["authenticated"] is False
+    today = client.get("/field/api/today")
+    assert today.status_code == 401 and today.get_json()["login"] is True
+    assert client.get("/admin/").status_code == 302
+
+
+def test_a_malformed_queue_gets_a_chinese_answer(app, client, auth):
+    auth.login("director1")
+    token = session_token(client)
+    for body, kind in (("not json", "application/json"), ("[1, 2]", "application/json")):
+        response = client.post(
+            "/field/api/sync", data=body, content_type=kind, headers={"X-CSRFToken": token}
+        )
+        assert response.status_code == 400 and response.get_json()["error"] == "同步数据格式不正确"
+    director = user("director1")
+    results = post_queue(
+        client, director.id, [{"uuid": "x", "kind": "visit"}, "junk", {"uuid": str(uuid.uuid4())}]
+    )
+    messages = [r["message"] for r in results.get_json()["results"]]
+    assert messages == [
+        "记录编号无效（应由手机生成），请删除该条后重新录入",
+        "记录格式不正确",
+        "不认识的记录类型，请更新页面后重试",
+    ]

@@ -15,7 +15,7 @@ import gzip
 import json
 import re
 
-from flask import Blueprint, Response, abort, current_app, jsonify, request, send_from_directory
+from flask import Blueprint, Response, current_app, jsonify, request, send_from_directory
 from flask_admin import expose
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
@@ -108,7 +108,10 @@ class FieldView(SecureView):
 
     @expose("/api/sync", methods=("POST",))
     def api_sync(self):
-        payload, photos = _read_queue()
+        try:
+            payload, photos = _read_queue()
+        except sync.Refused as refused:
+            return jsonify(error=str(refused)), 400
         sender = sync.Sender(
             user_id=current_user.id,
             role=current_role(),
@@ -133,7 +136,7 @@ def _read_queue() -> tuple[dict, dict]:
         try:
             payload = json.loads(request.form.get("payload") or "{}")
         except ValueError:
-            abort(400)
+            raise sync.Refused("同步数据格式不正确") from None
         photos: dict[str, list[sync.Photo]] = {}
         for name, file in request.files.items(multi=True):
             if name.startswith("photo:"):
@@ -142,7 +145,7 @@ def _read_queue() -> tuple[dict, dict]:
         payload = request.get_json(silent=True)
         photos = {}
     if not isinstance(payload, dict):
-        abort(400)
+        raise sync.Refused("同步数据格式不正确")
     return payload, photos
 
 

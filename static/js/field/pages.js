@@ -216,6 +216,9 @@
       });
     }
     registerWorker();
+    if (navigator.storage && navigator.storage.persist && page !== "desk") {
+      navigator.storage.persist().catch(function () {});  // ask the browser not to evict the queue
+    }
     return F.probe().then(function (session) {
       state.session = session;
       state.online = session.state !== "offline" && navigator.onLine;
