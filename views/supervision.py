@@ -171,7 +171,9 @@ class VisitView(ScopedModelView):
     )
     column_formatters = {
         "visitors": lambda v, c, m, n: "、".join(s.name for s in m.visitors),
-        "risk_found": lambda v, c, m, n: badge("danger", "发现风险") if m.risk_found else _yes_no(m.risk_found),
+        "risk_found": lambda v, c, m, n: (
+            badge("danger", "发现风险") if m.risk_found else _yes_no(m.risk_found)
+        ),
         "recorded_at": lambda v, c, m, n: _visit_times(m),
     }
     column_formatters_detail = {
