@@ -224,6 +224,8 @@ def _init_request_hooks(app: Flask) -> None:
         if g.get("session_timed_out"):
             db.session.commit()  # the idle session's end
             session.clear()
+            if request.path.startswith("/field/api/"):
+                return None  # the phone's API answers 401 in JSON and asks for the password itself
             flash("登录已超时（30分钟无操作），请重新登录", "info")
             return redirect(url_for("auth.login", next=request.full_path))
         return None

@@ -397,6 +397,7 @@ class AuditAction(Choice):
     LOGOUT = "logout", "退出"
     IMPORT = "import", "导入"
     MERGE = "merge", "合并"
+    SYNC = "sync", "离线同步"
     ATTACH = "attach", "上传附件"
     DOWNLOAD = "download", "下载附件"
     TRANSFER = "transfer", "转移"

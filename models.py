@@ -671,18 +671,51 @@ class Visit(ChildOwned, Versioned, db.Model):
     visited_on: Mapped[dt.date] = mapped_column(Date)
     kind: Mapped[str] = mapped_column(String(16))
     visitors: Mapped[list[Staff]] = relationship(secondary=visit_staff)
-    child_seen: Mapped[bool] = mapped_column(Boolean, default=True)
-    guardian_present: Mapped[bool] = mapped_column(Boolean, default=True)
-    living_ok: Mapped[bool] = mapped_column(Boolean, default=True)
-    school_ok: Mapped[bool] = mapped_column(Boolean, default=True)
-    harm_signs: Mapped[bool] = mapped_column(Boolean, default=False)
-    risk_found: Mapped[bool] = mapped_column(Boolean, default=False)
+    # 是/否 answers of the checklist: None is "not answered" (no default stands in for an answer;
+    # services/visits.py refuses a visit with any of them unanswered).
+    child_seen: Mapped[bool | None] = mapped_column(Boolean)
+    guardian_present: Mapped[bool | None] = mapped_column(Boolean)
+    living_ok: Mapped[bool | None] = mapped_column(Boolean)
+    school_ok: Mapped[bool | None] = mapped_column(Boolean)
+    harm_signs: Mapped[bool | None] = mapped_column(Boolean)
+    risk_found: Mapped[bool | None] = mapped_column(Boolean)
+    risk_note: Mapped[str | None] = mapped_column(Text, doc="what the risk is, required with 发现风险")
     notes: Mapped[str | None] = mapped_column(Text)
     next_due: Mapped[dt.date | None]
     recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Local wall-clock times: when the visit was recorded (on the phone, maybe offline) and when it
+    # reached the server. A visit queued offline keeps its recorded time; the gap is the delay.
+    recorded_at: Mapped[dt.datetime | None]
+    received_at: Mapped[dt.datetime | None]
+    offline: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false(), doc="queued offline"
+    )
+    # The phone's id of a visit sent through the offline queue: the same visit sent twice writes once.
+    client_uuid: Mapped[str | None] = mapped_column(String(36))
 
-    __table_args__ = (Index("ix_visit_child_date", "child_id", "visited_on"),)
+    __table_args__ = (
+        Index("ix_visit_child_date", "child_id", "visited_on"),
+        UniqueConstraint("client_uuid", name="uq_visit_client_uuid"),
+    )
+
+
+class SyncReceipt(db.Model):
+    """One item of a phone's offline queue that the server has taken (services/sync.py).
+
+    The phone makes ``client_uuid``; the database refuses a second receipt for it, so an item sent
+    twice (a retry after a lost answer, a replayed queue) is written once and answered from here.
+    """
+
+    __tablename__ = "sync_receipt"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16), doc="visit | attendance")
+    record_id: Mapped[int | None] = mapped_column(Integer, doc="the visit, or the activity of the ticks")
+    recorded_at: Mapped[dt.datetime]  # local wall-clock time on the phone
+    received_at: Mapped[dt.datetime]  # local wall-clock time on the server
+    summary: Mapped[str | None] = mapped_column(String(200))
 
 
 class MandatoryReport(VillageOwned, Versioned, db.Model):

@@ -26,6 +26,7 @@ AREAS += ("bench.records",)
 AREAS += ("bench.indicators",)
 AREAS += ("bench.desk",)
 AREAS += ("bench.casework",)
+AREAS += ("bench.field",)
 
 
 def schema_fingerprint() -> str:

@@ -549,8 +549,15 @@ def save_attendance(
     walk_ins: list[tuple[str, int | None]] = (),
     recorded_by_id: int | None = None,
     now: dt.datetime | None = None,
+    commit: bool = True,
+    strict: bool = False,
 ) -> SaveResult:
-    """Make the ticked people (of those shown) exactly the ones signed in. Commits."""
+    """Make the ticked people (of those shown) exactly the ones signed in. Commits, unless ``commit``
+    is False (the caller's transaction, e.g. one item of an offline queue, then only flushes).
+
+    People the logger may not tick are left out and listed in ``refused``; with ``strict`` the whole
+    set is refused instead (InvalidInput, nothing written).
+    """
     now = now or dt.datetime.now()
     result = SaveResult(capacity=activity.capacity)
     existing = _existing(session, activity.id)
@@ -558,6 +565,11 @@ def save_attendance(
     wanted_new = {k for k in ticked if k not in present and k[0] != "w"}
     allowed = eligible_keys(session, activity, village_ids) if wanted_new else set()
     result.refused = sorted(k for k in wanted_new if k not in allowed)
+    if strict and result.refused:
+        raise InvalidInput(
+            f"有{len(result.refused)}人不在您可签到的名单中（可能已迁出、已归档或不属于本活动的对象），"
+            "这组签到未保存；请去掉这些人后重新提交"
+        )
     to_add = sorted(wanted_new & allowed)
     to_remove = [present[k] for k in (shown & set(present)) - ticked]
     walk_rows = _walk_in_rows(session, activity, walk_ins, village_ids)
@@ -598,10 +610,14 @@ def save_attendance(
                 summary=f"{activity.title}：签到新增{len(result.added)}人，移除{len(result.removed)}人",
                 changes={"added": result.added[:500], "removed": result.removed[:500]},
             )
-        session.commit()
+        if commit:
+            session.commit()
+        else:
+            session.flush()
     except IntegrityError:
         # Someone else signed the same person in a moment ago: nobody is signed in twice.
-        session.rollback()
+        if commit:
+            session.rollback()
         raise InvalidInput("保存时发现有人刚刚被他人签到，请刷新页面后重新保存。") from None
     result.total = session.scalar(select(func.count()).where(Attendance.activity_id == activity.id))
     return result

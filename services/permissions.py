@@ -28,6 +28,9 @@ def _grant(write=(), read=()):
 
 AREAS: dict[str, dict[Role, str]] = {
     "dashboard": _grant(read=(A, C, S, D, W, F, INSP)),
+    # 今日 and the phone's offline pages; what each item of the offline queue writes is checked
+    # against the area it belongs to (visits, activities).
+    "field": _grant(read=(A, C, S, D, W)),
     "villages": _grant(write=(A, C), read=(S, D, W, INSP)),
     "staff": _grant(write=(A, C), read=(S, D, W, INSP)),
     "users": _grant(write=(A,)),

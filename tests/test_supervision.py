@@ -2,6 +2,7 @@
 
 import datetime as dt
 import re
+import uuid
 
 import pytest
 
@@ -14,7 +15,6 @@ from models import (
     Child,
     MandatoryReport,
     RuleRun,
-    Staff,
     User,
     Village,
     Visit,
@@ -56,6 +56,39 @@ def flashes(body: str) -> str:
 # --------------------------------------------------------------------------- visits
 
 
+def _sync_visit(client, director, child, visited_on, **answers):
+    """A visit as the phone's form sends it (static/js/field/pages.js → /field/api/sync)."""
+    token = client.get("/field/api/session").get_json()["csrf_token"]
+    item = {
+        "uuid": str(uuid.uuid4()),
+        "kind": "visit",
+        "recorded_at": dt.datetime.combine(TODAY, dt.time(9, 30)).isoformat(),
+        "data": {
+            "child_id": child.id,
+            "visited_on": visited_on,
+            "kind": "home",
+            "answers": {
+                "child_seen": "1",
+                "guardian_present": "1",
+                "living_ok": "1",
+                "school_ok": "1",
+                "harm_signs": "0",
+                "risk_found": "0",
+                **answers,
+            },
+            "risk_note": "手臂有淤青" if answers.get("risk_found") == "1" else "",
+            "notes": "入户查看",
+        },
+    }
+    response = client.post(
+        "/field/api/sync",
+        json={"user_id": director.id, "items": [item]},
+        headers={"X-CSRFToken": token},
+    )
+    assert response.status_code == 200
+    return response.get_json()["results"][0]
+
+
 def test_director_records_a_visit_with_risk_and_an_alert_is_raised_at_once(client, auth):
     auth.login("director1")
     director = user("director1")
@@ -72,22 +105,8 @@ def test_director_records_a_visit_with_risk_and_an_alert_is_raised_at_once(clien
         )
     )
     db.session.commit()
-    fields = form_fields(client, "/admin/visit/new/")
-    response = client.post(
-        "/admin/visit/new/",
-        data={
-            **fields,
-            "child": str(child.id),
-            "visited_on": "2026-06-09",
-            "kind": "home",
-            "visitors": [str(director.staff_id)],
-            "child_seen": "y",
-            "harm_signs": "y",
-            "risk_found": "y",
-            "notes": "手臂有淤青",
-        },
-    )
-    assert response.status_code == 302
+    result = _sync_visit(client, director, child, "2026-06-09", harm_signs="1", risk_found="1")
+    assert result["ok"] and result["alert_id"]
     db.session.expire_all()
     visit = db.session.scalar(
         db.select(Visit).where(Visit.child_id == child.id, Visit.recorded_by_id == director.id)
@@ -95,6 +114,7 @@ def test_director_records_a_visit_with_risk_and_an_alert_is_raised_at_once(clien
     assert visit.visited_on == dt.date(2026, 6, 9)
     assert visit.next_due == dt.date(2026, 6, 24)  # orange: every 15 days
     assert visit.recorded_by_id == director.id
+    assert [s.id for s in visit.visitors] == [director.staff_id]  # the director's own staff record
     alert = db.session.scalar(db.select(Alert).where(Alert.condition_key == f"visit_risk:visit:{visit.id}"))
     assert alert.source == "patrol" and alert.severity == "red" and "发现伤害迹象" in alert.detail
     assert alert.village_id == director.village_id
@@ -104,25 +124,60 @@ def test_director_records_a_visit_with_risk_and_an_alert_is_raised_at_once(clien
 
 def test_visit_date_in_the_future_or_other_village_child_is_refused(client, auth):
     auth.login("director1")
+    director = user("director1")
     other = first_child(villages()[1].id)
-    fields = form_fields(client, "/admin/visit/new/")
-    body = client.post(
-        "/admin/visit/new/",
-        data={**fields, "child": str(other.id), "visited_on": "2026-06-11", "kind": "home"},
-    ).get_data(as_text=True)
-    assert "走访日期不能晚于今天" in body
+    result = _sync_visit(client, director, first_child(director.village_id), "2026-06-11")
+    assert result["ok"] is False and result["errors"]["visited_on"] == "走访日期不能晚于今天"
+    result = _sync_visit(client, director, other, "2026-06-09")
+    assert result["ok"] is False and "不在您负责的村" in result["errors"]["child"]
     assert (
-        db.session.scalar(
-            db.select(Visit).where(Visit.child_id == other.id, Visit.visited_on == dt.date(2026, 6, 11))
-        )
+        db.session.scalar(db.select(Visit).where(Visit.child_id == other.id, Visit.recorded_at.is_not(None)))
         is None
     )
 
 
-def test_the_visit_form_is_phone_sized(client, auth):
+def test_the_visit_form_is_phone_sized_and_one(client, auth):
     auth.login("director1")
-    page = client.get("/admin/visit/new/").get_data(as_text=True)
-    assert 'class="mobile-form"' in page and 'type="date"' in page and 'name="viewport"' in page
+    child = first_child(user("director1").village_id)
+    response = client.get(f"/admin/visit/new/?child_id={child.id}")
+    assert response.status_code == 302 and response.headers["Location"].endswith(
+        f"/field/visit?child={child.id}"
+    )
+    page = client.get("/field/visit").get_data(as_text=True)
+    assert 'name="viewport"' in page and 'type="date"' in page
+    assert 'accept="image/*" capture="environment"' in page
+
+
+def test_editing_a_visit_keeps_every_check_a_required_yes_or_no(client, auth):
+    auth.login("director1")
+    director = user("director1")
+    child = first_child(director.village_id)
+    assert _sync_visit(client, director, child, "2026-06-09")["ok"]
+    visit = db.session.scalar(
+        db.select(Visit).where(Visit.child_id == child.id, Visit.recorded_at.is_not(None))
+    )
+    form = client.get(f"/admin/visit/edit/?id={visit.id}").get_data(as_text=True)
+    assert 'type="radio"' in form and 'name="harm_signs"' in form
+    fields = form_fields(client, f"/admin/visit/edit/?id={visit.id}")
+    body = client.post(
+        f"/admin/visit/edit/?id={visit.id}",
+        data={
+            **fields,
+            "child": str(child.id),
+            "visited_on": "2026-06-09",
+            "kind": "home",
+            "visitors": [str(director.staff_id)],
+            "child_seen": "1",
+            "guardian_present": "1",
+            "living_ok": "1",
+            "school_ok": "1",
+            "harm_signs": "1",
+            "version_seen": str(visit.version),
+        },
+    ).get_data(as_text=True)
+    assert "请选择“发现风险”：是 或 否" in body
+    db.session.expire_all()
+    assert db.session.get(Visit, visit.id).harm_signs is False
 
 
 # --------------------------------------------------------------------------- mandatory reports
@@ -549,10 +604,3 @@ def test_admin_issues_a_token_shown_once(client, auth):
     auth.logout()
     auth.login("clerk")
     assert client.get("/admin/apitoken/").status_code == 403
-
-
-def test_staff_of_visit_default_is_the_directors_own(client, auth):
-    auth.login("director1")
-    staff = db.session.get(Staff, user("director1").staff_id)
-    page = client.get("/admin/visit/new/").get_data(as_text=True)
-    assert re.search(rf'<option selected value="{staff.id}">|<option value="{staff.id}" selected', page)

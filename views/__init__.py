@@ -4,6 +4,7 @@ import importlib
 
 # Each module has register(admin). Areas built later add their module name here.
 AREA_MODULES = (
+    "views.field",
     "views.registry",
     "views.records",
     "views.assessment",

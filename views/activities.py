@@ -39,6 +39,7 @@ from services.signin_sheet import read_sheet, write_sheet
 from services.validation import InvalidInput
 from services.xlsx_input import UnsafeWorkbook
 from views.base import (
+    Card,
     ChoiceFilter,
     ScopedAjaxLoader,
     ScopedModelView,
@@ -156,6 +157,9 @@ class ActivityView(ScopedModelView):
         "budget",
     )
     column_labels = ACTIVITY_LABELS
+    card = Card(
+        title="title", village=lambda activity: _villages_label(activity), facts=("starts_at", "signed")
+    )
     column_default_sort = ("starts_at", True)
     column_sortable_list = ("kind", "title", "starts_at", "capacity")
     column_searchable_list = ("title", "place", "organiser")

@@ -71,22 +71,31 @@ def login():
         try:
             user, lock_notice = authenticate(form.username.data, form.password.data)
         except LoginRefused as refused:
-            audit.record(db.session, "login_failed", table="user_account", summary=form.username.data[:50])
-            db.session.commit()
+            refuse_login(form.username.data)
             form.password.errors.append(str(refused))
         else:
-            # A fresh session on login: nothing from before survives (no fixation).
-            session.clear()
-            session.permanent = True
-            session["sid"] = start_session(user, request.remote_addr)
-            login_user(user)
-            audit.set_actor(audit.Actor(user.id, user.username, request.remote_addr))
-            audit.record(db.session, "login", table="user_account", record_id=user.id, summary=user.username)
-            db.session.commit()
+            complete_login(user)
             if lock_notice:
                 flash(lock_notice, "warning")
             return redirect(safe_next(request.args.get("next")))
     return render_template("auth/login.html", form=form, demo_password=DEMO_PASSWORD)
+
+
+def complete_login(user) -> None:
+    """Log ``user`` in on this browser (the login form, and the phone's password prompt before a sync)."""
+    # A fresh session on login: nothing from before survives (no fixation).
+    session.clear()
+    session.permanent = True
+    session["sid"] = start_session(user, request.remote_addr)
+    login_user(user)
+    audit.set_actor(audit.Actor(user.id, user.username, request.remote_addr))
+    audit.record(db.session, "login", table="user_account", record_id=user.id, summary=user.username)
+    db.session.commit()
+
+
+def refuse_login(username: str) -> None:
+    audit.record(db.session, "login_failed", table="user_account", summary=(username or "")[:50])
+    db.session.commit()
 
 
 @bp.route("/logout", methods=["POST"])

@@ -8,6 +8,7 @@ delete, bulk actions, relation dropdowns, AJAX lookups, filter options and inlin
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from urllib.parse import quote
 
 from flask import abort, flash, g, has_request_context, redirect, request, url_for
@@ -399,6 +400,43 @@ def _same_site(url: str | None) -> str | None:
     return path if path.startswith("/") and not path.startswith("//") else None
 
 
+@dataclass(frozen=True)
+class Card:
+    """How a list's row reads as a card on a phone (under 576 px): the name, its village and level
+    badge on top, the one or two facts that matter (columns of the list, with their labels), and
+    the row's actions. Each part is an attribute name, a path of them, or a function of the row.
+
+    One declaration per view (``ScopedModelView.card``); templates/admin/scoped_list.html draws it.
+    """
+
+    title: object
+    village: object = None
+    level: object = None
+    facts: tuple[str, ...] = ()
+
+    @staticmethod
+    def _read(row, part):
+        if part is None:
+            return None
+        if callable(part):
+            return part(row)
+        for name in (part,) if isinstance(part, str) else part:
+            row = getattr(row, name, None)
+            if row is None:
+                return None
+        return row
+
+    def head(self, row) -> Markup:
+        title = self._read(row, self.title)
+        village = self._read(row, self.village)
+        html = Markup('<span class="card-title">{}</span>').format(title if title is not None else "")
+        if self.level is not None:
+            html += Markup(" ") + level_badge(self._read(row, self.level))
+        if village:
+            html += Markup(' <span class="card-village">{}</span>').format(village)
+        return html
+
+
 class SecureView(AnsweredView, BaseView):
     """A custom page: open to the roles that may read ``area``; ``extra_write_endpoints`` (exposed
     methods that change data) only to those that may write it."""
@@ -446,6 +484,8 @@ class ScopedModelView(AnsweredView, ModelView, XlsxExportMixin):
     model_form_converter = NativeDateConverter
     # {column: Choice} — labels in lists, details and forms all come from the Choice.
     choice_columns: dict[str, type[Choice]] = {}
+    # The row as a card on a phone; None: the table stays a table (scrolling sideways).
+    card: Card | None = None
 
     def __init__(self, model, session=None, **kwargs):
         kwargs.setdefault("category", getattr(self, "menu_category", None))
@@ -515,9 +555,12 @@ class ScopedModelView(AnsweredView, ModelView, XlsxExportMixin):
     def list_cells(self, context, row, list_columns) -> Markup:
         """A list row's data cells, as Flask-Admin's template writes them, in one join."""
         value = self.get_list_value
+        facts = self.card.facts if self.card else ()
         return Markup(
             "".join(
-                f'<td class="col-{escape(c)}">{escape(value(context, row, c))}</td>' for c, _ in list_columns
+                f'<td class="col-{escape(c)}{" card-fact" if c in facts else ""}" data-label="{escape(name)}">'
+                f"{escape(value(context, row, c))}</td>"
+                for c, name in list_columns
             )
         )
 
@@ -1023,6 +1066,7 @@ class ReadOnlyModelView(ScopedModelView):
 
 __all__ = [
     "AnsweredView",
+    "Card",
     "ChoiceFilter",
     "arg_id",
     "arg_ids",

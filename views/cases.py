@@ -28,7 +28,15 @@ from models import Case, CaseTypeRule, Child, Staff, db
 from services import cases as case_service
 from services import clock
 from services.validation import InvalidInput
-from views.base import ChoiceFilter, ScopedModelView, SecureView, current_scope, level_badge, village_options
+from views.base import (
+    Card,
+    ChoiceFilter,
+    ScopedModelView,
+    SecureView,
+    current_scope,
+    level_badge,
+    village_options,
+)
 from views.labels import LABELS
 from views.supervision import CHILD_LOOKUP, ChildVillageFilter
 
@@ -117,6 +125,12 @@ class CaseView(ScopedModelView):
         "stage_changed_at",
     )
     column_labels = CASE_LABELS
+    card = Card(
+        title="child",
+        village=("child", "village"),
+        level=("child", "current_level"),
+        facts=("stage", "case_type"),
+    )
     column_default_sort = ("id", True)
     column_sortable_list = ("id", "opened_on", "stage_changed_at")
     column_filters = (

@@ -12,11 +12,13 @@ from services.accounts import recently_locked
 from services.alerts import assigned_to
 from services.assessment import may_review
 from services.dashboard import overdue_work, plan_phases, register_counts
+from services.field import FIELD_ROLES
 from services.funds import awaiting_count
 from services.permissions import can_read, can_write
 from views.assessment import OverdueFilter, filtered_url
 from views.audit_log import quick_audit_url, reveal_count
 from views.base import current_role, current_scope, level_badge
+from views.field import is_phone
 from views.registry import FileCompleteFilter
 
 
@@ -30,6 +32,8 @@ class DashboardView(AdminIndexView):
     @expose("/")
     def index(self):
         role = current_role()
+        if role in FIELD_ROLES and is_phone() and not request.args.get("desk"):
+            return redirect(url_for("field.index"))  # on a phone, field staff land on 今日
         scope = current_scope()
         now = clock.now()
         today = now.date()

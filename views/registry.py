@@ -43,6 +43,7 @@ from services.search import child_search_clause
 from services.staff import village_director_id
 from services.validation import InvalidInput, clean_id_number, clean_name, clean_phone, mask_id_number
 from views.base import (
+    Card,
     ChoiceFilter,
     ScopedAjaxLoader,
     ScopedModelView,
@@ -302,6 +303,9 @@ class ChildView(ChildSearch, ScopedModelView):
         "status",
     )
     column_labels = LABELS
+    card = Card(
+        title="name", village="village", level="current_level", facts=("next_visit_due", "categories")
+    )
     column_default_sort = ("id", True)
     column_sortable_list = (
         "name",

@@ -11,7 +11,7 @@ from flask_admin.contrib.sqla.filters import BooleanEqualFilter, DateBetweenFilt
 from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy import func, select
-from wtforms import DateField, DateTimeLocalField
+from wtforms import DateField, DateTimeLocalField, RadioField
 
 from choices import (
     AlertRule,
@@ -32,8 +32,17 @@ from services.permissions import can_read, can_write
 from services.scoping import scope
 from services.search import child_search_clause
 from services.validation import InvalidInput, clean_phone, parse_id, parse_int
-from services.visits import after_save, check_visit
+from services.visits import (
+    ANSWERS,
+    after_save,
+    answer,
+    check_answers,
+    check_visit,
+    format_delay,
+    offline_delay,
+)
 from views.base import (
+    Card,
     ChoiceFilter,
     ScopedModelView,
     SecureView,
@@ -64,7 +73,9 @@ SUPERVISION_LABELS = {
     "school_ok": "正常上学",
     "harm_signs": "发现伤害迹象",
     "risk_found": "发现风险",
+    "risk_note": "风险情况",
     "notes": "走访记录",
+    "recorded_at": "记录时间",
     "next_due": "下次走访",
     "reporter_kind": "报告人类型",
     "reporter_name": "报告人姓名",
@@ -116,12 +127,38 @@ def _local(utc: dt.datetime | None) -> dt.datetime | None:
 # --------------------------------------------------------------------------- visits
 
 
+class YesNoField(RadioField):
+    """A 是/否 answer with nothing preselected: saving without choosing is refused, never defaulted."""
+
+    def __init__(self, label=None, validators=None, **kwargs):
+        kwargs.pop("default", None)
+        kwargs.pop("choices", None)
+        super().__init__(label, validators=[], choices=[("1", "是"), ("0", "否")], **kwargs)
+
+    def process_data(self, value):
+        self.data = None if value is None else bool(value)
+
+    def process_formdata(self, valuelist):
+        self.data = answer(valuelist[0]) if valuelist else None
+
+    def _value(self):
+        return "" if self.data is None else ("1" if self.data else "0")
+
+    def iter_choices(self):
+        current = self._value()
+        for value, label in self.choices:
+            yield (value, label, value == current, {})
+
+    def pre_validate(self, form):
+        pass
+
+
 class VisitView(ScopedModelView):
-    """巡查走访: a 儿童主任 records a visit to a child of their village from a phone-sized screen."""
+    """巡查走访: the list and the edit form; a new visit is recorded on the phone's form (/field/visit),
+    online or offline, through services/visits.record_visit."""
 
     area = "visits"
     menu_category = MENU
-    create_template = "supervision/visit_form.html"
     edit_template = "supervision/visit_form.html"
     details_template = "supervision/visit_details.html"
     column_list = ("visited_on", "child", "child.village", "kind", "visitors", "risk_found", "next_due")
@@ -136,43 +173,50 @@ class VisitView(ScopedModelView):
     )
     column_formatters = {
         "visitors": lambda v, c, m, n: "、".join(s.name for s in m.visitors),
-        "risk_found": lambda v, c, m, n: badge("danger", "发现风险") if m.risk_found else "",
+        "risk_found": lambda v, c, m, n: (
+            badge("danger", "发现风险") if m.risk_found else _yes_no(m.risk_found)
+        ),
+        "recorded_at": lambda v, c, m, n: _visit_times(m),
+    }
+    column_formatters_detail = {
+        **{name: (lambda v, c, m, n: _yes_no(getattr(m, n))) for name in ANSWERS},
+        "visitors": lambda v, c, m, n: "、".join(s.name for s in m.visitors),
+        "recorded_at": lambda v, c, m, n: _visit_times(m),
     }
     choice_columns = {"kind": VisitKind}
+    card = Card(
+        title="child",
+        village=("child", "village"),
+        level=("child", "current_level"),
+        facts=("visited_on", "risk_found"),
+    )
     form_columns = (
         "child",
         "visited_on",
         "kind",
         "visitors",
-        "child_seen",
-        "guardian_present",
-        "living_ok",
-        "school_ok",
-        "harm_signs",
-        "risk_found",
+        *ANSWERS,
+        "risk_note",
         "notes",
     )
     form_ajax_refs = {"child": CHILD_LOOKUP}
-    form_overrides = {"visited_on": DateField}
+    form_overrides = {"visited_on": DateField, **dict.fromkeys(ANSWERS, YesNoField)}
     form_args = {
         "child": {"description": "输入姓名、拼音首字母或身份证后4位查找"},
-        "visited_on": {"default": lambda: clock.today()},
-        "risk_found": {"description": "勾选后保存即生成风险预警，推送预警中心"},
+        "risk_found": {"description": "选“是”并保存即生成风险预警，推送预警中心"},
+        "risk_note": {"description": "发现风险时必填：看到了什么、儿童现在何处、已采取什么措施"},
     }
-    form_widget_args = {"notes": {"rows": 3}}
-    column_details_list = (*form_columns, "next_due", "created_at")
+    form_widget_args = {"notes": {"rows": 3}, "risk_note": {"rows": 2}}
+    column_details_list = (*form_columns, "next_due", "recorded_at", "created_at")
     column_details_exclude_list = ()
 
-    def create_form(self, obj=None):
-        form = super().create_form(obj)
-        if request.method == "GET":
-            child = _lookup_child(request.args.get("child_id"))
-            if child is not None:
-                form.child.data = child
-            staff = current_user.staff
-            if staff is not None and not form.visitors.data:
-                form.visitors.data = [staff]
-        return form
+    @expose("/new/", methods=("GET", "POST"))
+    def create_view(self):
+        """One form records a visit: the phone's, which also works offline."""
+        if not self.can_create:
+            abort(403)
+        child_id = request.args.get("child_id", type=int)
+        return redirect(url_for("field.visit", child=child_id) if child_id else url_for("field.visit"))
 
     def validate_form(self, form):
         ok = super().validate_form(form)
@@ -184,16 +228,32 @@ class VisitView(ScopedModelView):
             form.visited_on.errors = list(form.visited_on.errors or []) + [str(bad)]
         if not form.child.data:
             form.child.errors = list(form.child.errors or []) + ["请选择走访的儿童"]
+        answers = {name: getattr(form, name).data for name in ANSWERS}
+        for name, message in check_answers(answers, form.risk_note.data).items():
+            target = getattr(form, name)
+            target.errors = list(target.errors or []) + [message]
         return ok and not any(f.errors for f in form)
 
     def on_model_change(self, form, model, is_created):
-        if is_created:
-            model.recorded_by_id = current_user.id
         alert = after_save(model, now=_now())
         if alert is not None:
             flash(
                 f"已生成风险预警（{Severity.label_of(alert.severity)}色），请在预警中心跟进处置。", "warning"
             )
+
+
+def _yes_no(value) -> str:
+    return "未回答" if value is None else ("是" if value else "否")
+
+
+def _visit_times(visit: Visit) -> str:
+    if visit.recorded_at is None:
+        return ""
+    text = f"{visit.recorded_at:%Y-%m-%d %H:%M}"
+    delay = offline_delay(visit)
+    if delay is not None:
+        text += f"（离线录入，{visit.received_at:%m-%d %H:%M} 同步送达，延迟 {format_delay(delay)}）"
+    return text
 
 
 def _lookup_child(child_id) -> Child | None:

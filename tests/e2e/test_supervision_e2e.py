@@ -174,24 +174,3 @@ def test_report_to_alert_to_case_to_closed(page, database_url):
     # the case board shows it in the 结案 column
     page.goto(base + "/admin/caseboard/")
     expect(page.locator(".case-column[data-stage=closed]")).to_contain_text(facts["child"])
-
-
-def test_director_records_a_risky_visit_on_a_phone(page, database_url):
-    facts = _facts(database_url)
-    page.set_viewport_size({"width": 390, "height": 844})
-    login(page, "director1")
-    page.goto(page.base_url + "/admin/visit/new/")
-    page.click("#s2id_child a.select2-choice")
-    page.fill("#select2-drop input.select2-input", facts["last4"])
-    page.locator(".select2-result-label", has_text=facts["child"]).first.click()
-    page.select_option("#kind", "home", force=True)
-    page.uncheck("#guardian_present")
-    page.check("#risk_found")
-    page.fill("#notes", "监护人外出未归，儿童独自在家")
-    # the form fits the phone: no sideways scrolling
-    assert page.evaluate("document.documentElement.scrollWidth") <= 400
-    screenshot(page, "supervision-visit-phone")
-    page.click("input[type=submit][value='保存']")
-    expect(page.locator("body")).to_contain_text("已生成风险预警")
-    page.goto(page.base_url + "/admin/alerts/?source=patrol")
-    expect(page.locator(".alert-row", has_text=facts["child"]).first).to_contain_text("巡查发现风险")
