@@ -11,6 +11,7 @@ AREA_MODULES = (
     "views.activities",
     "views.funds",
     "views.reports",
+    "views.process",
     "views.system",
 )
 

@@ -41,8 +41,10 @@ class DashboardView(AdminIndexView):
             links["to_review"] = filtered_url("assessment", [("状态", AssessmentStatus.SUBMITTED.value)])
             if can_read(role, "services"):
                 links["measures"] = filtered_url("support_service", [(OverdueFilter, "1")])
+        rectifications = self._rectifications(role, scope, today)
         return self.render(
             "admin/index.html",
+            rectifications=rectifications,
             counts=counts,
             funds=funds,
             rates=rates,
@@ -57,6 +59,24 @@ class DashboardView(AdminIndexView):
             may_map=can_read(role, "map"),
             may_services=can_read(role, "services"),
         )
+
+    def _rectifications(self, role, scope, today):
+        """整改完成率 this year, the overdue rectifications and the user's own open ones."""
+        if not can_read(role, "inspections"):
+            return None
+        from services import indicators, inspections
+        from views.process import OverdueRectFilter, ReviewRectFilter
+
+        frame = indicators.Frame.year_to_date(scope)
+        return {
+            "overdue_url": filtered_url("rectification", [(OverdueRectFilter, "1")]),
+            "review_url": filtered_url("rectification", [(ReviewRectFilter, "0")]),
+            "rate": indicators.compute("rectification_rate", frame),
+            "summary": inspections.summary(scope, today),
+            "overdue": inspections.overdue(scope, today),
+            "mine": inspections.awaiting_me(current_user.id, scope),
+            "today": today,
+        }
 
     @expose("/fund-findings/")
     def fund_findings(self):
