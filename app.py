@@ -43,7 +43,16 @@ def _default_config(instance_path: Path) -> dict:
         "SESSION_COOKIE_SECURE": os.environ.get("SESSION_COOKIE_SECURE", "0") == "1",
         "REMEMBER_COOKIE_HTTPONLY": True,
         "WTF_CSRF_TIME_LIMIT": None,
-        "MAX_CONTENT_LENGTH": 12 * 1024 * 1024,
+        # one attachment of 20 MB (services/attachments.py) and its form fields; above it: a Chinese 413
+        "MAX_CONTENT_LENGTH": 21 * 1024 * 1024,
+        "ATTACHMENT_STORAGE": os.environ.get("ATTACHMENT_STORAGE", "local"),
+        "ATTACHMENT_DIR": os.environ.get("ATTACHMENT_DIR") or str(instance_path / "attachments"),
+        "S3_ENDPOINT_URL": os.environ.get("S3_ENDPOINT_URL"),
+        "S3_BUCKET": os.environ.get("S3_BUCKET"),
+        "S3_REGION": os.environ.get("S3_REGION"),
+        "S3_ACCESS_KEY_ID": os.environ.get("S3_ACCESS_KEY_ID"),
+        "S3_SECRET_ACCESS_KEY": os.environ.get("S3_SECRET_ACCESS_KEY"),
+        "S3_PREFIX": os.environ.get("S3_PREFIX", ""),
         "TOWN_NAME": os.environ.get("TOWN_NAME", "重庆市涪陵区罗云镇"),
         "FLASK_ADMIN_SWATCH": "default",
     }

@@ -439,3 +439,42 @@ class CaseStudyStatus(Choice):
     DRAFT = "draft", "草稿"
     SUBMITTED = "submitted", "待审核"
     APPROVED = "approved", "已审核"
+
+    ATTACH = "attach", "上传附件"
+    DOWNLOAD = "download", "下载附件"
+    TRANSFER = "transfer", "转移"
+    ANONYMISE = "anonymise", "匿名化"
+
+
+class AttachmentOwner(Choice):
+    """What an attachment hangs on (services/attachments.py registers each with its area and kinds)."""
+
+    CHILD = "child", "儿童"
+    VISIT = "visit", "走访"
+    ACTIVITY = "activity", "活动"
+    CASE = "case", "个案"
+    EXPENSE = "expense", "资金支出"
+    MEETING = "meeting", "领导小组会议"
+    INSPECTION = "inspection", "督查记录"
+    RECTIFICATION = "rectification", "整改事项"
+    PUBLICITY = "publicity", "政策宣传"
+
+
+class AttachmentKind(Choice):
+    HUKOU = "hukou", "户口本"
+    ID_CARD = "id_card", "身份证"
+    DISABILITY_CERT = "disability_cert", "残疾证"
+    SUBSISTENCE_CERT = "subsistence_cert", "低保/特困证明"
+    CONSENT_FORM = "consent_form", "告知同意书"
+    ASSESSMENT_SIGNATURE = "assessment_sign", "评估签字页"
+    REFERRAL = "referral", "转介函"
+    PHOTO = "photo", "照片"
+    OTHER = "other", "其他"
+    VISIT_PHOTO = "visit_photo", "走访照片"
+    SCENE_PHOTO = "scene_photo", "现场照片"
+    SIGNIN_SCAN = "signin_scan", "签字签到表扫描件"
+    CASE_DOCUMENT = "case_doc", "个案材料"
+    VOUCHER = "voucher", "票据/凭证"
+    MINUTES = "minutes", "会议纪要"
+    INSPECTION_DOC = "inspection_doc", "督查材料"
+    EVIDENCE = "evidence", "整改佐证"

@@ -83,6 +83,32 @@ def register_cli(app: Flask) -> None:
             f"条件已解除 {summary.cleared}，再次出现 {summary.recurred}，当前成立 {summary.holding}"
         )
 
+    @app.cli.command("storage-check")
+    @click.option("--create-bucket", is_flag=True, help="对象存储：存储桶不存在时创建")
+    def storage_check_command(create_bucket):
+        """Write, read back and delete a test object in the attachment storage (local disk or S3)."""
+        import contextlib
+        import secrets
+
+        from services import storage
+
+        try:
+            store = storage.for_app(app)
+            if create_bucket and isinstance(store, storage.S3Storage):
+                # it may exist already, or these keys may not create one: the check below says
+                with contextlib.suppress(storage.StorageError):
+                    store.create_bucket()
+            key = "check/" + secrets.token_hex(8)
+            payload = secrets.token_bytes(64)
+            store.put(key, payload, "application/octet-stream")
+            same = store.read(key) == payload
+            store.delete(key)
+        except storage.StorageError as error:
+            raise click.ClickException(f"附件存储不可用：{error}") from None
+        if not same:
+            raise click.ClickException("附件存储读回的内容与写入的不一致")
+        click.echo(f"附件存储可用：{store.describe()}")
+
     @app.cli.command("indicators-readme")
     @click.option("--check", is_flag=True, help="只检查 README 是否与指标声明一致，不改写")
     def indicators_readme_command(check):

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    or_,
     select,
     text,
 )
@@ -1183,3 +1184,72 @@ class CaseStudy(Versioned, db.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+# --------------------------------------------------------------------------- records: attachments
+
+
+def attachment_owners() -> dict[str, type]:
+    """Owner kind → model. An area that adds an owner (e.g. 督查 inspections) adds it here."""
+    return {
+        "child": Child,
+        "visit": Visit,
+        "activity": Activity,
+        "case": Case,
+        "expense": Expense,
+        "meeting": LeadingGroupMeeting,
+        "inspection": Inspection,
+        "rectification": Rectification,
+        "publicity": PublicityEvent,
+    }
+
+
+class Attachment(db.Model):
+    """A scan or photo kept in the attachment storage (services/storage.py) under a random key.
+
+    It hangs on one owner row (``owner_kind`` + ``owner_id``) and belongs to a village through it:
+    whoever may see the owner may see the attachment. Deleting archives it; only anonymisation
+    removes the stored bytes (``purged_at``).
+    """
+
+    __tablename__ = "attachment"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_kind: Mapped[str] = mapped_column(String(16))
+    owner_id: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(24))
+    content_type: Mapped[str] = mapped_column(String(40))
+    original_name: Mapped[str] = mapped_column(String(200), default="")
+    note: Mapped[str | None] = mapped_column(String(200))
+    size: Mapped[int] = mapped_column(default=0)
+    width: Mapped[int | None]
+    height: Mapped[int | None]
+    storage_key: Mapped[str] = mapped_column(String(80), unique=True)
+    thumb_key: Mapped[str | None] = mapped_column(String(80))
+    # The uploaded bytes' hash: the same file sent twice to one owner is kept once.
+    source_sha256: Mapped[str] = mapped_column(String(64))
+    uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    uploaded_by: Mapped[User | None] = relationship(foreign_keys=[uploaded_by_id])
+    uploaded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    archived_at: Mapped[dt.datetime | None]
+    archived_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    archive_reason: Mapped[str | None] = mapped_column(String(200))
+    purged_at: Mapped[dt.datetime | None]
+
+    __table_args__ = (Index("ix_attachment_owner", "owner_kind", "owner_id", "archived_at"),)
+
+    @classmethod
+    def village_clause(cls, village_ids):
+        clauses = []
+        for kind, model in attachment_owners().items():
+            if not hasattr(model, "village_clause"):
+                continue  # owners outside village scoping (expenses) are reached by unscoped roles only
+            owners = select(model.id).where(model.village_clause(village_ids))
+            clauses.append((cls.owner_kind == kind) & cls.owner_id.in_(owners))
+        return or_(*clauses) if clauses else false()
+
+    @property
+    def is_image(self) -> bool:
+        return self.content_type.startswith("image/")
+
+    def __str__(self) -> str:
+        return self.original_name or f"附件 {self.id}"

@@ -33,6 +33,7 @@ from models import (
     db,
     visit_staff,
 )
+from services import attachments
 from services.scoping import scope
 
 # The order cases move through; the dossier draws each case's path along it.
@@ -65,6 +66,7 @@ class Dossier:
     attendance: list = field(default_factory=list)
     pairings: list = field(default_factory=list)
     expenses: list = field(default_factory=list)
+    attachments: list = field(default_factory=list)
     visitors: dict = field(default_factory=dict)
     today: dt.date | None = None
 
@@ -309,6 +311,7 @@ def load_dossier(child_id, village_ids, today: dt.date) -> Dossier | None:
         .where(Expense.child_id == cid)
         .order_by(Expense.spent_on.desc(), Expense.id.desc())
     )
+    dossier.attachments = attachments.of_child(cid)
     return dossier
 
 

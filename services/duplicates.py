@@ -15,6 +15,7 @@ from choices import ChildStatus
 from models import (
     Alert,
     Assessment,
+    Attachment,
     Attendance,
     Case,
     Child,
@@ -29,7 +30,7 @@ from models import (
     db,
     utcnow,
 )
-from services import audit, filing
+from services import attachments, audit, filing
 from services.assessment import refresh_level
 from services.scoping import scope
 from services.validation import InvalidInput
@@ -155,6 +156,11 @@ def record_counts(child_id: int) -> dict[str, int]:
     counts = {"监护人": _count(ChildGuardian, child_id), "活动签到": _count(Attendance, child_id)}
     for model, label in MOVED_TABLES:
         counts[label] = _count(model, child_id)
+    counts["证件与照片"] = db.session.scalar(
+        select(func.count())
+        .select_from(Attachment)
+        .where(Attachment.owner_kind == "child", Attachment.owner_id == child_id)
+    )
     return counts
 
 
@@ -216,6 +222,9 @@ def merge_children(keep_id: int, other_id: int, village_ids, *, note: str = "") 
         moved[label] = session.execute(
             update(model).where(model.child_id == other_id).values(**values)
         ).rowcount
+
+    # the other record's scans and photos (its visits' and cases' move with them)
+    moved["证件与照片"] = attachments.move_owner("child", other_id, keep_id)
 
     # categories: the kept child has every category either record had
     missing = select(child_category.c.category_id).where(

@@ -21,6 +21,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
+from choices import AttachmentKind as K
 from choices import (
     InspectionArea,
     InspectionLevel,
@@ -30,7 +31,7 @@ from choices import (
     Role,
 )
 from models import Rectification, RectificationStep, User, Village, db, user_village
-from services import clock
+from services import attachments, clock
 from services.permissions import RECTIFICATION_MANAGERS
 from services.scoping import scope
 from services.validation import InvalidInput
@@ -42,6 +43,17 @@ NOTE_MIN, NOTE_MAX = 2, 2000
 FUND_FINDING_DAYS = 15
 # Roles that may own a rectification: they can see it and report on it (finance sees no village rows).
 OWNER_ROLES = (Role.ADMIN, Role.CLERK, Role.SUPERVISOR, Role.DIRECTOR, Role.SOCIAL)
+
+
+# Attachments: an inspection's papers and photos; a rectification's evidence, uploaded by its owner
+# (area "rectifications", which a village's 儿童主任 may write).
+attachments.register_owner("inspection", "inspections", (K.INSPECTION_DOC, K.SCENE_PHOTO, K.OTHER))
+attachments.register_owner("rectification", "rectifications", (K.EVIDENCE, K.OTHER))
+
+
+def evidence(rect: Rectification) -> list:
+    """The rectification's evidence attachments still kept (not deleted)."""
+    return attachments.listed("rectification", [rect.id])
 
 
 class StepAction:

@@ -14,9 +14,14 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from choices import AttachmentKind as K
 from choices import LeadingGroupRole
 from models import LeadingGroupMeeting, LeadingGroupMember, db
+from services import attachments
 from services.validation import InvalidInput, clean_name, clean_phone
+
+# The minutes (会议纪要) of a meeting, and its photos, are attachments of the meeting.
+attachments.register_owner("meeting", "leading_group", (K.MINUTES, K.SCENE_PHOTO, K.OTHER))
 
 ROLE_ORDER = {role.value: i for i, role in enumerate(LeadingGroupRole)}
 DUTIES_MAX = 1000

@@ -60,6 +60,8 @@ AREAS: dict[str, dict[Role, str]] = {
     "publicity": _grant(write=(A, C, S, D), read=(W, INSP)),
     "case_studies": _grant(write=(A, C, S, W), read=(D, INSP)),
     "acceptance": _grant(read=(A, C, INSP)),
+    # The attachment view itself; which attachments a role reaches follows their owners' areas.
+    "attachments": _grant(read=(A, C, S, D, W, F, INSP)),
 }
 
 # Roles that may reveal a full ID number (each reveal is logged); others only ever see it masked.

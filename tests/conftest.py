@@ -9,6 +9,10 @@ import itertools
 import os
 import re
 import shutil
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -84,12 +88,14 @@ class FreshContextClient(FlaskClient):
 
 
 @pytest.fixture
-def app(database_url):
+def app(database_url, tmp_path):
     app = create_app(
         {
             "SQLALCHEMY_DATABASE_URI": database_url,
             "TESTING": True,
             "SECRET_KEY": "test-secret",
+            "ATTACHMENT_STORAGE": "local",
+            "ATTACHMENT_DIR": str(tmp_path / "attachments"),
         }
     )
     app.test_client_class = FreshContextClient
@@ -140,3 +146,61 @@ def form_token(client, url) -> str:
 
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's standalone S3 server (installed with the dev requirements) on a free loopback port, for
+    the attachment suite's S3 run. Started here, so `make test` and CI need nothing else."""
+    exe = Path(sys.executable).parent / "moto_server"
+    if not exe.exists():
+        exe = Path(shutil.which("moto_server") or "moto_server")
+    port = _free_port()
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+    process = subprocess.Popen(
+        [str(exe), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError("moto_server did not start") from None
+            time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}"
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def use_s3(app, endpoint: str) -> str:
+    """Point the app's attachment storage at a new bucket of the moto server; returns its name."""
+    from services import storage
+
+    bucket = f"tonghu-{uuid.uuid4().hex[:12]}"
+    app.config.update(
+        ATTACHMENT_STORAGE="s3",
+        S3_ENDPOINT_URL=endpoint,
+        S3_BUCKET=bucket,
+        S3_REGION="us-east-1",
+        S3_ACCESS_KEY_ID="test",
+        S3_SECRET_ACCESS_KEY="test",
+        S3_PREFIX="attachments",
+    )
+    storage.reset(app)
+    storage.for_app(app).create_bucket()
+    return bucket

@@ -12,6 +12,7 @@ from models import Expense, FundSource, Inspection, Rectification, Rectification
 from services import clock, fund_checks, indicators, inspections
 from services.validation import InvalidInput
 from tests.conftest import csrf_token
+from tests.test_attachments import phone_jpeg, upload
 
 FOUND = dt.date(2026, 6, 1)
 NOW = dt.datetime(2026, 6, 2, 9, 0)
@@ -255,6 +256,22 @@ def test_a_director_sees_and_reports_on_own_village_only(client, auth):
     assert "佐证" in page
     db.session.expire_all()
     assert db.session.get(Rectification, mine.id).status == "in_progress"
+    # The owner uploads a photo as evidence, then marks it done; the clerk signs it off.
+    uploaded = upload(client, "rectification", mine.id, phone_jpeg(), kind="evidence", page=url)
+    assert uploaded.status_code == 200, uploaded.get_json()
+    assert (
+        upload(client, "rectification", theirs.id, phone_jpeg(), kind="evidence", page=url).status_code == 404
+    )
+    response = _post(client, f"/admin/rectification/done/?id={mine.id}", {"note": "已补录全部走访记录"}, url)
+    db.session.expire_all()
+    assert db.session.get(Rectification, mine.id).status == "done"
+    auth.logout()
+    auth.login("clerk")
+    _post(client, f"/admin/rectification/sign-off/?id={mine.id}", {"note": ""}, url)
+    db.session.expire_all()
+    assert db.session.get(Rectification, mine.id).reviewed_by.username == "clerk"
+    auth.logout()
+    auth.login("director1")
     # A director may not create or edit findings.
     assert client.get("/admin/rectification/new/").status_code == 403
     assert client.get(f"/admin/rectification/edit/?id={mine.id}").status_code == 403

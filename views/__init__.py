@@ -13,6 +13,7 @@ AREA_MODULES = (
     "views.reports",
     "views.process",
     "views.system",
+    "views.attachments",
 )
 
 

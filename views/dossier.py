@@ -11,6 +11,7 @@ from choices import (
     AlertSource,
     AlertStatus,
     AssessmentStatus,
+    AttachmentKind,
     CaseStage,
     CaseType,
     ChildStatus,
@@ -29,11 +30,11 @@ from choices import (
     VisitKind,
 )
 from models import Child, db
-from services import audit, clock
+from services import attachments, audit, clock
 from services.dossier import case_path, load_dossier
 from services.search import child_search_clause
 from services.validation import mask_id_number
-from views.base import SecureView, current_scope, scoped_query
+from views.base import SecureView, current_role, current_scope, scoped_query
 
 # Where each section's records live. Areas choose their own endpoint names, so a few are tried;
 # a section whose area has no view yet is shown without links.
@@ -177,16 +178,32 @@ class DossierView(SecureView):
             mask=mask_id_number,
             case_path=case_path,
             printed_at=clock.now(),
+            attachment_form=self._attachment_form(child, printing),
+            kind_label=AttachmentKind.label_of,
+            human_size=attachments.human_size,
         )
         audit.record(
             db.session,
             "view",
             table="child",
             record_id=child.id,
-            summary=f"{'打印' if printing else '查阅'}一人一档：{child.name}",
+            summary=f"{'打印' if printing else '查阅'}一人一档：{child.name}"
+            + (f"（含附件缩略图 {len(dossier.attachments)} 张）" if dossier.attachments else ""),
         )
         db.session.commit()
         return page
+
+    def _attachment_form(self, child, printing: bool) -> dict | None:
+        """What the dossier's upload form needs, for roles that may attach to a child."""
+        if printing or child.is_archived or not attachments.may_attach(current_role(), "child"):
+            return None
+        return {
+            "owner_kind": "child",
+            "owner_id": child.id,
+            "kinds": attachments.kind_choices("child"),
+            "accept": attachments.ACCEPT,
+            "next_url": request.full_path.rstrip("?") + "#sec-attachments",
+        }
 
     def _finder(self):
         """Without an id: a search box to open a child's dossier."""

@@ -586,7 +586,7 @@ class RectificationView(ScopedModelView):
         return super().render(template, **kwargs)
 
     def _evidence(self, rect):
-        return []
+        return inspections.evidence(rect)
 
     def _writable(self) -> Rectification:
         rect = self.get_one(request.args.get("id"))

@@ -121,6 +121,7 @@ class VisitView(ScopedModelView):
     menu_category = MENU
     create_template = "supervision/visit_form.html"
     edit_template = "supervision/visit_form.html"
+    details_template = "supervision/visit_details.html"
     column_list = ("visited_on", "child", "child.village", "kind", "visitors", "risk_found", "next_due")
     column_labels = {**SUPERVISION_LABELS, "child.village": "村（社区）"}
     column_default_sort = ("visited_on", True)

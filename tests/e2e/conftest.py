@@ -21,9 +21,15 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def live_server(database_url):
+def live_server(database_url, tmp_path):
     """Serves the app on 127.0.0.1 in a background thread; yields its base URL."""
-    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": "e2e-secret"})
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "SECRET_KEY": "e2e-secret",
+            "ATTACHMENT_DIR": str(tmp_path / "attachments"),
+        }
+    )
     port = _free_port()
     server = create_server(app, host="127.0.0.1", port=port, threads=4)
     thread = threading.Thread(target=server.run, daemon=True)
