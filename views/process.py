@@ -8,25 +8,50 @@ from __future__ import annotations
 import datetime as dt
 import io
 
-from flask import abort, current_app, flash, redirect, request, send_file, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_admin import expose
 from flask_admin.contrib.sqla.filters import DateBetweenFilter, FilterEqual
 from flask_admin.model.form import InlineFormAdmin
 from flask_login import current_user
 from markupsafe import Markup
-from wtforms import DateField, SelectMultipleField, StringField, TextAreaField
+from wtforms import DateField, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import Optional
 
 from choices import (
+    ACTIVITY_ITEMS,
+    SATISFACTION,
+    FeedbackChannel,
+    FeedbackItem,
+    FeedbackSource,
     InspectionArea,
     InspectionLevel,
     InspectionMethod,
     LeadingGroupRole,
+    PublicityForm,
     RectificationSource,
     RectificationStatus,
 )
-from models import Inspection, LeadingGroupMeeting, LeadingGroupMember, Rectification, User, db
-from services import audit, clock, documents, inspections, leading_group
+from models import (
+    Activity,
+    Feedback,
+    Inspection,
+    LeadingGroupMeeting,
+    LeadingGroupMember,
+    PublicityEvent,
+    Rectification,
+    User,
+    db,
+)
+from services import (
+    audit,
+    clock,
+    documents,
+    feedback,
+    indicators,
+    inspections,
+    leading_group,
+    publicity,
+)
 from services.validation import InvalidInput
 from services.xlsx_export import XLSX_MIMETYPE
 from views.base import ChoiceFilter, ScopedModelView, SecureView, VillageFilter, current_role, current_scope
@@ -706,6 +731,401 @@ def _date_arg(name: str) -> dt.date | None:
         return None
 
 
+# --------------------------------------------------------------------------- 反馈意见
+
+
+SCORE_CHOICES = [("", "未评价")] + [(str(n), f"{n}分 {SATISFACTION[n]}") for n in (5, 4, 3, 2, 1)]
+
+
+def _score_cell(view, context, model, name):
+    score = (model.scores or {}).get(FeedbackItem.OVERALL.value)
+    return f"{score}分" if score else ""
+
+
+class FeedbackView(ScopedModelView):
+    """反馈意见 typed in by staff from paper; the anonymous answers of the activity links are listed
+    here too, read-only."""
+
+    area = "feedback"
+    menu_category = MENU_ACCEPT
+    column_list = ("received_on", "source_kind", "unit", "village", "channel", "overall", "suggestions")
+    column_labels = {
+        **PROCESS_LABELS,
+        "received_on": "收到日期",
+        "source_kind": "来源",
+        "unit": "单位",
+        "village": "村（社区）",
+        "channel": "方式",
+        "overall": "总体满意度",
+        "suggestions": "意见建议",
+        "activity": "相关活动",
+    }
+    column_default_sort = ("received_on", True)
+    column_sortable_list = ("received_on", "source_kind")
+    column_searchable_list = ("unit", "suggestions")
+    column_filters = (
+        ChoiceFilter(Feedback.source_kind, "来源", FeedbackSource),
+        ChoiceFilter(Feedback.channel, "方式", FeedbackChannel),
+        VillageFilter(Feedback.village_id),
+        DateBetweenFilter(Feedback.received_on, "收到日期"),
+    )
+    choice_columns = {"source_kind": FeedbackSource, "channel": FeedbackChannel}
+    column_formatters = {
+        "overall": _score_cell,
+        "suggestions": lambda v, c, m, n: (m.suggestions or "")[:60],
+        "unit": lambda v, c, m, n: feedback.unit_of(m),
+    }
+    column_details_list = (
+        "received_on",
+        "source_kind",
+        "unit",
+        "village",
+        "activity",
+        "channel",
+        "scores",
+        "suggestions",
+    )
+    column_formatters_detail = {
+        "scores": lambda v, c, m, n: Markup("<br>").join(
+            f"{FeedbackItem.label_of(k)}：{s}分（{SATISFACTION.get(s, '')}）"
+            for k, s in (m.scores or {}).items()
+        ),
+        "activity": lambda v, c, m, n: m.activity.title if m.activity else "",
+    }
+    form_columns = ("source_kind", "unit", "village", "activity", "received_on", "suggestions")
+    form_overrides = {"received_on": DateField, "suggestions": TextAreaField, "unit": StringField}
+    form_args = {
+        "unit": {"description": "学校名称、村（社区）名称；家庭可不填（不要填写姓名）"},
+        "village": {"description": "意见涉及的村（社区）；村（社区）账号须选择本村"},
+        "activity": {"description": "针对某次活动的反馈可选择活动"},
+        "received_on": {"default": lambda: clock.today()},
+        "suggestions": {"description": f"意见和建议（不超过{feedback.SUGGESTION_MAX}字）"},
+    }
+    form_widget_args = {"suggestions": {"rows": 4, "maxlength": feedback.SUGGESTION_MAX}}
+
+    def list_extra_links(self):
+        return [("反馈意见汇总", url_for("feedbacksummary.index"))]
+
+    def scaffold_form(self):
+        form_class = super().scaffold_form()
+        form_class.source_kind.kwargs["choices"] = FeedbackSource.choices()
+        for item in FeedbackItem:
+            setattr(
+                form_class,
+                f"score_{item.value}",
+                SelectField(f"满意度：{item.label}", choices=SCORE_CHOICES, default=""),
+            )
+        return form_class
+
+    @property
+    def form_rules(self):
+        return [
+            "source_kind",
+            "unit",
+            "village",
+            "activity",
+            "received_on",
+            *(f"score_{item.value}" for item in FeedbackItem),
+            "suggestions",
+        ]
+
+    def _scores(self, form) -> dict:
+        return {f"score_{i.value}": getattr(form, f"score_{i.value}").data for i in FeedbackItem}
+
+    def on_form_prefill(self, form, id):
+        super().on_form_prefill(form, id)
+        model = self.get_one(id)
+        for item, score in (model.scores or {}).items() if model else []:
+            field = getattr(form, f"score_{item}", None)
+            if field is not None:
+                field.data = str(score)
+
+    def validate_form(self, form):
+        ok = super().validate_form(form)
+        if request.method != "POST" or not hasattr(form, "source_kind"):
+            return ok
+        errors = {}
+        try:
+            scores = feedback.parse_scores(self._scores(form))
+        except InvalidInput as bad:
+            errors["score_overall"] = str(bad)
+            scores = {1: 1}  # keeps check_feedback from saying it twice
+        probe = Feedback(
+            source_kind=form.source_kind.data,
+            unit=form.unit.data,
+            received_on=form.received_on.data,
+            scores=scores,
+            suggestions=form.suggestions.data,
+        )
+        errors.update(feedback.check_feedback(probe, clock.today()))
+        if current_scope() is not None and not form.village.data:
+            errors["village"] = "请选择本村（社区）"
+        return _add_errors(form, errors) and ok
+
+    def on_model_change(self, form, model, is_created):
+        model.scores = feedback.parse_scores(self._scores(form))
+        feedback.raise_first(feedback.check_feedback(model, clock.today()))
+        if is_created:
+            model.channel = FeedbackChannel.PAPER.value
+            model.recorded_by_id = current_user.id
+
+    def update_model(self, form, model):
+        if model.channel == FeedbackChannel.QR.value:
+            flash("扫码匿名提交的反馈不能修改（可删除明显无效的内容）。", "error")
+            return False
+        return super().update_model(form, model)
+
+
+class FeedbackSummaryView(SecureView):
+    """反馈意见汇总 for a phase (or a year, or any dates): averages per item and source, count, suggestions."""
+
+    area = "feedback"
+
+    def _period(self):
+        return _period_choice()
+
+    @expose("/")
+    def index(self):
+        choice = self._period()
+        result = feedback.summary(current_scope(), choice["start"], choice["end"])
+        return self.render(
+            "process/feedback_summary.html",
+            c=choice,
+            s=result,
+            items=list(FeedbackItem),
+            sources=list(FeedbackSource),
+            channel_label=FeedbackChannel.label_of,
+            phases=_phase_choices(),
+        )
+
+    @expose("/summary.xlsx")
+    def xlsx(self):
+        choice = self._period()
+        content = documents.feedback_book(
+            current_scope(), choice["start"], choice["end"], town=_town_name(), title=choice["title"]
+        )
+        audit.record(db.session, "export", table="feedback", summary=f"导出反馈意见汇总（{choice['title']}）")
+        db.session.commit()
+        return _xlsx(content, f"反馈意见汇总-{choice['start']:%Y%m%d}-{choice['end']:%Y%m%d}.xlsx")
+
+
+def _phase_choices():
+    from services.reports import PHASES
+
+    return [(key, name) for key, (name, _, _) in PHASES.items()]
+
+
+def _period_choice(default_phase: str | None = None) -> dict:
+    """A period from the request: ?year=&phase= (a plan phase, or "year"), or ?start=&end=."""
+    from services.reports import PHASES, phase_period
+
+    today = clock.today()
+    year = request.args.get("year", type=int) or today.year
+    year = min(max(year, 2000), today.year + 1)
+    start, end = _date_arg("start"), _date_arg("end")
+    if start and end and start <= end:
+        return {
+            "year": year,
+            "phase": "custom",
+            "start": start,
+            "end": end,
+            "title": f"{start:%Y-%m-%d}至{end:%Y-%m-%d}",
+        }
+    phase = request.args.get("phase") or default_phase or _current_phase(today)
+    if phase in PHASES:
+        period = phase_period(year, phase)
+        return {"year": year, "phase": phase, "start": period.start, "end": period.end, "title": period.title}
+    return {
+        "year": year,
+        "phase": "year",
+        "start": dt.date(year, 1, 1),
+        "end": dt.date(year, 12, 31),
+        "title": f"{year}年全年",
+    }
+
+
+def _current_phase(today: dt.date) -> str:
+    from services.reports import PHASES
+
+    current = [key for key, (_, first, last) in PHASES.items() if first <= today.month <= last]
+    return current[-1] if current else "year"
+
+
+class FeedbackLinkView(SecureView):
+    """An activity's anonymous feedback link as a QR code to print or show on a screen."""
+
+    area = "feedback"
+    extra_write_endpoints = frozenset({"create"})
+
+    def is_visible(self):
+        return False
+
+    def _activity(self):
+        from views.base import scoped_query
+
+        found = (
+            scoped_query(Activity).filter(Activity.id == request.args.get("activity", type=int)).one_or_none()
+        )
+        if found is None:
+            abort(404)
+        return found
+
+    @expose("/")
+    def index(self):
+        activity = self._activity()
+        link = feedback.link_of(activity)
+        return self.render(
+            "process/feedback_link.html",
+            activity=activity,
+            link=link,
+            url=_public_url(link) if link else None,
+            closes_on=feedback.closes_on(activity),
+            is_open=feedback.is_open(activity, clock.today()),
+            count=db.session.scalar(
+                db.select(db.func.count()).where(
+                    Feedback.activity_id == activity.id, Feedback.channel == FeedbackChannel.QR.value
+                )
+            ),
+            may_write=self.may_write,
+        )
+
+    @expose("/create/", methods=("POST",))
+    def create(self):
+        activity = self._activity()
+        feedback.ensure_link(activity, current_user.id)
+        db.session.commit()
+        flash("已生成反馈二维码", "success")
+        return redirect(url_for(".index", activity=activity.id))
+
+    @expose("/qr.png")
+    def qr(self):
+        activity = self._activity()
+        link = feedback.link_of(activity)
+        if link is None:
+            abort(404)
+        import segno
+
+        out = io.BytesIO()
+        segno.make(_public_url(link), error="m").save(out, kind="png", scale=10, border=3)
+        response = send_file(io.BytesIO(out.getvalue()), mimetype="image/png")
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+
+def _public_url(link) -> str:
+    """The address parents' phones open: the town's public address when set (系统设置), else this host."""
+    from app import setting
+
+    base = (setting("public_base_url") or "").strip().rstrip("/")
+    path = url_for("public_feedback.form", token=link.token)
+    return base + path if base else url_for("public_feedback.form", token=link.token, _external=True)
+
+
+# --------------------------------------------------------------------------- 政策宣传 and 长效机制
+
+
+class PublicityView(ScopedModelView):
+    area = "publicity"
+    menu_category = MENU_ACCEPT
+    details_template = "process/publicity_details.html"
+    edit_template = "process/publicity_edit.html"
+    column_list = ("held_on", "form", "title", "place", "village", "audience_count", "organiser")
+    column_labels = {
+        **PROCESS_LABELS,
+        "held_on": "宣传日期",
+        "form": "宣传形式",
+        "title": "宣传主题",
+        "village": "村（社区）",
+        "audience_count": "受众人数",
+        "organiser": "组织单位",
+        "materials": "宣传资料",
+        "content": "宣传内容",
+    }
+    column_default_sort = ("held_on", True)
+    column_sortable_list = ("held_on", "form", "audience_count")
+    column_searchable_list = ("title", "place", "content")
+    column_filters = (
+        ChoiceFilter(PublicityEvent.form, "宣传形式", PublicityForm),
+        VillageFilter(PublicityEvent.village_id),
+        DateBetweenFilter(PublicityEvent.held_on, "宣传日期"),
+    )
+    choice_columns = {"form": PublicityForm}
+    column_formatters = {"village": lambda v, c, m, n: m.village.name if m.village else "全镇"}
+    form_columns = (
+        "held_on",
+        "form",
+        "title",
+        "place",
+        "village",
+        "organiser",
+        "audience_count",
+        "materials",
+        "content",
+    )
+    form_overrides = {
+        "held_on": DateField,
+        "materials": TextAreaField,
+        "content": TextAreaField,
+        "place": StringField,
+    }
+    form_args = {
+        "held_on": {"default": lambda: clock.today()},
+        "title": {"description": "如：困境儿童福利政策集中宣讲"},
+        "village": {"description": "在某村（社区）开展时选择；全镇性的宣传不选"},
+        "audience_count": {"description": "到场或入户人数；新媒体推送填阅读或送达人数", "default": 0},
+        "materials": {"description": "发放的资料名称与份数，如：政策明白卡200份"},
+        "content": {"description": "宣传内容；现场照片在保存后上传"},
+    }
+    form_widget_args = {"materials": {"rows": 2}, "content": {"rows": 3}}
+
+    def list_extra_links(self):
+        return [("长效机制统计", url_for("mechanisms.index"))]
+
+    def validate_form(self, form):
+        ok = super().validate_form(form)
+        if request.method != "POST" or not hasattr(form, "held_on"):
+            return ok
+        probe = PublicityEvent(
+            held_on=form.held_on.data,
+            title=form.title.data,
+            form=form.form.data,
+            audience_count=form.audience_count.data,
+            materials=form.materials.data,
+            content=form.content.data,
+        )
+        errors = publicity.check_event(probe, clock.today())
+        if current_scope() is not None and not form.village.data:
+            errors["village"] = "请选择本村（社区）；全镇性的宣传由镇级经办人登记"
+        return _add_errors(form, errors) and ok
+
+    def on_model_change(self, form, model, is_created):
+        publicity.raise_first(publicity.check_event(model, clock.today()))
+        if is_created:
+            model.recorded_by_id = current_user.id
+
+
+class MechanismView(SecureView):
+    """长效机制: 强制报告, 快速介入, 多元联动, 政策宣传 counted per phase of the plan year, in the user's scope."""
+
+    area = "reports"
+
+    @expose("/")
+    def index(self):
+        today = clock.today()
+        year = request.args.get("year", type=int) or today.year
+        year = min(max(year, 2000), today.year + 1)
+        rows = publicity.mechanism_table(year, current_scope())
+        keys = publicity.MECHANISM_KEYS
+        return self.render(
+            "process/mechanisms.html",
+            year=year,
+            years=range(today.year + 1, 2019, -1),
+            rows=rows,
+            indicators=[indicators.get(k) for k in keys],
+            keys=keys,
+        )
+
+
 def register(admin):
     admin.add_view(LeadingGroupMemberView(LeadingGroupMember, name="领导小组成员", endpoint="leadinggroup"))
     admin.add_view(
@@ -721,3 +1141,71 @@ def register(admin):
     )
     admin.add_view(InspectionView(Inspection, name="督查记录", endpoint="inspection"))
     admin.add_view(RectificationView(Rectification, name="整改台账", endpoint="rectification"))
+    admin.add_view(FeedbackView(Feedback, name="反馈意见", endpoint="feedback"))
+    admin.add_view(
+        FeedbackSummaryView(
+            name="反馈意见汇总",
+            endpoint="feedbacksummary",
+            url="/admin/feedback-summary",
+            category=MENU_ACCEPT,
+        )
+    )
+    admin.add_view(
+        FeedbackLinkView(name="活动反馈二维码", endpoint="feedbacklink", url="/admin/feedback-link")
+    )
+    admin.add_view(PublicityView(PublicityEvent, name="政策宣传", endpoint="publicity"))
+    admin.add_view(
+        MechanismView(
+            name="长效机制统计", endpoint="mechanisms", url="/admin/mechanisms", category=MENU_ACCEPT
+        )
+    )
+
+
+def init_app(app):
+    app.register_blueprint(public_feedback)
+
+
+# --------------------------------------------------------------------------- the anonymous form
+
+public_feedback = Blueprint("public_feedback", __name__)
+
+
+@public_feedback.route("/feedback/<token>", methods=("GET", "POST"))
+def form(token):
+    """What a parent's phone opens from the QR code: no login, nothing personal asked. Answers are
+    plain text (escaped on every page), rate-limited, and refused once the link has closed."""
+    link = feedback.find_link(token)
+    if link is None:
+        return render_template("process/feedback_public.html", missing=True), 404
+    activity = link.activity
+    today = clock.today()
+    context = {
+        "activity": activity,
+        "items": [i for i in FeedbackItem if i in ACTIVITY_ITEMS],
+        "scores": SCORE_CHOICES[1:],
+        "closes_on": feedback.closes_on(activity),
+        "limit": feedback.SUGGESTION_MAX,
+        "town": _town_name(),
+        "typed": {},
+    }
+    if not feedback.is_open(activity, today):
+        return render_template("process/feedback_public.html", closed=True, **context), 410
+    if request.method == "POST":
+        try:
+            feedback.submit_anonymous(
+                link,
+                request.form.to_dict(),
+                address=request.remote_addr,
+                secret=current_app.config["SECRET_KEY"],
+                now=clock.now(),
+            )
+        except feedback.RateLimited as limited:
+            db.session.rollback()
+            return render_template("process/feedback_public.html", error=str(limited), **context), 429
+        except InvalidInput as bad:
+            db.session.rollback()
+            context["typed"] = request.form.to_dict()
+            return render_template("process/feedback_public.html", error=str(bad), **context), 400
+        db.session.commit()
+        return render_template("process/feedback_public.html", thanks=True, **context)
+    return render_template("process/feedback_public.html", **context)
