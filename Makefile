@@ -19,7 +19,7 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/flask --app app db upgrade
 	$(BIN)/flask --app app seed-demo --if-empty
-	@echo "童护 is serving on http://$(HOST):$(PORT)  (demo accounts: see README, password demo-12345)"
+	@echo "童护 is serving on http://$(HOST):$(PORT)  (demo accounts: see README, password tonghu-demo-2026)"
 	$(BIN)/waitress-serve --host $(HOST) --port $(PORT) --threads 8 --call app:create_app
 
 test: $(STAMP)

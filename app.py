@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import secrets
 from pathlib import Path
@@ -11,18 +10,18 @@ from flask import Flask, flash, g, redirect, request, session, url_for
 from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
 from flask_babel import Babel
-from flask_login import LoginManager, current_user, logout_user
+from flask_login import LoginManager, current_user
 from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFProtect
 
 from models import Setting, User, db
 from services import (
+    accounts,
     audit,
     filing,  # noqa: F401 (its flush listener keeps Child.file_complete)
 )
 
 BASE_DIR = Path(__file__).resolve().parent
-IDLE_TIMEOUT = dt.timedelta(minutes=30)
 
 migrate = Migrate()
 login_manager = LoginManager()
@@ -37,7 +36,7 @@ def _default_config(instance_path: Path) -> dict:
         "SECRET_KEY": os.environ.get("SECRET_KEY") or _instance_secret(instance_path),
         "BABEL_DEFAULT_LOCALE": "zh_CN",
         "BABEL_DEFAULT_TIMEZONE": "Asia/Shanghai",
-        "PERMANENT_SESSION_LIFETIME": IDLE_TIMEOUT,
+        "PERMANENT_SESSION_LIFETIME": accounts.IDLE_TIMEOUT,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": os.environ.get("SESSION_COOKIE_SECURE", "0") == "1",
@@ -135,12 +134,19 @@ def _init_login(app: Flask) -> None:
 
     @login_manager.user_loader
     def load_user(token: str):
+        """The account of this cookie, while its server-side session is open and the account's epoch
+        (moved by a password change or disabling) is the one it logged in under."""
         try:
             user_id, epoch = (int(part) for part in token.split(":"))
         except ValueError:
             return None
         user = db.session.get(User, user_id)
         if user is None or not user.active or user.session_epoch != epoch:
+            return None
+        state = accounts.live_session(user.id, session.get("sid"))
+        if state.timed_out:
+            g.session_timed_out = True
+        if state.row is None:
             return None
         return user
 
@@ -179,20 +185,21 @@ def _admin_translations_ours_last(app: Flask) -> None:
 
 def _init_request_hooks(app: Flask) -> None:
     @app.before_request
-    def idle_timeout_and_actor():
-        if current_user.is_authenticated:
-            now = dt.datetime.now(dt.UTC).timestamp()
-            seen = session.get("seen")
-            if seen and now - seen > IDLE_TIMEOUT.total_seconds():
-                logout_user()
-                session.clear()
-                flash("登录已超时（30分钟无操作），请重新登录", "info")
-                return redirect(url_for("auth.login", next=request.full_path))
-            session["seen"] = now
+    def session_and_actor():
+        if _is_static():
+            return None
+        if current_user.is_authenticated:  # load_user checked the server-side session
+            if db.session.dirty:  # its last_seen_at moved (at most once a minute)
+                db.session.commit()
             session.permanent = True
             audit.set_actor(audit.Actor(current_user.id, current_user.username, request.remote_addr))
-        else:
-            audit.set_actor(audit.Actor(None, None, request.remote_addr))
+            return None
+        audit.set_actor(audit.Actor(None, None, request.remote_addr))
+        if g.get("session_timed_out"):
+            db.session.commit()  # the idle session's end
+            session.clear()
+            flash("登录已超时（30分钟无操作），请重新登录", "info")
+            return redirect(url_for("auth.login", next=request.full_path))
         return None
 
     @app.after_request
@@ -208,8 +215,12 @@ def _init_request_hooks(app: Flask) -> None:
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["X-Frame-Options"] = "DENY"
         response.headers["Referrer-Policy"] = "same-origin"
-        if current_user.is_authenticated and response.mimetype == "text/html":
+        if not _is_static():
+            # Pages, JSON and downloads may carry minors' personal data: no browser or proxy keeps them.
             response.headers["Cache-Control"] = "no-store"
+            response.headers.pop("Expires", None)
+            response.headers.pop("ETag", None)
+            response.headers.pop("Last-Modified", None)
         return response
 
     @app.context_processor
@@ -224,9 +235,17 @@ def _init_request_hooks(app: Flask) -> None:
         }
 
     from choices import ChildStatus, Role
+    from services import clock
 
     app.add_template_filter(Role.label_of, "role_label")
     app.add_template_filter(ChildStatus.label_of, "status_label")
+    app.add_template_filter(clock.local_text, "local_time")
+
+
+def _is_static() -> bool:
+    """Our static files and Flask-Admin's: the only answers that carry no personal data."""
+    endpoint = request.endpoint or ""
+    return endpoint == "static" or endpoint.endswith(".static")
 
 
 def setting(key: str, default: str | None = None) -> str | None:

@@ -5,6 +5,7 @@ from flask import Flask
 
 from choices import Role
 from models import Village, db
+from services import backup as backup_service
 
 
 def register_cli(app: Flask) -> None:
@@ -73,15 +74,99 @@ def register_cli(app: Flask) -> None:
         The alert centre also runs the rules when the last run is over an hour old.
         """
         from services import clock
-        from services.alerts import run_rules
+        from services.alerts import run_rules_exclusively
 
         if today is not None:
             clock.set_today(today.date())
-        summary = run_rules(clock.today(), clock.now())
+        summary = run_rules_exclusively(clock.today(), clock.now())
+        if summary is None:
+            click.echo("另一次预警规则运行正在进行，本次跳过")
+            return
         click.echo(
             f"预警规则已运行（{clock.today():%Y-%m-%d}）：新增 {summary.raised}，"
             f"条件已解除 {summary.cleared}，再次出现 {summary.recurred}，当前成立 {summary.holding}"
         )
+
+    @app.cli.command("backup")
+    @click.argument("path", required=False, type=click.Path(dir_okay=False))
+    @click.option(
+        "--keep",
+        default=backup_service.KEEP_DEFAULT,
+        show_default=True,
+        help="写入默认备份目录时，只保留最新的这么多份（0 表示全部保留）",
+    )
+    def backup_command(path, keep):
+        """Back up the whole database, consistently, while the app keeps running.
+
+        \b
+        SQLite: SQLite's online backup API (WAL included) into PATH, by default
+        instance/backups/tonghu-YYYYMMDD-HHMMSS.db (or $BACKUP_DIR).
+        PostgreSQL: pg_dump --format=custom into PATH (.dump); without pg_dump the command is printed.
+        """
+        from pathlib import Path
+
+        default = path is None
+        if backup_service.is_sqlite():
+            target = Path(path) if path else backup_service.default_path(app.instance_path)
+            try:
+                written = backup_service.backup_sqlite(target)
+            except backup_service.BackupRefused as refused:
+                raise click.ClickException(str(refused)) from None
+        else:
+            target = Path(path) if path else backup_service.default_path(app.instance_path, suffix=".dump")
+            try:
+                written = backup_service.backup_postgres(target)
+            except backup_service.BackupRefused as refused:
+                raise click.ClickException(str(refused)) from None
+            if written is None:
+                command = backup_service.shown(backup_service.pg_dump_command(target))
+                raise click.ClickException(
+                    "本机没有 pg_dump（PostgreSQL 客户端），请在装有它的机器上运行（密码用环境变量 PGPASSWORD 提供）：\n"
+                    + command
+                )
+        size = written.stat().st_size / 1024 / 1024
+        click.echo(f"已备份到 {written}（{size:.1f} MB）")
+        if default and keep:
+            for old in backup_service.prune(written.parent, keep):
+                click.echo(f"已删除旧备份 {old.name}")
+
+    @app.cli.command("restore")
+    @click.argument("path", type=click.Path(dir_okay=False))
+    @click.option("--force", is_flag=True, help="当前数据库比备份新时也恢复（此后的修改全部丢失）")
+    def restore_command(path, force):
+        """Restore the database from a backup made by `backup`. Stop the app first.
+
+        \b
+        Checks that the file is a 童护 backup whose schema this version knows, runs
+        PRAGMA integrity_check and foreign_key_check on it, refuses to replace a database written
+        after the backup unless --force, keeps the replaced database (before-restore-….db beside it;
+        on PostgreSQL the database <name>_before_restore_…), and upgrades an older schema.
+        """
+        from pathlib import Path
+
+        from services import audit
+
+        try:
+            if backup_service.is_sqlite():
+                restored = backup_service.restore_sqlite(Path(path), force=force)
+            else:
+                restored = backup_service.restore_postgres(Path(path), force=force)
+                if restored is None:
+                    command = backup_service.shown(backup_service.pg_restore_command(Path(path)))
+                    raise click.ClickException(
+                        "本机没有 pg_restore（PostgreSQL 客户端）。停止童护后，在装有它的机器上运行：\n"
+                        + command
+                        + "\n然后运行 flask --app app db upgrade"
+                    )
+        except backup_service.BackupRefused as refused:
+            raise click.ClickException(str(refused)) from None
+        audit.record(db.session, "restore", summary=f"从备份恢复整个数据库：{Path(path).name}")
+        db.session.commit()
+        if restored.safety_copy:
+            click.echo(f"恢复前的数据库已另存为 {restored.safety_copy}")
+        if restored.upgraded:
+            click.echo(f"备份的数据库版本 {restored.revision} 较旧，已升级到当前版本")
+        click.echo(f"已从 {path} 恢复数据库")
 
     @app.cli.command("storage-check")
     @click.option("--create-bucket", is_flag=True, help="对象存储：存储桶不存在时创建")

@@ -172,6 +172,9 @@ class User(UserMixin, db.Model):
     locked_until: Mapped[dt.datetime | None]
     session_epoch: Mapped[int] = mapped_column(default=0)
     last_login_at: Mapped[dt.datetime | None]
+    # When five wrong passwords last locked the account: told to its owner at the next login
+    # (if later than last_login_at) and shown to admins, never to whoever is typing at the login page.
+    last_locked_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     @property
@@ -194,6 +197,31 @@ class User(UserMixin, db.Model):
 
     def __str__(self) -> str:
         return self.display_name or self.username
+
+
+class UserSession(db.Model):
+    """One login on one device. The cookie carries a random id whose hash is here: logging out ends
+    this row, so a replayed cookie is no longer logged in, while the account's other devices stay."""
+
+    __tablename__ = "user_session"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[dt.datetime | None]
+    ip: Mapped[str | None] = mapped_column(String(45))
+
+
+class Lease(db.Model):
+    """A named job that must run once at a time across threads and processes (the alert rule run):
+    whoever holds an unexpired row runs it; a crashed holder's lease lapses at ``expires_at``."""
+
+    __tablename__ = "lease"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    acquired_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
 
 
 class Category(db.Model):

@@ -21,7 +21,7 @@ from models import (
     given_name,
     pinyin_keys,
 )
-from seeds.demo import SURNAMES, id_number
+from seeds.demo import DEMO_PASSWORD, SURNAMES, id_number
 from services import filing
 
 BENCH_VILLAGE = "基准村"
@@ -114,7 +114,7 @@ def _login(app, username):
     client = app.test_client()
     page = client.get("/login").get_data(as_text=True)
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
-    client.post("/login", data={"username": username, "password": "demo-12345", "csrf_token": token})
+    client.post("/login", data={"username": username, "password": DEMO_PASSWORD, "csrf_token": token})
     return client
 
 

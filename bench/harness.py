@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 
 from app import create_app
 from models import db
+from seeds.demo import DEMO_PASSWORD
 
 BENCH_DIR = Path(__file__).resolve().parent
 CHILDREN = int(os.environ.get("BENCH_CHILDREN", "100000"))
@@ -42,7 +43,7 @@ class Bench:
             client = self.app.test_client()
             page = client.get("/login").get_data(as_text=True)
             token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
-            client.post("/login", data={"username": username, "password": "demo-12345", "csrf_token": token})
+            client.post("/login", data={"username": username, "password": DEMO_PASSWORD, "csrf_token": token})
             self._clients[username] = client
         return self._clients[username]
 

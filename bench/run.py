@@ -18,6 +18,7 @@ AREAS += ("bench.activities",)
 AREAS += ("bench.funds",)
 AREAS += ("bench.supervision",)
 AREAS += ("bench.dossier",)
+AREAS += ("bench.uploads",)
 
 
 def schema_fingerprint() -> str:

@@ -42,7 +42,7 @@ from seeds.demo_supervision import seed_supervision
 from seeds.reference import seed_reference
 from services import filing
 
-DEMO_PASSWORD = "demo-12345"
+DEMO_PASSWORD = "tonghu-demo-2026"
 REGION = "500102"  # 重庆市涪陵区
 
 VILLAGES = [

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -54,6 +55,7 @@ from models import (
     utcnow,
 )
 from seeds.rules import LEVEL_RULES
+from services import lease
 from services.scoping import scope
 from services.validation import InvalidInput
 
@@ -628,12 +630,91 @@ def last_run_at() -> dt.datetime | None:
     return db.session.scalar(select(func.max(RuleRun.started_at)))
 
 
-def run_if_stale(today: dt.date, now: dt.datetime) -> RunSummary | None:
-    """The alert centre's trigger: run the rules when the last run is over an hour old."""
-    last = last_run_at()
-    if last is not None and utcnow() - last < RUN_EVERY:
+# One run at a time, whoever starts it (the hourly CLI, the alert centre, its 立即运行 button, any
+# app process): the run holds this lease; a crashed run's lease lapses after RUN_LEASE_TTL.
+RUN_LEASE = "alert_rules"
+RUN_LEASE_TTL = dt.timedelta(minutes=10)
+
+
+def run_in_progress() -> bool:
+    return lease.held(RUN_LEASE)
+
+
+def _stale() -> bool:
+    # On a connection of its own: the caller's session may hold an older snapshot.
+    with db.engine.connect() as conn:
+        last = conn.scalar(select(func.max(RuleRun.started_at)))
+    return last is None or utcnow() - last >= RUN_EVERY
+
+
+def run_rules_exclusively(today: dt.date, now: dt.datetime | None = None) -> RunSummary | None:
+    """``run_rules`` unless another run is in progress (then None, at once)."""
+    holder = lease.acquire(RUN_LEASE, RUN_LEASE_TTL)
+    if holder is None:
         return None
-    return run_rules(today, now)
+    try:
+        return run_rules(today, now)
+    finally:
+        db.session.rollback()  # a failed run leaves nothing half-written in this session
+        lease.release(RUN_LEASE, holder)
+
+
+def _take_lease_if_stale() -> str | None:
+    """The lease, when the last run is over an hour old and nobody is running. Reading first keeps a
+    page from queueing behind a run's write lock on SQLite; re-reading under the lease stops a second
+    run by someone who checked just before the first one finished."""
+    if not _stale() or run_in_progress():
+        return None
+    holder = lease.acquire(RUN_LEASE, RUN_LEASE_TTL)
+    if holder is not None and not _stale():
+        lease.release(RUN_LEASE, holder)
+        return None
+    return holder
+
+
+def run_if_stale(today: dt.date, now: dt.datetime) -> RunSummary | None:
+    """Run the rules here when the last run is over an hour old and none is in progress."""
+    holder = _take_lease_if_stale()
+    if holder is None:
+        return None
+    try:
+        return run_rules(today, now)
+    finally:
+        db.session.rollback()
+        lease.release(RUN_LEASE, holder)
+
+
+def start_if_stale(app, today: dt.date, now: dt.datetime) -> bool:
+    """The alert centre's trigger: like ``run_if_stale`` but in a background thread, so the page that
+    finds the rules stale answers at once and no page ever waits for a run. True if it started one."""
+    holder = _take_lease_if_stale()
+    if holder is None:
+        return False
+    thread = threading.Thread(
+        target=_background_run, args=(app, holder, today, now), name="alert-rules", daemon=True
+    )
+    app.extensions.setdefault("tonghu_background_runs", []).append(thread)
+    thread.start()
+    return True
+
+
+def _background_run(app, holder: str, today: dt.date, now: dt.datetime) -> None:
+    with app.app_context():
+        try:
+            run_rules(today, now)
+        except Exception:
+            db.session.rollback()
+            app.logger.exception("alert rule run in the background failed")
+        finally:
+            lease.release(RUN_LEASE, holder)
+            db.session.remove()
+
+
+def wait_for_background_runs(app, timeout: float = 120) -> None:
+    """Join the runs this app started (tests; a clean shutdown)."""
+    runs = app.extensions.get("tonghu_background_runs", [])
+    while runs:
+        runs.pop().join(timeout)
 
 
 # --------------------------------------------------------------------------- handling

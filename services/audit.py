@@ -12,7 +12,7 @@ from decimal import Decimal
 from sqlalchemy import event, insert, inspect
 from sqlalchemy.orm import Session
 
-from models import AuditLog, RuleRun, utcnow
+from models import AuditLog, RuleRun, UserSession, utcnow
 from services.validation import mask_id_number
 
 
@@ -26,8 +26,8 @@ class Actor:
 SYSTEM = Actor(None, "系统")
 _actor: contextvars.ContextVar[Actor] = contextvars.ContextVar("audit_actor", default=SYSTEM)
 
-# Tables whose rows are not worth a line of their own.
-_SKIPPED = {AuditLog.__tablename__, RuleRun.__tablename__}
+# Tables whose rows are not worth a line of their own (a login's session row: the login is logged).
+_SKIPPED = {AuditLog.__tablename__, RuleRun.__tablename__, UserSession.__tablename__}
 # Columns never copied into the log in clear.
 _MASKED = {"id_number"}
 _SECRET = {"password_hash", "token_hash"}

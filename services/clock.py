@@ -27,3 +27,16 @@ def now() -> dt.datetime:
     if day != real.date():
         return dt.datetime.combine(day, real.time())
     return real
+
+
+def local(utc: dt.datetime | None) -> dt.datetime | None:
+    """A stored UTC time (``models.utcnow``) on the server's clock, like the other times shown."""
+    if utc is None:
+        return None
+    return utc.replace(tzinfo=dt.UTC).astimezone().replace(tzinfo=None)
+
+
+def local_text(utc: dt.datetime | None) -> str:
+    """``local`` as the pages print it: 2026-05-01 17:05, or nothing."""
+    moment = local(utc)
+    return f"{moment:%Y-%m-%d %H:%M}" if moment else ""

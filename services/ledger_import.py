@@ -18,7 +18,6 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import xlsxwriter
-from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
 from openpyxl.utils.datetime import from_excel
 from sqlalchemy import bindparam, delete, func, insert, select, update
@@ -35,7 +34,7 @@ from models import (
     given_name,
     pinyin_keys,
 )
-from services import audit, filing
+from services import audit, filing, xlsx_input
 from services.validation import (
     InvalidInput,
     birth_date_of,
@@ -48,7 +47,7 @@ from services.validation import (
 )
 from services.xlsx_export import cell_text
 
-MAX_BYTES = 10 * 1024 * 1024
+MAX_BYTES = xlsx_input.MAX_BYTES
 MAX_ROWS = 20_000
 DATA_SHEET = "儿童名单"
 HELP_SHEET = "填写说明"
@@ -312,25 +311,15 @@ def _merged_ranges(path: Path, sheet_name: str) -> list[str]:
 def read_ledger(path: Path) -> tuple[list[str], list[tuple[int, dict]]]:
     """The keys of the columns present and the non-empty data rows as (Excel row number, {key: value})."""
     path = Path(path)
-    size = path.stat().st_size
-    if size > MAX_BYTES:
-        raise LedgerRejected(
-            f"文件过大（{size / 1024 / 1024:.1f} MB），单个文件不能超过 10 MB，请拆分后分批导入。"
-        )
-    with path.open("rb") as handle:
-        magic = handle.read(8)
-    if magic.startswith(b"\xd0\xcf\x11\xe0"):
-        raise LedgerRejected("这是旧版 Excel（.xls）文件，请在 Excel 中“另存为” .xlsx 格式后再上传。")
-    if not magic.startswith(b"PK"):
-        raise LedgerRejected("文件不是 Excel 工作簿（.xlsx），请使用导入模板填写后上传。")
     try:
-        book = load_workbook(path, read_only=True, data_only=False)
-    except Exception:
-        raise LedgerRejected("无法读取该文件：不是有效的 .xlsx 工作簿，或文件已损坏。") from None
+        book = xlsx_input.open_workbook(path, data_only=False, max_rows=MAX_ROWS)  # refuses hostile files
+    except xlsx_input.UnsafeWorkbook as unsafe:
+        raise LedgerRejected(str(unsafe)) from None
     try:
         sheet_name = DATA_SHEET if DATA_SHEET in book.sheetnames else book.sheetnames[0]
         sheet = book[sheet_name]
-        rows = sheet.iter_rows()
+        # Rows as Excel numbers them, blank ones included: room for the data, the header and gaps.
+        rows = xlsx_input.bounded_rows(sheet, max_rows=2 * MAX_ROWS + _BLANK_RUN_END)
         header_cells = next(rows, None)
         if not header_cells:
             raise LedgerRejected(f"工作表“{sheet_name}”是空的，没有表头。请使用导入模板。")
@@ -367,6 +356,8 @@ def read_ledger(path: Path) -> tuple[list[str], list[tuple[int, dict]]]:
             data.append((row_number, values))
             if len(data) > MAX_ROWS:
                 raise LedgerRejected(f"数据超过 {MAX_ROWS} 行，请拆分为多个文件分批导入。")
+    except xlsx_input.UnsafeWorkbook as unsafe:
+        raise LedgerRejected(str(unsafe)) from None
     finally:
         book.close()
     return keys, data

@@ -12,14 +12,15 @@ import re
 from dataclasses import dataclass, field
 
 import xlsxwriter
-from openpyxl import load_workbook
 
+from services import xlsx_input
 from services.attendance import RollEntry, parse_keys
 from services.xlsx_export import cell_text
 
 HEADERS = ("序号", "姓名", "类别", "村（社区）", "关系/身份", "身份证后四位", "签到（√）", "签名", "编号")
 MARKS = {"√", "✓", "✔", "v", "V", "1", "是", "到", "y", "Y", "yes", "已到", "已签", "○", "o", "x", "X", "×"}
 _ID_FULL = re.compile(r"^\d{17}[\dX]$")
+MAX_ROWS = 20_000  # a roll is a few thousand people at most; rows beyond are refused unread
 
 
 def write_sheet(activity, entries: list[RollEntry], *, town_name: str = "", subtitle: str = "") -> bytes:
@@ -112,16 +113,16 @@ def _header_row(rows) -> tuple[int, dict[str, int]] | None:
 
 
 def read_sheet(data: bytes, entries: list[RollEntry]) -> SheetReading:
-    """Match the marked rows of a filled-in sheet to the roll; list what cannot be matched."""
+    """Match the marked rows of a filled-in sheet to the roll; list what cannot be matched.
+    A file that is not a plain, bounded .xlsx raises ``xlsx_input.UnsafeWorkbook`` (Chinese)."""
     reading = SheetReading()
+    book = xlsx_input.open_workbook(data, data_only=True, max_rows=MAX_ROWS)  # UnsafeWorkbook if hostile
     try:
-        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception:
-        reading.problems.append((0, "无法读取文件：请上传由本系统导出的 .xlsx 签到表"))
-        return reading
-    sheet = book.worksheets[0]
-    rows = [tuple(r) for r in sheet.iter_rows(values_only=True)]
-    book.close()
+        rows = [
+            tuple(r) for r in xlsx_input.bounded_rows(book.worksheets[0], max_rows=MAX_ROWS, values_only=True)
+        ]
+    finally:
+        book.close()
     found = _header_row(rows)
     if found is None:
         reading.problems.append((0, "未找到表头：第1-10行中应有“姓名”列"))

@@ -23,10 +23,11 @@ from sqlalchemy.engine import make_url
 
 from app import create_app
 from models import db
+from seeds.demo import DEMO_PASSWORD
 from services import clock
 
 DEMO_CHILDREN = 120
-PASSWORD = "demo-12345"
+PASSWORD = DEMO_PASSWORD
 _counter = itertools.count()
 
 
@@ -101,6 +102,9 @@ def app(database_url, tmp_path):
     app.test_client_class = FreshContextClient
     with app.app_context():
         yield app
+        from services.alerts import wait_for_background_runs
+
+        wait_for_background_runs(app)  # a rule run a page started must end before its database goes
         db.session.remove()
         db.engine.dispose()
     clock.set_today(None)

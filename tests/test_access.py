@@ -102,6 +102,8 @@ def test_every_url_as_every_role(app, client, username):
         expected = expected_access(app, rule.endpoint, role)
         status = response.status_code
         assert status != 500, f"{username} {rule.rule}: server error"
+        # Pages, JSON and downloads of a logged-in user carry personal data: never cached.
+        assert response.headers.get("Cache-Control") == "no-store", f"{username} {rule.rule}: cacheable"
         if expected is None:
             assert status == 403, f"{username} may not open {rule.rule} but got {status}"
         elif expected in ("read", "write"):

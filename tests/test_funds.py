@@ -23,7 +23,7 @@ from services.funds import (
     totals,
 )
 from services.validation import InvalidInput
-from tests.conftest import csrf_token
+from tests.conftest import PASSWORD, csrf_token
 
 NOW = dt.datetime(2026, 3, 10, 9, 0)
 
@@ -245,7 +245,7 @@ def test_paid_expense_cannot_be_edited_only_reversed(client, auth):
 
 
 def test_second_officer_approves_and_pays_through_actions(client, auth):
-    create_user("finance2", "demo-12345", "finance", display_name="第二财务")
+    create_user("finance2", PASSWORD, "finance", display_name="第二财务")
     expense = make_expense(make_source(), voucher_no="PZ-1", invoice_attached=True)
     db.session.commit()
     auth.login("finance2")

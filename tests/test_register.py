@@ -9,7 +9,7 @@ from stdnum.cn import ric
 from models import AuditLog, Category, Child, ChildGuardian, Guardian, User, Village, db
 from services.register import DUPLICATE_ELSEWHERE
 from services.validation import InvalidInput, clean_id_number, clean_phone, mask_id_number
-from tests.conftest import csrf_token
+from tests.conftest import PASSWORD, csrf_token
 
 
 def valid_id(body17: str) -> str:
@@ -370,17 +370,17 @@ def test_password_policy_and_change(app, client, auth):
     url = "/admin/account/password/"
     token = csrf_token(client, url)
     page = client.post(
-        url, data={"current": "demo-12345", "new": "short", "confirm": "short", "csrf_token": token}
+        url, data={"current": PASSWORD, "new": "short", "confirm": "short", "csrf_token": token}
     )
     assert "至少10个字符" in page.get_data(as_text=True)
     page = client.post(
-        url, data={"current": "demo-12345", "new": "clerk", "confirm": "clerk", "csrf_token": token}
+        url, data={"current": PASSWORD, "new": "clerk", "confirm": "clerk", "csrf_token": token}
     )
     assert "密码" in page.get_data(as_text=True)
     response = client.post(
         url,
         data={
-            "current": "demo-12345",
+            "current": PASSWORD,
             "new": "a-long-new-pass",
             "confirm": "a-long-new-pass",
             "csrf_token": token,
@@ -412,11 +412,15 @@ def test_new_session_on_login(app, client, auth):
 
 
 def test_idle_timeout_logs_out(app, client, auth):
+    from models import UserSession, utcnow
+
     auth.login("clerk")
-    with client.session_transaction() as sess:
-        sess["seen"] -= 31 * 60
+    db.session.execute(db.update(UserSession).values(last_seen_at=utcnow() - dt.timedelta(minutes=31)))
+    db.session.commit()
     response = client.get("/admin/child/")
     assert response.status_code == 302 and "/login" in response.headers["Location"]
+    assert "登录已超时" in client.get(response.headers["Location"]).get_data(as_text=True)
+    assert db.session.scalar(db.select(UserSession.ended_at)) is not None
 
 
 def test_villages_list_for_director_is_own_village(app, client, auth):

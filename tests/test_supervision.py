@@ -239,7 +239,9 @@ def test_alert_centre_runs_the_rules_when_the_last_run_is_over_an_hour_old(clien
     assert db.session.scalar(db.select(db.func.count()).select_from(RuleRun)) == 1
     db.session.execute(db.update(RuleRun).values(started_at=dt.datetime.utcnow() - dt.timedelta(minutes=61)))
     db.session.commit()
-    client.get("/admin/alerts/")
+    page = client.get("/admin/alerts/").get_data(as_text=True)
+    assert "已在后台开始运行" in page  # the page answered without waiting for the run
+    alerts.wait_for_background_runs(client.application)
     assert db.session.scalar(db.select(db.func.count()).select_from(RuleRun)) == 2
 
 

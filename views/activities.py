@@ -35,6 +35,7 @@ from services.activities import (
 from services.attendance import KIND_LABELS, RollFilter, build_roll, parse_keys, save_attendance
 from services.signin_sheet import read_sheet, write_sheet
 from services.validation import InvalidInput
+from services.xlsx_input import UnsafeWorkbook
 from views.base import (
     ChoiceFilter,
     ScopedAjaxLoader,
@@ -424,7 +425,11 @@ class ActivityView(ScopedModelView):
             elif not upload.filename.lower().endswith(".xlsx"):
                 context["error"] = "只支持 .xlsx 格式的签到表，请用本系统导出的模板填写"
             else:
-                reading = read_sheet(upload.read(), roll.entries)
+                try:
+                    reading = read_sheet(upload.read(), roll.entries)
+                except UnsafeWorkbook as unsafe:
+                    context["error"] = str(unsafe)
+                    return self.render("activities/signin_import.html", **context), 400
                 context["reading"] = reading
                 context["new_keys"] = [m.entry.key for m in reading.matched if not m.entry.present]
                 context["strangers"] = [

@@ -1,6 +1,7 @@
 """Login, logout and changing one's own password (outside Flask-Admin, in Chinese)."""
 
-import datetime as dt
+import re
+from urllib.parse import unquote, urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_admin import BaseView, expose
@@ -11,8 +12,18 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo
 
 from models import db
+from seeds.demo import DEMO_PASSWORD
 from services import audit
-from services.accounts import LoginRefused, authenticate, check_password_policy, set_password
+from services.accounts import (
+    PASSWORD_RULES,
+    LoginRefused,
+    authenticate,
+    check_password_policy,
+    end_session,
+    end_sessions,
+    set_password,
+    start_session,
+)
 from services.validation import InvalidInput
 
 bp = Blueprint("auth", __name__)
@@ -29,10 +40,26 @@ class PasswordForm(FlaskForm):
     confirm = PasswordField("再次输入新密码", validators=[EqualTo("new", "两次输入的新密码不一致")])
 
 
-def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("admin.index")
+# What a browser strips from a URL or reads as "/": control characters (tab, newline …), backslash.
+_UNSAFE_IN_PATH = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after login: a path on this site, whatever ``next`` says; else the 工作台.
+
+    Browsers drop tabs and newlines inside a URL and read a backslash as a slash, so "/", tab,
+    "/evil.example" becomes "//evil.example": only a plain path that starts with one "/" is kept, and
+    it is checked again once percent-decoded, so an encoded variant cannot turn into a host either."""
+    fallback = url_for("admin.index")
+    if not target or not isinstance(target, str) or len(target) > 2000:
+        return fallback
+    for candidate in (target, unquote(target)):
+        if _UNSAFE_IN_PATH.search(candidate) or not candidate.startswith("/") or candidate.startswith("//"):
+            return fallback
+        parts = urlsplit(candidate)
+        if parts.scheme or parts.netloc:
+            return fallback
+    return target
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -42,29 +69,32 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         try:
-            user = authenticate(form.username.data, form.password.data)
+            user, lock_notice = authenticate(form.username.data, form.password.data)
         except LoginRefused as refused:
-            audit.record(db.session, "login_failed", table="user_account", summary=form.username.data)
+            audit.record(db.session, "login_failed", table="user_account", summary=form.username.data[:50])
             db.session.commit()
             form.password.errors.append(str(refused))
         else:
             # A fresh session on login: nothing from before survives (no fixation).
             session.clear()
             session.permanent = True
-            session["seen"] = dt.datetime.now(dt.UTC).timestamp()
+            session["sid"] = start_session(user, request.remote_addr)
             login_user(user)
             audit.set_actor(audit.Actor(user.id, user.username, request.remote_addr))
             audit.record(db.session, "login", table="user_account", record_id=user.id, summary=user.username)
             db.session.commit()
-            return redirect(_safe_next(request.args.get("next")))
-    return render_template("auth/login.html", form=form)
+            if lock_notice:
+                flash(lock_notice, "warning")
+            return redirect(safe_next(request.args.get("next")))
+    return render_template("auth/login.html", form=form, demo_password=DEMO_PASSWORD)
 
 
 @bp.route("/logout", methods=["POST"])
 def logout():
     if current_user.is_authenticated:
         audit.record(db.session, "logout", table="user_account", record_id=current_user.id)
-        db.session.commit()
+    end_session(session.get("sid"))  # this device only: a replay of its cookie is no longer logged in
+    db.session.commit()
     logout_user()
     session.clear()
     flash("您已安全退出", "info")
@@ -96,16 +126,17 @@ class PasswordView(BaseView):
             if not check_password_hash(current_user.password_hash, form.current.data):
                 form.current.errors.append("当前密码不正确")
             else:
+                user = current_user._get_current_object()
                 try:
-                    check_password_policy(form.new.data, current_user.username)
+                    check_password_policy(form.new.data, user.username, personal=(user.display_name or "",))
                 except InvalidInput as bad:
                     form.new.errors.append(str(bad))
                 else:
-                    user = current_user._get_current_object()
                     set_password(user, form.new.data)
+                    end_sessions(user.id, keep=session.get("sid"))
                     db.session.commit()
                     # The epoch moved, so re-login this session under the new id; others are ended.
                     login_user(user)
                     flash("密码已修改，其他设备上的登录已失效", "success")
                     return redirect(url_for("admin.index"))
-        return self.render("auth/password.html", form=form)
+        return self.render("auth/password.html", form=form, password_rules=PASSWORD_RULES)

@@ -5,7 +5,9 @@ from flask_admin import AdminIndexView, expose
 from flask_login import current_user
 
 from choices import LEVEL_COLOURS, AssessmentStatus, Level, ServiceKind
+from models import utcnow
 from services import clock
+from services.accounts import recently_locked
 from services.assessment import may_review
 from services.dashboard import child_figures, overdue_work, plan_phases, plan_rates, register_counts
 from services.fund_checks import execution_figures, open_findings_count
@@ -42,9 +44,12 @@ class DashboardView(AdminIndexView):
             if can_read(role, "services"):
                 links["measures"] = filtered_url("support_service", [(OverdueFilter, "1")])
         rectifications = self._rectifications(role, scope, today)
+        # Accounts locked by wrong passwords: their admins are told here (and on 账号), not the typist.
+        locked = recently_locked(utcnow()) if can_read(role, "users") else []
         return self.render(
             "admin/index.html",
             rectifications=rectifications,
+            locked_accounts=locked,
             counts=counts,
             funds=funds,
             rates=rates,

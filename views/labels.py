@@ -22,6 +22,7 @@ LABELS = {
     "failed_logins": "连续失败次数",
     "locked_until": "锁定至",
     "last_login_at": "最近登录",
+    "last_locked_at": "最近因密码错误锁定",
     "created_at": "创建时间",
     "updated_at": "更新时间",
     "gender": "性别",

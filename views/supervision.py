@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 
-from flask import Blueprint, abort, flash, jsonify, redirect, request, url_for
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.contrib.sqla.filters import BooleanEqualFilter, DateBetweenFilter
 from flask_login import current_user
@@ -399,9 +399,8 @@ class AlertCenterView(SecureView):
 
     @expose("/")
     def index(self):
-        ran = alert_service.run_if_stale(clock.today(), _now())
-        if ran is not None and ran.raised:
-            flash(f"预警规则已自动运行：新增预警 {ran.raised} 条", "info")
+        if alert_service.start_if_stale(current_app._get_current_object(), clock.today(), _now()):
+            flash("预警规则上次运行已超过1小时，已在后台开始运行；新预警稍后刷新本页即可看到。", "info")
         args = request.args
         status = args.get("status", "active")
         stmt = scope(select(Alert), Alert, current_scope())
@@ -464,6 +463,7 @@ class AlertCenterView(SecureView):
             rules=list(AlertRule),
             sources=list(AlertSource),
             last_run=_local(alert_service.last_run_at()),
+            run_in_progress=alert_service.run_in_progress(),
             severity_badge=SEVERITY_BADGE,
             status_badge=STATUS_BADGE,
             page_url=lambda p: url_for(".index", **{**args.to_dict(), "page": p}),
@@ -496,7 +496,10 @@ class AlertCenterView(SecureView):
     def run_view(self):
         if not self.may_write:
             abort(403)
-        summary = alert_service.run_rules(clock.today(), _now())
+        summary = alert_service.run_rules_exclusively(clock.today(), _now())
+        if summary is None:
+            flash("预警规则正在运行中（由定时任务或其他用户启动），请稍后刷新本页查看结果。", "info")
+            return redirect(url_for(".index"))
         flash(
             f"预警规则已运行：新增 {summary.raised} 条，条件已解除 {summary.cleared} 条，"
             f"当前成立 {summary.holding} 条",

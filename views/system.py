@@ -9,7 +9,8 @@ from wtforms.validators import Optional
 
 from choices import AuditAction, Role
 from models import AuditLog, Setting, User, Village, db
-from services.accounts import set_password
+from services import clock
+from services.accounts import PASSWORD_RULES, check_password_policy, end_sessions, set_password
 from services.validation import InvalidInput
 from views.auth import PasswordView
 from views.base import ChoiceFilter, ReadOnlyModelView, ScopedModelView
@@ -29,12 +30,17 @@ class UserView(ScopedModelView):
         "assigned_villages",
         "active",
         "locked_until",
+        "last_locked_at",
         "last_login_at",
     )
     column_labels = LABELS
     column_searchable_list = ("username", "display_name")
     column_filters = (ChoiceFilter(User.role, "角色", Role),)
     choice_columns = {"role": Role}
+    column_formatters = {
+        name: (lambda view, context, model, name: clock.local_text(getattr(model, name)))
+        for name in ("locked_until", "last_locked_at", "last_login_at")
+    }
     form_columns = (
         "username",
         "display_name",
@@ -49,7 +55,7 @@ class UserView(ScopedModelView):
         "new_password": PasswordField(
             "密码",
             validators=[Optional()],
-            description="至少10个字符，不能与登录名相同；编辑时留空表示不修改",
+            description=PASSWORD_RULES + "；编辑时留空表示不修改",
         )
     }
     form_args = {
@@ -74,10 +80,9 @@ class UserView(ScopedModelView):
                 "请为社工指定负责的村（社区）"
             ]
         if form.new_password.data:
-            from services.accounts import check_password_policy
-
             try:
-                check_password_policy(form.new_password.data, form.username.data)
+                personal = (form.display_name.data or "",)
+                check_password_policy(form.new_password.data, form.username.data, personal=personal)
             except InvalidInput as bad:
                 form.new_password.errors = list(form.new_password.errors) + [str(bad)]
         return ok and not any(f.errors for f in form)
@@ -89,6 +94,8 @@ class UserView(ScopedModelView):
             model.village_id = None
         if not model.active:
             model.session_epoch = (model.session_epoch or 0) + 1
+            if model.id:
+                end_sessions(model.id)
 
     @action("unlock", "解除锁定", "确定解除所选账号的锁定吗？")
     def action_unlock(self, ids):
@@ -105,6 +112,7 @@ class UserView(ScopedModelView):
         for user in users:
             user.active = False
             user.session_epoch = (user.session_epoch or 0) + 1
+            end_sessions(user.id)
         db.session.commit()
         flash(f"已停用 {len(users)} 个账号", "success")
 

@@ -2,7 +2,7 @@
 督查 and 整改, 反馈意见 with the anonymous link's rate-limit table, 政策宣传, 典型案例
 
 Revision ID: 6265f25e60ff
-Revises: 42ae00eea9ac
+Revises: c01c978d1054
 Create Date: 2026-11-29 11:21:38.076947
 
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '6265f25e60ff'
-down_revision = '42ae00eea9ac'
+down_revision = 'c01c978d1054'
 branch_labels = None
 depends_on = None
 

@@ -9,6 +9,7 @@ import pytest
 from waitress.server import create_server
 
 from app import create_app
+from seeds.demo import DEMO_PASSWORD
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
@@ -72,7 +73,7 @@ def page(browser, live_server):
     assert not outside, f"the page loaded something from outside the app: {outside}"
 
 
-def login(page, username, password="demo-12345"):
+def login(page, username, password=DEMO_PASSWORD):
     page.goto(page.base_url + "/login")
     page.fill("#username", username)
     page.fill("#password", password)
