@@ -478,3 +478,40 @@ class AttachmentKind(Choice):
     MINUTES = "minutes", "会议纪要"
     INSPECTION_DOC = "inspection_doc", "督查材料"
     EVIDENCE = "evidence", "整改佐证"
+
+
+class ConsentScope(Choice):
+    """告知同意 by purpose (个人信息保护法: a guardian consents for a child under 14, scope by scope)."""
+
+    FILING = "filing", "建档与评估"
+    SHARING = "sharing", "与学校/卫生院/141平台共享"
+    PHOTOS = "photos", "照片使用与宣传"
+
+
+class ConsentMethod(Choice):
+    WRITTEN = "written", "书面"
+    ORAL = "oral", "口头并有见证人"
+
+
+class TransferKind(Choice):
+    WITHIN = "within", "镇内转移"
+    OUT = "out", "迁出外镇"
+    IN = "in", "外镇迁入"
+
+
+class TransferStatus(Choice):
+    PENDING = "pending", "待接收"
+    ACCEPTED = "accepted", "已接收"
+    RETURNED = "returned", "已退回"
+    CANCELLED = "cancelled", "已撤回"
+    DONE = "done", "已办结"
+
+
+class TransferAction(Choice):
+    START = "start", "发起转移"
+    ACCEPT = "accept", "接收"
+    RETURN = "return", "退回"
+    CANCEL = "cancel", "撤回"
+    MOVE_OUT = "move_out", "迁出外镇"
+    MOVE_IN = "move_in", "外镇迁入登记"
+    LETTER = "letter", "出具转介函"

@@ -212,3 +212,37 @@ def register_cli(app: Flask) -> None:
             return
         path.write_text(fresh, encoding="utf-8")
         click.echo("README.md 的指标表已按声明重写")
+
+    @app.cli.command("attachments-backup")
+    @click.option("--to", "target", required=True, type=click.Path(file_okay=False), help="备份目录")
+    def attachments_backup_command(target):
+        """Copy the attachment objects not yet in TARGET there (local disk or S3 alike).
+
+        Objects are written once under random names and never changed, so repeating it copies only
+        the new ones. Run it after `flask backup`: every row of that database backup then has its file.
+        """
+        from services import storage
+
+        try:
+            copied, kept = storage.mirror(storage.for_app(app), target)
+        except storage.StorageError as error:
+            raise click.ClickException(f"附件备份失败：{error}") from None
+        click.echo(f"附件已备份到 {target}：新复制 {copied} 个文件，已有 {kept} 个")
+
+    @app.cli.command("attachments-verify")
+    def attachments_verify_command():
+        """Check that every attachment row has its file (e.g. after restoring a database backup)."""
+        from services import attachments, storage
+
+        try:
+            result = attachments.verify(storage.for_app(app))
+        except storage.StorageError as error:
+            raise click.ClickException(f"附件存储不可用：{error}") from None
+        click.echo(
+            f"附件 {result['rows']} 个；缺少文件 {len(result['missing'])} 个；"
+            f"存储中无记录对应的文件 {result['orphans']} 个"
+        )
+        for attachment_id, key in result["missing"][:50]:
+            click.echo(f"  缺少：附件编号 {attachment_id}（{key}）")
+        if result["missing"]:
+            raise click.ClickException("有附件缺少文件：请从附件备份目录复制回附件存储")

@@ -308,6 +308,8 @@ class Child(VillageOwned, Versioned, db.Model):
     next_assessment_due: Mapped[dt.date | None]
     # Derived: address, a guardian and a category on file (services/filing.py writes it, nothing else).
     file_complete: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Set when the file's personal data was removed at the end of its retention (services/retention.py).
+    anonymised_at: Mapped[dt.datetime | None]
     director_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     director: Mapped[Staff | None] = relationship(foreign_keys=[director_id])
     caring_mother_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
@@ -641,7 +643,7 @@ class MandatoryReport(VillageOwned, Versioned, db.Model):
     reporter_phone: Mapped[str | None] = mapped_column(String(20))
     anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
     received_at: Mapped[dt.datetime] = mapped_column(index=True)
-    child_id: Mapped[int | None] = mapped_column(ForeignKey("child.id"))
+    child_id: Mapped[int | None] = mapped_column(ForeignKey("child.id"), index=True)
     child: Mapped[Child | None] = relationship()
     child_description: Mapped[str | None] = mapped_column(Text)
     village_id: Mapped[int] = mapped_column(ForeignKey("village.id"), index=True)
@@ -1281,3 +1283,108 @@ class Attachment(db.Model):
 
     def __str__(self) -> str:
         return self.original_name or f"附件 {self.id}"
+
+
+# --------------------------------------------------------------------------- records: consent, transfers
+
+
+class Consent(ChildOwned, db.Model):
+    """告知同意: one guardian's consent to one purpose for one child, until withdrawn.
+
+    A scope is consented for a child while one of its records is not withdrawn (services/consent.py).
+    """
+
+    __tablename__ = "consent"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    child_id: Mapped[int] = mapped_column(ForeignKey("child.id"))
+    child: Mapped[Child] = relationship()
+    scope: Mapped[str] = mapped_column(String(16))
+    guardian_id: Mapped[int | None] = mapped_column(ForeignKey("guardian.id"))
+    guardian: Mapped[Guardian | None] = relationship()
+    # who gave it, as written on the form: a guardian's name, or 本人 for a child of 14 or more
+    given_by: Mapped[str] = mapped_column(String(50))
+    given_on: Mapped[dt.date] = mapped_column(Date)
+    method: Mapped[str] = mapped_column(String(16))
+    witness: Mapped[str | None] = mapped_column(String(50))
+    form_attachment_id: Mapped[int | None] = mapped_column(ForeignKey("attachment.id", ondelete="SET NULL"))
+    form_attachment: Mapped[Attachment | None] = relationship()
+    note: Mapped[str | None] = mapped_column(String(200))
+    withdrawn_on: Mapped[dt.date | None]
+    withdrawal_note: Mapped[str | None] = mapped_column(String(200))
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_consent_child_scope", "child_id", "scope", "withdrawn_on"),)
+
+    def __str__(self) -> str:
+        from choices import ConsentScope
+
+        return f"{ConsentScope.label_of(self.scope)}：{self.given_by}"
+
+
+class Transfer(db.Model):
+    """A child's file moving: to another village of the town (accepted there), out of the town, or in.
+
+    Both villages see the transfer; the child and its records follow ``Child.village_id``, which
+    changes only when the receiving village accepts (services/transfers.py).
+    """
+
+    __tablename__ = "transfer"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    child_id: Mapped[int] = mapped_column(ForeignKey("child.id"), index=True)
+    child: Mapped[Child] = relationship()
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    from_village_id: Mapped[int | None] = mapped_column(ForeignKey("village.id"), index=True)
+    from_village: Mapped[Village | None] = relationship(foreign_keys=[from_village_id])
+    to_village_id: Mapped[int | None] = mapped_column(ForeignKey("village.id"), index=True)
+    to_village: Mapped[Village | None] = relationship(foreign_keys=[to_village_id])
+    # out of town: where the child went and who receives the file; into the town: where it came from
+    other_town: Mapped[str | None] = mapped_column(String(100))
+    other_office: Mapped[str | None] = mapped_column(String(200))
+    referral: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    handover_note: Mapped[str | None] = mapped_column(Text)
+    open_items: Mapped[list] = mapped_column(JSON, default=list, doc="open work acknowledged at the start")
+    started_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    started_by: Mapped[User | None] = relationship(foreign_keys=[started_by_id])
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    decided_by: Mapped[User | None] = relationship(foreign_keys=[decided_by_id])
+    decided_at: Mapped[dt.datetime | None]
+    decision_note: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        # one pending transfer per child, whatever two clerks do at once
+        Index(
+            "uq_transfer_pending_child",
+            "child_id",
+            unique=True,
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+    )
+
+    @classmethod
+    def village_clause(cls, village_ids):
+        return cls.from_village_id.in_(village_ids) | cls.to_village_id.in_(village_ids)
+
+    def __str__(self) -> str:
+        return f"转移 {self.id}"
+
+
+class TransferEvent(ChildOwned, db.Model):
+    """One step of a transfer, shown on the child's dossier (it moves with the child)."""
+
+    __tablename__ = "transfer_event"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    transfer_id: Mapped[int] = mapped_column(ForeignKey("transfer.id", ondelete="CASCADE"), index=True)
+    transfer: Mapped[Transfer] = relationship()
+    child_id: Mapped[int] = mapped_column(ForeignKey("child.id"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    user: Mapped[User | None] = relationship()
+    action: Mapped[str] = mapped_column(String(16))
+    from_village_id: Mapped[int | None] = mapped_column(ForeignKey("village.id"))
+    to_village_id: Mapped[int | None] = mapped_column(ForeignKey("village.id"))
+    note: Mapped[str | None] = mapped_column(Text)

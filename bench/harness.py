@@ -83,7 +83,15 @@ class FreshContextClient(FlaskClient):
 
 def make_app(db_path: Path):
     url = os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{db_path}"
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench"})
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": url,
+            "SECRET_KEY": "bench",
+            # the bench's attachments live beside its database, never in the app's instance folder
+            "ATTACHMENT_STORAGE": "local",
+            "ATTACHMENT_DIR": str(db_path.with_suffix(".attachments")),
+        }
+    )
     app.test_client_class = FreshContextClient
     return app
 

@@ -6,6 +6,7 @@ Each area adds a module to AREAS with build(app) (extra data, optional) and meas
 import hashlib
 import importlib
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ AREAS += ("bench.funds",)
 AREAS += ("bench.supervision",)
 AREAS += ("bench.dossier",)
 AREAS += ("bench.uploads",)
+AREAS += ("bench.records",)
 
 
 def schema_fingerprint() -> str:
@@ -72,7 +74,9 @@ def main(argv: list[str]) -> int:
             db_path.with_name(db_path.name + "-shm"),
         ):
             stale.unlink(missing_ok=True)
+        shutil.rmtree(db_path.with_suffix(".attachments"), ignore_errors=True)
     if not db_path.exists():
+        shutil.rmtree(db_path.with_suffix(".attachments"), ignore_errors=True)
         print(f"building the benchmark database {db_path.name} (once; delete it to rebuild) …", flush=True)
         subprocess.run([sys.executable, "-m", "bench.run", "--build", *only], check=True)
     app = make_app(db_path)

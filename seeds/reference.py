@@ -39,4 +39,7 @@ def seed_reference() -> None:
     from services.funds import seed_settings as seed_fund_settings
 
     seed_fund_settings()
+    from services.retention import seed_setting as seed_retention_setting
+
+    seed_retention_setting()
     db.session.flush()

@@ -190,7 +190,8 @@ def process(data: bytes) -> Processed:
         raise InvalidInput("图片已损坏或不完整，无法读取，请重新拍摄或选择") from None
     icc = image.info.get("icc_profile")
     transparency = image.info.get("transparency") if image.mode in ("P", "L", "RGB") else None
-    image = ImageOps.exif_transpose(image)  # turn the picture as the phone held it, then forget EXIF
+    # turn the picture as the phone held it (in place: a 12-megapixel copy costs as much as a decode)
+    ImageOps.exif_transpose(image, in_place=True)
     if max(image.size) > MAX_SIDE:
         image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
     image.info = {}
@@ -215,8 +216,10 @@ def process(data: bytes) -> Processed:
 
 
 def _thumbnail(image: Image.Image) -> bytes:
-    thumb = image.copy()
-    thumb.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    scale = THUMB_SIDE / max(image.size)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    # resize makes a new small image straight away (no copy of the full picture first)
+    thumb = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0) if scale < 1 else image.copy()
     if thumb.mode in ("RGBA", "LA", "P") or thumb.mode not in ("RGB", "L"):
         rgba = thumb.convert("RGBA")
         flat = Image.new("RGB", rgba.size, (255, 255, 255))
@@ -421,6 +424,79 @@ def record_read(attachment: Attachment, action: str) -> None:
     )
 
 
+# --------------------------------------------------------------------------- leaving the system
+
+
+def subjects(items) -> dict[int, set[int]]:
+    """Attachment id → the children it may show: the child itself, a visit's or case's child, an
+    expense's child, and for an activity everyone who signed in as a child (nobody tags faces)."""
+    from models import Attendance, Expense
+
+    items = list(items)
+    by_kind: dict[str, set[int]] = {}
+    for a in items:
+        by_kind.setdefault(a.owner_kind, set()).add(a.owner_id)
+    children_of: dict[tuple[str, int], set[int]] = {}
+    queries = {
+        "visit": lambda ids: select(Visit.id, Visit.child_id).where(Visit.id.in_(ids)),
+        "case": lambda ids: select(Case.id, Case.child_id).where(Case.id.in_(ids)),
+        "expense": lambda ids: select(Expense.id, Expense.child_id).where(Expense.id.in_(ids)),
+        "activity": lambda ids: select(Attendance.activity_id, Attendance.child_id).where(
+            Attendance.activity_id.in_(ids), Attendance.child_id.is_not(None)
+        ),
+    }
+    for kind, ids in by_kind.items():
+        if kind == "child":
+            for owner_id in ids:
+                children_of[(kind, owner_id)] = {owner_id}
+            continue
+        model = attachment_owners().get(kind)
+        query = queries.get(kind)
+        if query is None and model is not None and hasattr(model, "child_id"):
+            query = lambda ids, model=model: select(model.id, model.child_id).where(model.id.in_(ids))  # noqa: E731
+        if query is None:
+            continue
+        id_list = list(ids)
+        for start in range(0, len(id_list), 900):
+            for owner_id, child_id in db.session.execute(query(id_list[start : start + 900])):
+                if child_id is not None:
+                    children_of.setdefault((kind, owner_id), set()).add(child_id)
+    return {a.id: children_of.get((a.owner_kind, a.owner_id), set()) for a in items}
+
+
+def exportable(items) -> list[Attachment]:
+    """THE gate for every export, report and pack that carries attachments out of the system.
+
+    - identity documents (户口本, 身份证, 残疾证, 低保/特困证明) never leave;
+    - a photo (any kind that is not a paper record) leaves only if 照片使用与宣传 consent stands for
+      every child it may show (services/consent.py); missing or withdrawn, it stays;
+    - archived or purged attachments never leave.
+    Paper records (signed forms, sign-in scans, vouchers) are not pictures of people and pass.
+    """
+    from choices import ConsentScope
+    from services.consent import consented_children
+
+    items = [a for a in items if a.archived_at is None and a.purged_at is None]
+    photos = [a for a in items if K(a.kind) not in DOCUMENT_KINDS]
+    shown = subjects(photos)
+    everyone = set().union(*shown.values()) if shown else set()
+    consented = consented_children(ConsentScope.PHOTOS.value, everyone) if everyone else set()
+    result = []
+    for a in items:
+        kind = K(a.kind)
+        if kind in IDENTITY_DOCUMENTS:
+            continue
+        if kind not in DOCUMENT_KINDS and not shown.get(a.id, set()) <= consented:
+            continue
+        result.append(a)
+    return result
+
+
+def exportable_photos(owner_kind: str, owner_ids) -> list[Attachment]:
+    """The attachments of these owners that may leave the system (see ``exportable``)."""
+    return exportable(listed(owner_kind, owner_ids))
+
+
 # --------------------------------------------------------------------------- reading lists
 
 
@@ -444,23 +520,62 @@ def listed(owner_kind: str, owner_ids, *, archived: bool = False) -> list[Attach
     )
 
 
-def of_child(child_id: int) -> list[Attachment]:
-    """Everything kept about one child: its own documents, its visits' photos, its cases' materials."""
+def _of_child_clause(child_id: int):
     visits = select(Visit.id).where(Visit.child_id == child_id)
     cases = select(Case.id).where(Case.child_id == child_id)
+    return (
+        ((Attachment.owner_kind == "child") & (Attachment.owner_id == child_id))
+        | ((Attachment.owner_kind == "visit") & Attachment.owner_id.in_(visits))
+        | ((Attachment.owner_kind == "case") & Attachment.owner_id.in_(cases))
+    )
+
+
+def of_child(child_id: int) -> list[Attachment]:
+    """Everything kept about one child: its own documents, its visits' photos, its cases' materials."""
     return list(
         db.session.scalars(
             select(Attachment)
             .where(
-                ((Attachment.owner_kind == "child") & (Attachment.owner_id == child_id))
-                | ((Attachment.owner_kind == "visit") & Attachment.owner_id.in_(visits))
-                | ((Attachment.owner_kind == "case") & Attachment.owner_id.in_(cases)),
-                Attachment.archived_at.is_(None),
-                Attachment.purged_at.is_(None),
+                _of_child_clause(child_id), Attachment.archived_at.is_(None), Attachment.purged_at.is_(None)
             )
             .order_by(Attachment.uploaded_at.desc(), Attachment.id.desc())
         )
     )
+
+
+def tiles_of_child(child_id: int) -> list:
+    """The same, as plain rows with what a thumbnail grid shows (a dossier may hold hundreds)."""
+    return db.session.execute(
+        select(
+            Attachment.id,
+            Attachment.owner_kind,
+            Attachment.kind,
+            Attachment.original_name,
+            Attachment.size,
+            Attachment.uploaded_at,
+            Attachment.thumb_key,
+        )
+        .where(_of_child_clause(child_id), Attachment.archived_at.is_(None), Attachment.purged_at.is_(None))
+        .order_by(Attachment.uploaded_at.desc(), Attachment.id.desc())
+    ).all()
+
+
+def verify(store) -> dict:
+    """Rows whose stored files are missing, and stored files no row points at (after a restore)."""
+    referenced: dict[str, int] = {}
+    rows = 0
+    for attachment_id, key, thumb in db.session.execute(
+        select(Attachment.id, Attachment.storage_key, Attachment.thumb_key).where(
+            Attachment.purged_at.is_(None)
+        )
+    ):
+        rows += 1
+        referenced[key] = attachment_id
+        if thumb:
+            referenced[thumb] = attachment_id
+    present = set(store.keys())
+    missing = sorted((attachment_id, key) for key, attachment_id in referenced.items() if key not in present)
+    return {"rows": rows, "missing": missing, "orphans": len(present - referenced.keys())}
 
 
 def kind_choices(owner_kind: str) -> list[tuple[str, str]]:
@@ -476,6 +591,9 @@ def human_size(size: int) -> str:
 __all__ = [
     "ACCEPT",
     "DOCUMENT_KINDS",
+    "exportable",
+    "exportable_photos",
+    "subjects",
     "IDENTITY_DOCUMENTS",
     "MAX_BYTES",
     "OWNERS",

@@ -33,7 +33,7 @@ from models import (
     db,
     visit_staff,
 )
-from services import attachments
+from services import attachments, consent, transfers
 from services.scoping import scope
 
 # The order cases move through; the dossier draws each case's path along it.
@@ -67,6 +67,9 @@ class Dossier:
     pairings: list = field(default_factory=list)
     expenses: list = field(default_factory=list)
     attachments: list = field(default_factory=list)
+    consents: list = field(default_factory=list)  # consent.ScopeState per scope
+    transfer_events: list = field(default_factory=list)
+    pending_transfer: object = None
     visitors: dict = field(default_factory=dict)
     today: dt.date | None = None
 
@@ -311,7 +314,10 @@ def load_dossier(child_id, village_ids, today: dt.date) -> Dossier | None:
         .where(Expense.child_id == cid)
         .order_by(Expense.spent_on.desc(), Expense.id.desc())
     )
-    dossier.attachments = attachments.of_child(cid)
+    dossier.attachments = attachments.tiles_of_child(cid)
+    dossier.consents = consent.states(cid)
+    dossier.transfer_events = transfers.events_of(cid)
+    dossier.pending_transfer = transfers.pending_of(cid)
     return dossier
 
 

@@ -72,6 +72,8 @@ def find_duplicates(village_ids, limit: int = _GROUP_LIMIT) -> list[DuplicateGro
     """Groups of children in scope that are likely one child, most certain signs first."""
     # every village: no condition at all (an IN over the whole table only slows the grouping down)
     in_scope = true() if village_ids is None else Child.id.in_(scope(select(Child.id), Child, village_ids))
+    # anonymised files are 某某 with a placeholder number: never anyone's duplicate
+    in_scope = in_scope & Child.anonymised_at.is_(None)
     groups: dict[frozenset, DuplicateGroup] = {}
 
     def add(reason, ids):
@@ -181,6 +183,8 @@ def merge_children(keep_id: int, other_id: int, village_ids, *, note: str = "") 
     keep, other = children.get(keep_id), children.get(other_id)
     if keep is None or other is None:
         raise InvalidInput("记录不存在：要合并的儿童不存在或不在您的管理范围内")
+    if keep.anonymised_at is not None or other.anonymised_at is not None:
+        raise InvalidInput("已匿名化的档案不能合并")
     session = db.session
     moved: dict[str, int] = {}
 

@@ -534,6 +534,51 @@ MECHANISM_INDICATORS = (
 )
 
 
+# --------------------------------------------------------------------------- records: consent
+
+
+def _filing_consented(frame: Frame) -> Parts:
+    from services.consent import has_consent_clause
+
+    stmt = _registered_now(frame).where(has_consent_clause("filing", frame.day)).group_by(Child.village_id)
+    return by_rows(db.session.execute(stmt))
+
+
+def _under_14_without_filing_consent(frame: Frame) -> Parts:
+    from services.consent import has_consent_clause, under_14_born_after
+
+    stmt = (
+        _registered_now(frame)
+        .where(Child.birth_date > under_14_born_after(frame.day), ~has_consent_clause("filing", frame.day))
+        .group_by(Child.village_id)
+    )
+    return by_rows(db.session.execute(stmt))
+
+
+declare(
+    key="consent_coverage",
+    name="告知同意覆盖率",
+    definition="在册儿童中“建档与评估”告知同意有效（监护人已同意且未撤回；年满14周岁的可由本人同意）的人数 ÷ "
+    "在册儿童人数。在册身份不保存历史，只统计当前情况。",
+    unit=PERCENT,
+    basis=STATE,
+    numerator=_filing_consented,
+    denominator=registered,
+    numerator_label="已取得建档同意",
+    denominator_label="在册儿童",
+    history=False,
+)
+declare(
+    key="consent_missing_under_14",
+    name="14周岁以下未取得建档同意人数",
+    definition="在册儿童中统计时点不满14周岁、且没有有效“建档与评估”告知同意的人数（个人信息保护法：须取得监护人同意）。",
+    unit=PEOPLE,
+    basis=STATE,
+    numerator=_under_14_without_filing_consent,
+    history=False,
+)
+
+
 # --------------------------------------------------------------------------- README
 
 

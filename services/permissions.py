@@ -60,6 +60,9 @@ AREAS: dict[str, dict[Role, str]] = {
     "publicity": _grant(write=(A, C, S, D), read=(W, INSP)),
     "case_studies": _grant(write=(A, C, S, W), read=(D, INSP)),
     "acceptance": _grant(read=(A, C, INSP)),
+    "transfers": _grant(write=(A, C, D), read=(S, W, INSP)),
+    "consent": _grant(write=(A, C, S, D, W), read=(INSP,)),
+    "retention": _grant(write=(A,)),
     # The attachment view itself; which attachments a role reaches follows their owners' areas.
     "attachments": _grant(read=(A, C, S, D, W, F, INSP)),
 }

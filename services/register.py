@@ -70,6 +70,13 @@ def archive_child(child: Child, status: str, reason: str) -> None:
         raise InvalidInput("请填写归档说明")
     if child.is_archived:
         raise InvalidInput("该儿童已归档")
+    from models import Transfer
+
+    pending = db.session.scalar(
+        db.select(Transfer.id).where(Transfer.child_id == child.id, Transfer.status == "pending")
+    )
+    if pending:
+        raise InvalidInput("该儿童有待接收的转移，请先撤回转移或等待对方接收后再归档")
     audit.label_next_change(db.session, child, "archive")
     child.status = status.value
     child.archive_reason = reason.strip()[:200]
@@ -79,6 +86,8 @@ def archive_child(child: Child, status: str, reason: str) -> None:
 def restore_child(child: Child) -> None:
     if not child.is_archived:
         raise InvalidInput("该儿童未归档")
+    if child.anonymised_at is not None:
+        raise InvalidInput("该档案已匿名化，不能恢复")
     audit.label_next_change(db.session, child, "restore")
     child.status = ChildStatus.ACTIVE.value
     child.archived_at = None

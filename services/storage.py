@@ -183,6 +183,27 @@ class S3Storage:
         return f"对象存储 {where} 存储桶 {self.bucket}" + (f" 前缀 {self.prefix}" if self.prefix else "")
 
 
+def mirror(store, target: str | os.PathLike) -> tuple[int, int]:
+    """Copy every object of ``store`` missing from the folder ``target`` there: (copied, already there).
+
+    Objects never change once written, so an object already in the folder is the same object."""
+    root = Path(target)
+    copied = kept = 0
+    for key in store.keys():  # noqa: SIM118 (a storage, not a dict)
+        path = root / key
+        if path.is_file():
+            kept += 1
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_name(path.name + ".part")
+        with tmp.open("wb") as out:
+            for block in store.stream(key):
+                out.write(block)
+        os.replace(tmp, path)
+        copied += 1
+    return copied, kept
+
+
 def from_config(config) -> LocalStorage | S3Storage:
     kind = (config.get("ATTACHMENT_STORAGE") or "local").lower()
     if kind == "local":
@@ -265,6 +286,7 @@ __all__ = [
     "delete_after_commit",
     "for_app",
     "from_config",
+    "mirror",
     "new_key",
     "put_in_transaction",
     "reset",

@@ -353,3 +353,24 @@ def test_merging_duplicates_moves_the_scans(app, store):
     db.session.refresh(moved_file)
     assert (moved_file.owner_kind, moved_file.owner_id) == ("child", keep.id)
     assert moved_file in attachments.of_child(keep.id)
+
+
+def test_attachments_backup_copies_new_files_and_verify_finds_missing_ones(app, store, tmp_path):
+    child = child_of("director1")
+    with app.test_request_context():
+        first = attachments.save_upload(child, "hukou", phone_jpeg(size=(300, 200)))
+        db.session.commit()
+    runner = app.test_cli_runner()
+    target = tmp_path / "attachment-backup"
+    result = runner.invoke(args=["attachments-backup", "--to", str(target)])
+    assert "新复制 2 个文件" in result.output, result.output
+    assert (target / first.storage_key).read_bytes() == store.read(first.storage_key)
+    with app.test_request_context():
+        attachments.save_upload(child, "photo", phone_jpeg(size=(200, 300)))
+        db.session.commit()
+    result = runner.invoke(args=["attachments-backup", "--to", str(target)])
+    assert "新复制 2 个文件，已有 2 个" in result.output
+    assert "缺少文件 0 个" in runner.invoke(args=["attachments-verify"]).output
+    store.delete(first.storage_key)  # a restored database whose files were not restored
+    result = runner.invoke(args=["attachments-verify"])
+    assert result.exit_code != 0 and f"附件编号 {first.id}" in result.output

@@ -14,7 +14,7 @@ from services import clock
 from tests.conftest import csrf_token
 from tests.test_migrations import _empty_database
 
-BEFORE = "c01c978d1054"  # the schema in which the group was a field of staff
+BEFORE = "c49782f6365b"  # the schema in which the group was a field of staff
 
 
 def test_migration_moves_staff_roles_into_members_and_back(database_url, tmp_path):

@@ -5,6 +5,7 @@ import importlib
 # Each module has register(admin). Areas built later add their module name here.
 AREA_MODULES = (
     "views.registry",
+    "views.records",
     "views.assessment",
     "views.supervision",
     "views.cases",

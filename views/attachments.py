@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from choices import AttachmentKind
 from models import Attachment, User, db
-from services import attachments
+from services import attachments, audit
 from services.storage import StorageError
 from services.validation import InvalidInput
 from views.base import SecureView, current_role, current_scope
@@ -108,6 +108,30 @@ class AttachmentView(SecureView):
             return self._missing()
         return _file_response(found, found.thumb_key, "image/jpeg", "inline", "thumb-" + found.original_name)
 
+    @expose("/export/")
+    def export(self):
+        """导出可对外使用的照片: one owner's attachments that pass ``attachments.exportable``, as a zip."""
+        owner_kind = request.args.get("owner_kind", "")
+        if not attachments.may_view(current_role(), owner_kind):
+            return self._missing()
+        owner = attachments.find_owner(owner_kind, request.args.get("owner_id"), current_scope())
+        if owner is None:
+            return self._missing()
+        kept = attachments.listed(owner_kind, [owner.id])
+        allowed = attachments.exportable(kept)
+        audit.record(
+            db.session,
+            "export",
+            table="attachment",
+            record_id=owner.id,
+            summary=f"导出{attachments.owner_spec(owner_kind).label}（编号 {owner.id}）可对外使用的附件 "
+            f"{len(allowed)} 个，未导出 {len(kept) - len(allowed)} 个",
+        )
+        db.session.commit()
+        return _zip_response(
+            allowed, f"{attachments.owner_spec(owner_kind).label}{owner.id}-可对外使用的附件.zip"
+        )
+
     @expose("/upload/", methods=("POST",))
     def upload(self):
         owner_kind = request.form.get("owner_kind", "")
@@ -175,6 +199,31 @@ class AttachmentView(SecureView):
         return redirect(back)
 
 
+def _zip_response(items, filename: str):
+    """A streamed zip of these attachments (read from storage one by one as the zip is sent)."""
+    from zipstream import ZIP_STORED, ZipStream
+
+    from services import storage
+
+    store = storage.current()
+    archive = ZipStream(compress_type=ZIP_STORED)
+    used: set[str] = set()
+    for a in items:
+        name = f"{AttachmentKind.label_of(a.kind)}-{a.id}-{a.original_name}".replace("/", "_")
+        if name in used:
+            name = f"{a.id}-{name}"
+        used.add(name)
+        archive.add(_lazy(store, a.storage_key), name, size=a.size)
+    response = Response(iter(archive), mimetype="application/zip", direct_passthrough=True)
+    response.headers["Content-Disposition"] = content_disposition("attachment", filename)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _lazy(store, key):
+    yield from store.stream(key)
+
+
 def _user_id():
     from flask_login import current_user
 
@@ -205,9 +254,11 @@ def attachment_panel(owner_kind: str, owner_id, *, printing: bool = False, title
     items = attachments.listed(owner_kind, [owner.id])
     may_attach = attachments.may_attach(role, owner_kind) and not printing
     archived = attachments.listed(owner_kind, [owner.id], archived=True) if may_attach else []
+    exportable = len(attachments.exportable(items)) if items else 0
     return Markup(
         render_template(
             "attachments/_panel.html",
+            exportable=exportable,
             owner_kind=owner_kind,
             owner_id=owner.id,
             items=items,

@@ -6,7 +6,7 @@ from flask_login import current_user
 
 from choices import LEVEL_COLOURS, AssessmentStatus, Level, ServiceKind
 from models import utcnow
-from services import clock
+from services import clock, indicators, transfers
 from services.accounts import recently_locked
 from services.assessment import may_review
 from services.dashboard import child_figures, overdue_work, plan_phases, plan_rates, register_counts
@@ -44,11 +44,20 @@ class DashboardView(AdminIndexView):
             if can_read(role, "services"):
                 links["measures"] = filtered_url("support_service", [(OverdueFilter, "1")])
         rectifications = self._rectifications(role, scope, today)
+        incoming = None
+        if can_read(role, "transfers"):
+            incoming = transfers.pending_incoming(scope)
+        consent = None
+        if can_read(role, "consent"):
+            frame = indicators.Frame.as_of(today, scope)
+            consent = indicators.compute_many(("consent_coverage", "consent_missing_under_14"), frame)
         # Accounts locked by wrong passwords: their admins are told here (and on 账号), not the typist.
         locked = recently_locked(utcnow()) if can_read(role, "users") else []
         return self.render(
             "admin/index.html",
             rectifications=rectifications,
+            consent=consent,
+            incoming=incoming,
             locked_accounts=locked,
             counts=counts,
             funds=funds,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import current_app, request, url_for
 from flask_admin import expose
+from flask_login import current_user
 from markupsafe import Markup, escape
 from sqlalchemy.orm import joinedload
 
@@ -27,11 +28,13 @@ from choices import (
     ServiceKind,
     ServiceStatus,
     Severity,
+    TransferAction,
     VisitKind,
 )
 from models import Child, db
-from services import attachments, audit, clock
+from services import attachments, audit, clock, transfers
 from services.dossier import case_path, load_dossier
+from services.permissions import can_read, can_write
 from services.search import child_search_clause
 from services.validation import mask_id_number
 from views.base import SecureView, current_role, current_scope, scoped_query
@@ -73,6 +76,7 @@ LABELS = {
     "case_stage": CaseStage,
     "expense_category": ExpenseCategory,
     "expense_status": ExpenseStatus,
+    "transfer_action": TransferAction,
 }
 
 
@@ -144,6 +148,39 @@ def _badge(value) -> Markup:
     return _BADGES.get(value) or escape(value)
 
 
+_OWNER_NOTE = {
+    "visit": ' <span class="text-muted">走访</span>',
+    "case": ' <span class="text-muted">个案</span>',
+}
+
+
+def attachment_grid(rows, printing: bool) -> Markup:
+    """The dossier's thumbnails, drawn in Python (hundreds of tiles; two URLs each built from one prefix)."""
+    show = url_for("attachment.show", attachment_id=987654321).replace("987654321", "{}")
+    thumb = url_for("attachment.thumb", attachment_id=987654321).replace("987654321", "{}")
+    human = attachments.human_size
+    parts = ['<div class="attachment-grid" id="dossier-attachments">']
+    for a in rows:
+        label = str(escape(AttachmentKind.label_of(a.kind)))
+        if a.thumb_key:
+            lazy = "" if printing else ' loading="lazy"'
+            picture = f'<img src="{thumb.format(a.id)}" alt="{label}"{lazy}>'
+        else:
+            picture = '<span class="attachment-doc">PDF</span>'
+        if printing:
+            box = f'<span class="attachment-thumb">{picture}</span>'
+        else:
+            box = f'<a class="attachment-thumb" href="{show.format(a.id)}" target="_blank" rel="noopener">{picture}</a>'
+        parts.append(
+            f'<figure class="attachment-tile" data-attachment-id="{a.id}" data-kind="{escape(a.kind)}">{box}'
+            f'<figcaption class="small"><span class="badge badge-secondary">{label}</span>'
+            f"{_OWNER_NOTE.get(a.owner_kind, '')} {escape(a.original_name)}<br>"
+            f'<span class="text-muted">{a.uploaded_at:%Y-%m-%d} · {human(a.size)}</span></figcaption></figure>'
+        )
+    parts.append("</div>")
+    return Markup("".join(parts))
+
+
 class DossierView(SecureView):
     area = "dossier"
 
@@ -179,8 +216,11 @@ class DossierView(SecureView):
             case_path=case_path,
             printed_at=clock.now(),
             attachment_form=self._attachment_form(child, printing),
-            kind_label=AttachmentKind.label_of,
-            human_size=attachments.human_size,
+            consent_url=url_for("consent.child_view", id=child.id)
+            if can_read(current_role(), "consent")
+            else None,
+            actions=self._actions(child, dossier),
+            attachment_grid=attachment_grid,
         )
         audit.record(
             db.session,
@@ -192,6 +232,17 @@ class DossierView(SecureView):
         )
         db.session.commit()
         return page
+
+    def _actions(self, child, dossier) -> dict:
+        """Links of the dossier's head: transfer and move out for those who may."""
+        role = current_role()
+        movable = not child.is_archived and dossier.pending_transfer is None and child.anonymised_at is None
+        return {
+            "transfer": movable
+            and can_write(role, "transfers")
+            and transfers.may_start(child, role, current_user.village_id),
+            "move_out": movable and can_write(role, "transfers") and role in transfers.TOWN_ROLES,
+        }
 
     def _attachment_form(self, child, printing: bool) -> dict | None:
         """What the dossier's upload form needs, for roles that may attach to a child."""

@@ -22,7 +22,7 @@ from choices import (
     VillageKind,
 )
 from models import Category, Child, ChildGuardian, Guardian, Staff, Village, db
-from services import audit, clock, filing
+from services import audit, clock, filing, transfers
 from services.permissions import can_read, may_reveal_id
 from services.register import (
     archive_child,
@@ -329,6 +329,8 @@ class ChildView(ChildSearch, ScopedModelView):
         "caring_mother",
         "notes",
         "guardian_links",
+        "transfer_in_from",
+        "transfer_in_referral",
     )
     form_choices = {
         "gender": [("", "（按身份证号自动填写）")] + Gender.choices(),
@@ -345,6 +347,19 @@ class ChildView(ChildSearch, ScopedModelView):
     }
     form_widget_args = {"id_number": {"autocomplete": "off", "maxlength": 18}}
     inline_models = (GuardianLinkInline(),)
+    # Registering a child who comes from another town: where from, and the referral (create form only).
+    form_extra_fields = {
+        "transfer_in_from": StringField(
+            "外镇迁入：原所在镇街",
+            validators=[Optional()],
+            description="从本镇以外迁入的儿童填写，如 重庆市涪陵区某某镇；本镇新发现的儿童不填",
+        ),
+        "transfer_in_referral": TextAreaField(
+            "外镇迁入：转介情况",
+            validators=[Optional()],
+            description="对方转介函的函号、出具单位和主要情况；转介函扫描件可在保存后上传到“证件与照片”",
+        ),
+    }
     extra_write_endpoints = frozenset({"archive_view"})
     uniqueness_checked_by_view = ("id_number",)
     allow_delete = False
@@ -385,11 +400,20 @@ class ChildView(ChildSearch, ScopedModelView):
                 form.id_number.data = clean_id_number(form.id_number.data)
         return _field_errors(form, errors) and ok and not any(f.errors for f in form)
 
+    def edit_form(self, obj=None):
+        form = super().edit_form(obj)
+        for name in self.form_extra_fields:
+            if hasattr(form, name):
+                delattr(form, name)
+        return form
+
     def on_model_change(self, form, model, is_created):
         fill_from_id_number(model)
         model.identification_source = model.identification_source or None
         if model.guardian_links and not any(link.is_primary for link in model.guardian_links):
             model.guardian_links[0].is_primary = True
+        if is_created and hasattr(form, "transfer_in_from"):
+            transfers.record_in(model, form.transfer_in_from.data, form.transfer_in_referral.data)
 
     def handle_view_exception(self, exc):
         if isinstance(exc, InvalidInput):

@@ -164,6 +164,28 @@ class SettingView(ScopedModelView):
     allow_create = False
     allow_delete = False
 
+    def validate_form(self, form):
+        """Settings with a rule check their new value (e.g. 档案保存年限 is 1–30 years)."""
+        ok = super().validate_form(form)
+        model = self.get_one(request.args.get("id")) if request.method == "POST" else None
+        check = SETTING_CHECKS.get(model.key) if model is not None else None
+        if ok and check is not None and hasattr(form, "value"):
+            try:
+                form.value.data = check(form.value.data)
+            except InvalidInput as bad:
+                form.value.errors = list(form.value.errors or []) + [str(bad)]
+                return False
+        return ok
+
+
+def _retention_check(value):
+    from services.retention import check_setting
+
+    return check_setting(value)
+
+
+SETTING_CHECKS = {"retention_years": _retention_check}
+
 
 def register(admin):
     admin.add_view(UserView(User, name="账号", endpoint="user"))

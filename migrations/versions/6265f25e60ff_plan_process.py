@@ -2,7 +2,7 @@
 督查 and 整改, 反馈意见 with the anonymous link's rate-limit table, 政策宣传, 典型案例
 
 Revision ID: 6265f25e60ff
-Revises: c01c978d1054
+Revises: c49782f6365b
 Create Date: 2026-11-29 11:21:38.076947
 
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '6265f25e60ff'
-down_revision = 'c01c978d1054'
+down_revision = 'c49782f6365b'
 branch_labels = None
 depends_on = None
 

@@ -54,7 +54,12 @@
 
   function upload(form, event) {
     var input = form.querySelector("input[type=file]");
-    if (!input || !input.files || !input.files.length || !window.fetch || !window.FormData) { return; }
+    if (input && input.files && !input.files.length) {
+      event.preventDefault();
+      status(form, "请选择要上传的文件", true);
+      return;
+    }
+    if (!input || !input.files || !window.fetch || !window.FormData) { return; }
     event.preventDefault();
     var files = Array.prototype.slice.call(input.files);
     var limit = parseInt(form.getAttribute("data-max-bytes"), 10) || 20 * 1024 * 1024;
@@ -91,6 +96,16 @@
       if (saved && failed) { status(form, "其余文件已上传，刷新页面即可看到。"); }
     });
   }
+
+  document.addEventListener("change", function (event) {
+    var input = event.target;
+    if (!input || !input.classList || !input.classList.contains("attachment-file")) { return; }
+    var form = input.form;
+    var shown = form && form.querySelector(".attachment-chosen");
+    if (!shown) { return; }
+    var names = Array.prototype.map.call(input.files || [], function (f) { return f.name; });
+    shown.textContent = names.length ? names.join("、") : "未选择文件";
+  });
 
   document.addEventListener("submit", function (event) {
     var form = event.target;
