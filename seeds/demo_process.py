@@ -404,7 +404,7 @@ def _seed_feedback(session, rng, villages, users, year, today) -> None:
                     recorded_by_id=clerk.id if clerk else None,
                 )
             )
-    walk = session.scalar(select(Activity).order_by(Activity.starts_at).limit(1))
+    walk = session.scalar(select(Activity).where(Activity.kind == "red_walk").order_by(Activity.starts_at).limit(1))
     if walk is not None and walk.starts_at.date() <= today:
         for n in range(6):
             session.add(
