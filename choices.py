@@ -66,9 +66,12 @@ class StaffKind(Choice):
 
 
 class LeadingGroupRole(Choice):
+    """A member's place in the 工作领导小组 (work plan 五(一)); the office (办公室) sits in 民生服务办."""
+
     LEADER = "leader", "组长"
     DEPUTY = "deputy", "副组长"
     MEMBER = "member", "成员"
+    OFFICE = "office", "办公室"
 
 
 class Gender(Choice):
@@ -398,6 +401,94 @@ class AuditAction(Choice):
     IMPORT = "import", "导入"
     MERGE = "merge", "合并"
     SYNC = "sync", "离线同步"
+
+
+# --------------------------------------------------------------------------- the plan's own process
+
+
+class InspectionLevel(Choice):
+    """镇级常态化督查 or the district's 区级督导 (work plan 五(三))."""
+
+    TOWN = "town", "镇级督查"
+    DISTRICT = "district", "区级督导"
+
+
+class InspectionArea(Choice):
+    ASSESSMENT = "assessment", "评估"
+    VISIT = "visit", "走访"
+    CASE = "case", "个案"
+    ACTIVITY = "activity", "活动"
+    FUNDS = "funds", "资金"
+    OTHER = "other", "其他"
+
+
+class InspectionMethod(Choice):
+    RECORDS = "records", "查阅台账"
+    SITE = "site", "实地察看"
+    HOME_VISIT = "home_visit", "入户走访"
+    INTERVIEW = "interview", "座谈访谈"
+    PHONE = "phone", "电话抽查"
+    SYSTEM = "system", "系统核查"
+
+
+class RectificationStatus(Choice):
+    OPEN = "open", "待整改"
+    IN_PROGRESS = "in_progress", "整改中"
+    DONE = "done", "已整改"
+
+
+class RectificationSource(Choice):
+    INSPECTION = "inspection", "督查发现"
+    FUND_CHECK = "fund_check", "资金使用检查"
+
+
+class FeedbackSource(Choice):
+    SCHOOL = "school", "学校"
+    VILLAGE = "village", "村（社区）"
+    FAMILY = "family", "家庭"
+
+
+class FeedbackChannel(Choice):
+    PAPER = "paper", "纸质录入"
+    QR = "qr", "扫码匿名"
+
+
+class FeedbackItem(Choice):
+    """The services a 反馈意见 rates (满意度 1–5 each); the anonymous activity link asks ACTIVITY_ITEMS."""
+
+    ASSESSMENT = "assessment", "监护评估与走访"
+    SERVICES = "services", "赋能服务"
+    ACTIVITIES = "activities", "关爱活动"
+    CASES = "cases", "个案帮扶"
+    PUBLICITY = "publicity", "政策宣传"
+    OVERALL = "overall", "总体满意度"
+
+
+ACTIVITY_ITEMS = (FeedbackItem.ACTIVITIES, FeedbackItem.OVERALL)
+SATISFACTION = {5: "非常满意", 4: "满意", 3: "一般", 2: "不满意", 1: "非常不满意"}
+
+
+class PublicityForm(Choice):
+    LECTURE = "lecture", "集中宣讲"
+    DOOR = "door", "入户宣传"
+    ONLINE = "online", "新媒体推送"
+    LEAFLET = "leaflet", "发放资料"
+
+
+class Mechanism(Choice):
+    """The four long-term mechanisms of work plan 三(六)."""
+
+    MANDATORY_REPORT = "mandatory_report", "强制报告"
+    RAPID_RESPONSE = "rapid_response", "快速介入"
+    LINKAGE = "linkage", "多元联动"
+    PUBLICITY = "publicity", "政策宣传"
+
+
+class CaseStudyStatus(Choice):
+    DRAFT = "draft", "草稿"
+    SUBMITTED = "submitted", "待审核"
+    APPROVED = "approved", "已审核"
+
     ATTACH = "attach", "上传附件"
     DOWNLOAD = "download", "下载附件"
     TRANSFER = "transfer", "转移"
@@ -412,6 +503,10 @@ class AttachmentOwner(Choice):
     ACTIVITY = "activity", "活动"
     CASE = "case", "个案"
     EXPENSE = "expense", "资金支出"
+    MEETING = "meeting", "领导小组会议"
+    INSPECTION = "inspection", "督查记录"
+    RECTIFICATION = "rectification", "整改事项"
+    PUBLICITY = "publicity", "政策宣传"
 
 
 class AttachmentKind(Choice):
@@ -429,6 +524,9 @@ class AttachmentKind(Choice):
     SIGNIN_SCAN = "signin_scan", "签字签到表扫描件"
     CASE_DOCUMENT = "case_doc", "个案材料"
     VOUCHER = "voucher", "票据/凭证"
+    MINUTES = "minutes", "会议纪要"
+    INSPECTION_DOC = "inspection_doc", "督查材料"
+    EVIDENCE = "evidence", "整改佐证"
 
 
 class ConsentScope(Choice):

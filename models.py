@@ -134,7 +134,6 @@ class Staff(VillageOwned, Versioned, db.Model):
     village_id: Mapped[int | None] = mapped_column(ForeignKey("village.id"), index=True)
     village: Mapped[Village | None] = relationship()
     organisation: Mapped[str | None] = mapped_column(String(100))
-    leading_group_role: Mapped[str | None] = mapped_column(String(16))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # Filled from the name; the attendance roll finds staff by pinyin.
     name_pinyin: Mapped[str] = mapped_column(String(200), default="")
@@ -1163,6 +1162,270 @@ class ApiToken(db.Model):
     last_used_at: Mapped[dt.datetime | None]
 
 
+# --------------------------------------------------------------------------- the plan's own process
+# 领导小组, 督查与整改, 反馈意见, 政策宣传, 典型案例 (work plan 四 and 五; services/inspections.py,
+# feedback.py, case_studies.py, acceptance_pack.py).
+
+
+class LeadingGroupMember(Versioned, db.Model):
+    """A member of the 工作领导小组. Most are department heads and village party secretaries, not staff
+    of the programme, so members are rows of their own; ``staff`` links one who is also staff."""
+
+    __tablename__ = "leading_group_member"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(50))
+    post: Mapped[str | None] = mapped_column(String(100), doc="职务, e.g. 镇党委副书记、镇长")
+    department: Mapped[str | None] = mapped_column(String(100), doc="单位/部门")
+    group_role: Mapped[str] = mapped_column(String(16))
+    duties: Mapped[str | None] = mapped_column(Text)
+    phone: Mapped[str | None] = mapped_column(String(20))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    staff: Mapped[Staff | None] = relationship()
+    sort_order: Mapped[int] = mapped_column(default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+leading_group_meeting_member = Table(
+    "leading_group_meeting_member",
+    db.Model.metadata,
+    Column("meeting_id", ForeignKey("leading_group_meeting.id", ondelete="CASCADE"), primary_key=True),
+    Column("member_id", ForeignKey("leading_group_member.id"), primary_key=True),
+)
+
+
+class LeadingGroupMeeting(Versioned, db.Model):
+    """A meeting of the leading group: who came, what was decided; the minutes are an attachment."""
+
+    __tablename__ = "leading_group_meeting"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    held_on: Mapped[dt.date] = mapped_column(Date, index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    place: Mapped[str | None] = mapped_column(String(200))
+    attendees: Mapped[list[LeadingGroupMember]] = relationship(secondary=leading_group_meeting_member)
+    other_attendees: Mapped[str | None] = mapped_column(String(500), doc="列席人员")
+    decisions: Mapped[str | None] = mapped_column(Text)
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    def __str__(self) -> str:
+        return f"{self.held_on} {self.title}"
+
+
+inspection_village = Table(
+    "inspection_village",
+    db.Model.metadata,
+    Column("inspection_id", ForeignKey("inspection.id", ondelete="CASCADE"), primary_key=True),
+    Column("village_id", ForeignKey("village.id"), primary_key=True),
+)
+
+
+class Inspection(Versioned, db.Model):
+    """督查: a town-level inspection or the district's 区级督导 visit; its findings are Rectifications."""
+
+    __tablename__ = "inspection"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    level: Mapped[str] = mapped_column(String(16))
+    inspected_on: Mapped[dt.date] = mapped_column(Date, index=True)
+    inspectors: Mapped[str] = mapped_column(String(200))
+    villages: Mapped[list[Village]] = relationship(secondary=inspection_village)
+    areas: Mapped[list] = mapped_column(JSON, default=list)
+    methods: Mapped[list] = mapped_column(JSON, default=list)
+    summary: Mapped[str | None] = mapped_column(Text)
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    rectifications: Mapped[list[Rectification]] = relationship(
+        back_populates="inspection", order_by="Rectification.id"
+    )
+
+    @classmethod
+    def village_clause(cls, village_ids):
+        # A village user sees the inspections that covered their village; town-wide ones are the town's.
+        return cls.villages.any(Village.id.in_(village_ids))
+
+    def __str__(self) -> str:
+        return f"{self.inspected_on} {self.inspectors}"
+
+
+class Rectification(VillageOwned, Versioned, db.Model):
+    """整改: one finding of an inspection (or a fund-use finding) and its fixing, 待整改 → 整改中 → 已整改.
+
+    It belongs to a village when the finding is about one (and then its owner must be able to see that
+    village); town-level ones (no village) are seen by the town's roles only.
+    """
+
+    __tablename__ = "rectification"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))
+    inspection_id: Mapped[int | None] = mapped_column(ForeignKey("inspection.id"), index=True)
+    inspection: Mapped[Inspection | None] = relationship(back_populates="rectifications")
+    # The fund-use finding it came from (services/fund_checks.Finding.key); one rectification each.
+    fund_rule: Mapped[str | None] = mapped_column(String(32))
+    fund_target: Mapped[str | None] = mapped_column(String(16))
+    fund_target_id: Mapped[int | None]
+    area: Mapped[str] = mapped_column(String(16))
+    village_id: Mapped[int | None] = mapped_column(ForeignKey("village.id"), index=True)
+    village: Mapped[Village | None] = relationship()
+    finding: Mapped[str] = mapped_column(Text)
+    requirement: Mapped[str | None] = mapped_column(Text)
+    found_on: Mapped[dt.date] = mapped_column(Date, index=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    owner: Mapped[User] = relationship(foreign_keys=[owner_id])
+    deadline: Mapped[dt.date] = mapped_column(Date, index=True)
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    started_at: Mapped[dt.datetime | None]
+    completed_on: Mapped[dt.date | None]
+    completion_note: Mapped[str | None] = mapped_column(Text)
+    reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    reviewed_by: Mapped[User | None] = relationship(foreign_keys=[reviewed_by_id])
+    reviewed_at: Mapped[dt.datetime | None]
+    review_note: Mapped[str | None] = mapped_column(Text)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    steps: Mapped[list[RectificationStep]] = relationship(
+        back_populates="rectification", order_by="RectificationStep.id", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (
+        UniqueConstraint("fund_rule", "fund_target", "fund_target_id", name="uq_rectification_fund_finding"),
+        Index("ix_rectification_status_deadline", "status", "deadline"),
+    )
+
+    def __str__(self) -> str:
+        text = self.finding or ""
+        return f"整改 {self.id}：{text[:30]}{'…' if len(text) > 30 else ''}"
+
+
+class RectificationStep(db.Model):
+    """A line of a rectification's history: started, progress noted, marked done, signed off, returned."""
+
+    __tablename__ = "rectification_step"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rectification_id: Mapped[int] = mapped_column(
+        ForeignKey("rectification.id", ondelete="CASCADE"), index=True
+    )
+    rectification: Mapped[Rectification] = relationship(back_populates="steps")
+    at: Mapped[dt.datetime]  # local wall-clock time (services.clock.now)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    user: Mapped[User | None] = relationship()
+    action: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class FeedbackLink(db.Model):
+    """The anonymous feedback link of one activity (the QR code parents scan): a random token."""
+
+    __tablename__ = "feedback_link"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    activity_id: Mapped[int] = mapped_column(ForeignKey("activity.id", ondelete="CASCADE"), unique=True)
+    activity: Mapped[Activity] = relationship()
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+
+
+class Feedback(VillageOwned, db.Model):
+    """反馈意见 from a school, a village or a family: 满意度 1–5 per service item and suggestions.
+
+    Entered by staff from paper, or sent through an activity's anonymous link (no person, no address
+    kept). Town-level ones (no village) are seen by the town's roles only.
+    """
+
+    __tablename__ = "feedback"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    source_kind: Mapped[str] = mapped_column(String(16), index=True)
+    unit: Mapped[str | None] = mapped_column(String(100), doc="填报单位, e.g. 罗云小学")
+    village_id: Mapped[int | None] = mapped_column(ForeignKey("village.id"), index=True)
+    village: Mapped[Village | None] = relationship()
+    activity_id: Mapped[int | None] = mapped_column(ForeignKey("activity.id"), index=True)
+    activity: Mapped[Activity | None] = relationship()
+    received_on: Mapped[dt.date] = mapped_column(Date, index=True)
+    scores: Mapped[dict] = mapped_column(JSON, default=dict, doc="FeedbackItem value → 1..5")
+    suggestions: Mapped[str | None] = mapped_column(Text)
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    def __str__(self) -> str:
+        return f"反馈 {self.id}"
+
+
+class FeedbackHit(db.Model):
+    """One use of an anonymous feedback link: the rate limit counts these (any process, one table).
+    The address is kept only as a keyed hash, and rows older than a day are removed."""
+
+    __tablename__ = "feedback_hit"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    activity_id: Mapped[int] = mapped_column(Integer)
+    address_hash: Mapped[str] = mapped_column(String(64))
+    at: Mapped[dt.datetime]
+
+    __table_args__ = (
+        Index("ix_feedback_hit_activity_at", "activity_id", "at"),
+        Index("ix_feedback_hit_address", "activity_id", "address_hash", "at"),
+    )
+
+
+class PublicityEvent(VillageOwned, Versioned, db.Model):
+    """政策宣传: a lecture, door-to-door round, new-media push or leaflet drive; photos are attachments.
+    Town-wide events (no village) are seen by the town's roles only."""
+
+    __tablename__ = "publicity_event"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    held_on: Mapped[dt.date] = mapped_column(Date, index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    form: Mapped[str] = mapped_column(String(16))
+    place: Mapped[str | None] = mapped_column(String(200))
+    village_id: Mapped[int | None] = mapped_column(ForeignKey("village.id"), index=True)
+    village: Mapped[Village | None] = relationship()
+    organiser: Mapped[str | None] = mapped_column(String(100))
+    audience_count: Mapped[int] = mapped_column(default=0)
+    materials: Mapped[str | None] = mapped_column(Text, doc="资料名称与份数")
+    content: Mapped[str | None] = mapped_column(Text)
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class CaseStudy(Versioned, db.Model):
+    """典型案例: the anonymised write-up of a closed case, drafted from its records, approved by a
+    supervisor, exported as .docx. Belongs to a village through its case's child."""
+
+    __tablename__ = "case_study"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_file.id"), unique=True)
+    case: Mapped[Case] = relationship()
+    title: Mapped[str] = mapped_column(String(200))
+    background: Mapped[str] = mapped_column(Text, default="")
+    assessment: Mapped[str] = mapped_column(Text, default="")
+    intervention: Mapped[str] = mapped_column(Text, default="")
+    outcome: Mapped[str] = mapped_column(Text, default="")
+    experience: Mapped[str] = mapped_column(Text, default="")
+    photo_ids: Mapped[list] = mapped_column(JSON, default=list, doc="attachment ids chosen for the write-up")
+    status: Mapped[str] = mapped_column(String(16), default="draft", index=True)
+    drafted_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    drafted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    submitted_at: Mapped[dt.datetime | None]
+    reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    reviewed_by: Mapped[User | None] = relationship(foreign_keys=[reviewed_by_id])
+    reviewed_at: Mapped[dt.datetime | None]
+    review_note: Mapped[str | None] = mapped_column(Text)
+
+    @classmethod
+    def village_clause(cls, village_ids):
+        cases = select(Case.id).where(
+            Case.child_id.in_(select(Child.id).where(Child.village_id.in_(village_ids)))
+        )
+        return cls.case_id.in_(cases)
+
+    def __str__(self) -> str:
+        return self.title
+
+
 # --------------------------------------------------------------------------- records: attachments
 
 
@@ -1174,6 +1437,10 @@ def attachment_owners() -> dict[str, type]:
         "activity": Activity,
         "case": Case,
         "expense": Expense,
+        "meeting": LeadingGroupMeeting,
+        "inspection": Inspection,
+        "rectification": Rectification,
+        "publicity": PublicityEvent,
     }
 
 

@@ -14,7 +14,6 @@ from choices import (
     Gender,
     GuardianStatus,
     IdentificationSource,
-    LeadingGroupRole,
     Relation,
     Role,
     StaffKind,
@@ -39,6 +38,7 @@ from seeds.demo_activities import seed_activities
 from seeds.demo_assessment import seed_assessments
 from seeds.demo_funds import seed_funds
 from seeds.demo_history import seed_archives
+from seeds.demo_process import seed_process
 from seeds.demo_records import seed_records
 from seeds.demo_supervision import seed_supervision
 from seeds.reference import seed_reference
@@ -143,19 +143,19 @@ def _seed(session, rng: random.Random, n_children: int) -> dict:
         ):
             staff_rows.append({"name": _name(rng), "kind": kind.value, "village_id": v.id})
     town_staff = [
-        (StaffKind.SUPERVISOR, LeadingGroupRole.MEMBER),
-        (StaffKind.SUPERVISOR, None),
-        (StaffKind.SOCIAL, None),
-        (StaffKind.SOCIAL, None),
-        (StaffKind.SOCIAL, None),
-        (StaffKind.EDUCATION_EXPERT, None),
-        (StaffKind.PARTY_LECTURER, None),
-        (StaffKind.CARING_MOTHER, None),
-        (StaffKind.VOLUNTEER, None),
-        (StaffKind.CADRE, LeadingGroupRole.LEADER),
-        (StaffKind.CADRE, LeadingGroupRole.DEPUTY),
+        StaffKind.SUPERVISOR,
+        StaffKind.SUPERVISOR,
+        StaffKind.SOCIAL,
+        StaffKind.SOCIAL,
+        StaffKind.SOCIAL,
+        StaffKind.EDUCATION_EXPERT,
+        StaffKind.PARTY_LECTURER,
+        StaffKind.CARING_MOTHER,
+        StaffKind.VOLUNTEER,
+        StaffKind.CADRE,
+        StaffKind.CADRE,
     ]
-    for kind, group_role in town_staff:
+    for kind in town_staff:
         staff_rows.append(
             {
                 "name": _name(rng),
@@ -164,12 +164,10 @@ def _seed(session, rng: random.Random, n_children: int) -> dict:
                 "organisation": "罗云镇民生服务办"
                 if kind is not StaffKind.SOCIAL
                 else "涪陵区某社工服务中心（虚构）",
-                "leading_group_role": group_role.value if group_role else None,
             }
         )
     for i, row in enumerate(staff_rows):
         row.setdefault("organisation", None)
-        row.setdefault("leading_group_role", None)
         row.update({"phone": f"1390000{i:04d}", "active": True, "version": 1})
     session.execute(insert(Staff), staff_rows)
     staff = session.scalars(db.select(Staff).order_by(Staff.id)).all()
@@ -215,6 +213,7 @@ DEMO_STEPS.append(seed_archives)  # before visits and alerts: the archived child
 DEMO_STEPS.append(seed_activities)
 DEMO_STEPS.append(seed_funds)  # after activities: expenses link to them
 DEMO_STEPS.append(seed_supervision)  # after assessments: visits follow the children's levels
+DEMO_STEPS.append(seed_process)  # after activities and supervision: feedback on the activities
 DEMO_STEPS.append(seed_records)  # last: consent by child id, without drawing from the random stream
 
 _CATEGORY_WEIGHTS = [

@@ -18,6 +18,11 @@ SETTINGS = [
     ("alert_deadline_hours_red", "24", "红色预警处置时限（小时）"),
     ("alert_deadline_hours_orange", "72", "橙色预警处置时限（小时）"),
     ("alert_deadline_hours_yellow", "168", "黄色预警处置时限（小时）"),
+    (
+        "public_base_url",
+        "",
+        "对外访问地址：活动反馈二维码使用的网址开头（如 https://tonghu.example.cn），不填则用当前访问地址",
+    ),
 ]
 
 

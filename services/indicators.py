@@ -1378,6 +1378,218 @@ declare(
 )
 
 
+# --------------------------------------------------------------------------- the plan's process
+# 督查与整改, 长效机制 and 反馈意见 (work plan 三(六), 四, 五(三); services/inspections.py, feedback.py).
+
+
+def _rectifications_found(frame: Frame):
+    from models import Rectification
+
+    last = min(frame.end, frame.now.date())
+    stmt = select(Rectification.village_id, func.count()).where(
+        Rectification.found_on >= frame.start, Rectification.found_on <= last
+    )
+    return scoped(stmt, Rectification, frame), Rectification
+
+
+def rectifications_found(frame: Frame) -> Parts:
+    def compute():
+        stmt, model = _rectifications_found(frame)
+        return by_rows(db.session.execute(stmt.group_by(model.village_id)))
+
+    return frame.memo("rectifications_found", compute)
+
+
+def _rectifications_signed_off(frame: Frame) -> Parts:
+    stmt, model = _rectifications_found(frame)
+    stmt = stmt.where(
+        model.status == "done", model.reviewed_at.is_not(None), model.reviewed_at < frame.moment
+    )
+    return by_rows(db.session.execute(stmt.group_by(model.village_id)))
+
+
+def _rectifications_overdue(frame: Frame) -> Parts:
+    from models import Rectification
+
+    day = frame.day
+    done_by_then = (Rectification.status == "done") & (Rectification.completed_on <= day)
+    stmt = select(Rectification.village_id, func.count()).where(
+        Rectification.found_on <= day, Rectification.deadline < day, ~done_by_then
+    )
+    return by_rows(db.session.execute(scoped(stmt, Rectification, frame).group_by(Rectification.village_id)))
+
+
+declare(
+    key="rectifications_found",
+    name="督查发现问题数",
+    definition="期间内镇级督查、区级督导和资金使用检查发现并登记为整改事项的问题数（按发现日期）。",
+    unit=ITEMS,
+    basis=PERIOD,
+    numerator=rectifications_found,
+    area="inspections",
+)
+declare(
+    key="rectification_rate",
+    name="整改完成率",
+    definition="期间内发现的问题中，已整改并经责任人以外的镇级管理人员复核通过（复核时间不晚于统计时点）的项数 "
+    "÷ 期间内发现的问题数。",
+    unit=PERCENT,
+    basis=PERIOD,
+    numerator=_rectifications_signed_off,
+    denominator=rectifications_found,
+    numerator_label="已整改并复核",
+    denominator_label="发现问题",
+    area="inspections",
+)
+declare(
+    key="rectifications_overdue",
+    name="逾期未整改问题数",
+    definition="统计时点整改期限已过（期限当天仍在期限内）、仍未标记已整改的问题数，不限发现时间。",
+    unit=ITEMS,
+    basis=STATE,
+    numerator=_rectifications_overdue,
+    area="inspections",
+)
+
+
+def _mandatory_reports(frame: Frame) -> Parts:
+    from models import MandatoryReport
+
+    stmt = select(MandatoryReport.village_id, func.count()).where(
+        MandatoryReport.received_at >= frame.start_dt, MandatoryReport.received_at < frame.moment
+    )
+    return by_rows(
+        db.session.execute(scoped(stmt, MandatoryReport, frame).group_by(MandatoryReport.village_id))
+    )
+
+
+def _rapid_response(frame: Frame) -> Parts:
+    from models import Alert
+
+    stmt = select(Alert.village_id, func.count()).where(
+        Alert.raised_at >= frame.start_dt,
+        Alert.raised_at < frame.moment,
+        Alert.status == "done",
+        Alert.closed_at <= Alert.deadline,
+        Alert.closed_at < frame.moment,
+    )
+    return by_rows(db.session.execute(scoped(stmt, Alert, frame).group_by(Alert.village_id)))
+
+
+def _case_conferences(frame: Frame) -> Parts:
+    from models import Case, CaseConference
+
+    last = min(frame.end, frame.now.date())
+    stmt = (
+        select(Child.village_id, func.count())
+        .select_from(CaseConference)
+        .join(Case, Case.id == CaseConference.case_id)
+        .join(Child, Child.id == Case.child_id)
+        .where(CaseConference.held_on >= frame.start, CaseConference.held_on <= last)
+    )
+    return by_rows(db.session.execute(scoped(stmt, Child, frame).group_by(Child.village_id)))
+
+
+def _publicity_events(frame: Frame) -> Parts:
+    from models import PublicityEvent
+
+    last = min(frame.end, frame.now.date())
+    stmt = select(PublicityEvent.village_id, func.count()).where(
+        PublicityEvent.held_on >= frame.start, PublicityEvent.held_on <= last
+    )
+    return by_rows(
+        db.session.execute(scoped(stmt, PublicityEvent, frame).group_by(PublicityEvent.village_id))
+    )
+
+
+def _publicity_audience(frame: Frame) -> Parts:
+    from models import PublicityEvent
+
+    last = min(frame.end, frame.now.date())
+    stmt = select(PublicityEvent.village_id, func.coalesce(func.sum(PublicityEvent.audience_count), 0)).where(
+        PublicityEvent.held_on >= frame.start, PublicityEvent.held_on <= last
+    )
+    return by_rows(
+        db.session.execute(scoped(stmt, PublicityEvent, frame).group_by(PublicityEvent.village_id))
+    )
+
+
+declare(
+    key="mechanism_mandatory_reports",
+    name="强制报告受理数",
+    definition="长效机制·强制报告：期间内受理的强制报告件数（按受理时间）。",
+    unit=CASES,
+    basis=PERIOD,
+    numerator=_mandatory_reports,
+    area="mandatory_reports",
+)
+declare(
+    key="mechanism_rapid_response",
+    name="快速介入数",
+    definition="长效机制·快速介入：期间内发出、并在处置时限内办结的风险预警条数（时限：红24小时、橙72小时、黄7天）。",
+    unit=ALERTS,
+    basis=PERIOD,
+    numerator=_rapid_response,
+    area="alerts",
+)
+declare(
+    key="mechanism_linkage",
+    name="多元联动会商数",
+    definition="长效机制·多元联动：期间内召开的个案多部门联动会商次数（按会商日期）。",
+    unit=TIMES,
+    basis=PERIOD,
+    numerator=_case_conferences,
+    area="cases",
+)
+declare(
+    key="mechanism_publicity",
+    name="政策宣传场次",
+    definition="长效机制·政策宣传：期间内登记的政策宣传（集中宣讲、入户宣传、新媒体推送、发放资料）次数（按宣传日期）。",
+    unit=TIMES,
+    basis=PERIOD,
+    numerator=_publicity_events,
+    area="publicity",
+)
+declare(
+    key="publicity_audience",
+    name="政策宣传覆盖人次",
+    definition="期间内各次政策宣传登记的受众人数之和（新媒体推送按阅读或送达人数登记）。",
+    unit=PEOPLE,
+    basis=PERIOD,
+    numerator=_publicity_audience,
+    area="publicity",
+)
+
+
+def _feedback_count(frame: Frame) -> Parts:
+    from models import Feedback
+
+    last = min(frame.end, frame.now.date())
+    stmt = select(Feedback.village_id, func.count()).where(
+        Feedback.received_on >= frame.start, Feedback.received_on <= last
+    )
+    return by_rows(db.session.execute(scoped(stmt, Feedback, frame).group_by(Feedback.village_id)))
+
+
+declare(
+    key="feedback_count",
+    name="收集反馈意见数",
+    definition="期间内收集的学校、村（社区）、家庭反馈意见份数（纸质录入和活动二维码匿名反馈，按收到日期）。",
+    unit=ITEMS,
+    basis=PERIOD,
+    numerator=_feedback_count,
+    area="feedback",
+)
+
+# The four mechanisms of work plan 三(六), in the plan's order: what the 长效机制 page and the pack count.
+MECHANISM_INDICATORS = (
+    "mechanism_mandatory_reports",
+    "mechanism_rapid_response",
+    "mechanism_linkage",
+    "mechanism_publicity",
+)
+
+
 # --------------------------------------------------------------------------- records: consent
 
 

@@ -53,6 +53,16 @@ AREAS: dict[str, dict[Role, str]] = {
     "reports": _grant(read=(A, C, S, D, W, INSP)),
     "import": _grant(write=(A, C)),
     "dossier": _grant(read=(A, C, S, D, W, INSP)),
+    # The plan's own process (work plan 四, 五): views/process.py.
+    "leading_group": _grant(write=(A, C), read=(S, D, W, INSP)),
+    "inspections": _grant(write=(A, C, S), read=(D, W, INSP)),
+    # Rectifications: the town's roles manage them; the owner (a director, a social worker) reports
+    # progress and evidence on their own (services/inspections.py decides who may do which step).
+    "rectifications": _grant(write=(A, C, S, D, W), read=(INSP,)),
+    "feedback": _grant(write=(A, C, S, D, W), read=(INSP,)),
+    "publicity": _grant(write=(A, C, S, D), read=(W, INSP)),
+    "case_studies": _grant(write=(A, C, S, W), read=(D, INSP)),
+    "acceptance": _grant(read=(A, C, INSP)),
     "transfers": _grant(write=(A, C, D), read=(S, W, INSP)),
     "consent": _grant(write=(A, C, S, D, W), read=(INSP,)),
     "retention": _grant(write=(A,)),
@@ -64,6 +74,10 @@ AREAS: dict[str, dict[Role, str]] = {
 ID_REVEAL_ROLES = {A, C, S, D, W}
 # Roles that approve assessments.
 REVIEWER_ROLES = {A, C, S}
+# Roles that record inspections, assign rectifications and sign them off (复核).
+RECTIFICATION_MANAGERS = {A, C, S}
+# Roles that approve a typical case (典型案例) for use outside the system.
+CASE_STUDY_APPROVERS = {A, S}
 
 
 def access(role: str | None, area: str) -> str | None:

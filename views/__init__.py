@@ -13,6 +13,7 @@ AREA_MODULES = (
     "views.activities",
     "views.funds",
     "views.reports",
+    "views.process",
     "views.system",
     "views.attachments",
 )

@@ -66,6 +66,7 @@ class DashboardView(AdminIndexView):
         my_alerts = None
         if can_read(role, "alerts"):
             my_alerts = assigned_to(current_user.id, scope, clock.now())
+        rectifications = self._rectifications(role, scope, today)
         incoming = None
         if can_read(role, "transfers"):
             incoming = transfers.pending_incoming(scope)
@@ -84,6 +85,7 @@ class DashboardView(AdminIndexView):
         return self.render(
             "admin/index.html",
             my_alerts=my_alerts,
+            rectifications=rectifications,
             consent=consent,
             incoming=incoming,
             approvals=approvals,
@@ -106,6 +108,24 @@ class DashboardView(AdminIndexView):
             may_map=can_read(role, "map"),
             may_services=can_read(role, "services"),
         )
+
+    def _rectifications(self, role, scope, today):
+        """整改完成率 this year, the overdue rectifications and the user's own open ones."""
+        if not can_read(role, "inspections"):
+            return None
+        from services import indicators, inspections
+        from views.process import OverdueRectFilter, ReviewRectFilter
+
+        frame = indicators.Frame.year_to_date(scope)
+        return {
+            "overdue_url": filtered_url("rectification", [(OverdueRectFilter, "1")]),
+            "review_url": filtered_url("rectification", [(ReviewRectFilter, "0")]),
+            "rate": indicators.compute("rectification_rate", frame),
+            "summary": inspections.summary(scope, today),
+            "overdue": inspections.overdue(scope, today),
+            "mine": inspections.awaiting_me(current_user.id, scope),
+            "today": today,
+        }
 
     @expose("/fund-findings/")
     def fund_findings(self):

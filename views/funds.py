@@ -686,6 +686,7 @@ class FundCheckView(SecureView):
             echarts=echarts_available(),
             link_for=_finding_link,
             related_for=_related_link,
+            **_rectification_context(all_findings),
         )
 
     @expose("/note/", methods=("POST",))
@@ -737,6 +738,21 @@ class FundCheckView(SecureView):
         db.session.commit()
         out.seek(0)
         return send_file(out, mimetype=XLSX_MIMETYPE, as_attachment=True, download_name=ledger.FILENAME)
+
+
+def _rectification_context(findings) -> dict:
+    """整改 of each finding (shown to whoever may read inspections) and the 转为整改 button (managers)."""
+    from services import inspections
+    from services.permissions import can_read
+
+    role = current_user.role
+    if not can_read(role, "inspections"):
+        return {"rectifications": {}, "may_rectify": False, "rect_status": None}
+    return {
+        "rectifications": inspections.for_fund_findings(f.key for f in findings),
+        "may_rectify": inspections.is_manager(role),
+        "rect_status": lambda r: inspections.status_text(r, clock.today()),
+    }
 
 
 def _count_by(findings, attr: str) -> dict[str, int]:

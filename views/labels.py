@@ -15,7 +15,6 @@ LABELS = {
     "village": "村（社区）",
     "village_id": "村（社区）",
     "organisation": "单位/组织",
-    "leading_group_role": "领导小组职务",
     "active": "在岗/启用",
     "username": "登录名",
     "display_name": "显示名",

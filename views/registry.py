@@ -20,7 +20,6 @@ from choices import (
     Gender,
     GuardianStatus,
     IdentificationSource,
-    LeadingGroupRole,
     Level,
     Relation,
     StaffKind,
@@ -155,22 +154,20 @@ class VillageView(ScopedModelView):
 class StaffView(ScopedModelView):
     area = "staff"
     menu_category = MENU_BASE
-    column_list = ("name", "kind", "phone", "village", "organisation", "leading_group_role", "active")
+    column_list = ("name", "kind", "phone", "village", "organisation", "active")
     column_labels = LABELS
     column_searchable_list = ("name", "phone")
     column_filters = (
         ChoiceFilter(Staff.kind, "类型", StaffKind),
         VillageFilter(Staff.village_id),
-        ChoiceFilter(Staff.leading_group_role, "领导小组职务", LeadingGroupRole),
         FilterEqual(Staff.active, "在岗", options=[("1", "是"), ("0", "否")]),
     )
-    form_columns = ("name", "kind", "phone", "village", "organisation", "leading_group_role", "active")
+    form_columns = ("name", "kind", "phone", "village", "organisation", "active")
     form_args = {
         "village": {"description": "镇级人员可不选"},
-        "leading_group_role": {"description": "工作领导小组中的职务（组长/副组长/成员），不在领导小组可不选"},
+        "organisation": {"description": "工作领导小组成员在“领导小组”中登记"},
     }
-    form_choices = {"leading_group_role": [("", "（无）")] + LeadingGroupRole.choices()}
-    choice_columns = {"kind": StaffKind, "leading_group_role": LeadingGroupRole}
+    choice_columns = {"kind": StaffKind}
     column_extra_row_actions = [
         RowLink("fa fa-flag", "participation.index", title="培训与活动参与", id_arg="staff")
     ]
@@ -183,9 +180,6 @@ class StaffView(ScopedModelView):
         _check(form, "name", clean_name)
         _check(form, "phone", clean_phone)
         return ok and not any(f.errors for f in form)
-
-    def on_model_change(self, form, model, is_created):
-        model.leading_group_role = model.leading_group_role or None
 
 
 class GuardianLinkInline(InlineFormAdmin):
