@@ -686,7 +686,7 @@ class FundCheckView(SecureView):
             echarts=echarts_available(),
             link_for=_finding_link,
             related_for=_related_link,
-            **_rectification_context(all_findings),
+            **_rectification_context(period_findings),
         )
 
     @expose("/note/", methods=("POST",))
