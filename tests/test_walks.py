@@ -161,8 +161,11 @@ def pages_of(app, view, village_ids) -> list[str]:
     return pages
 
 
-def drawn_forms(client, app, view, pages) -> list[tuple[str, Form, str]]:
-    """(page, form, action URL) of every POST form the view's pages draw (first one per target)."""
+def drawn_forms(client, app, view, pages, followed=None) -> list[tuple[str, Form, str]]:
+    """(page, form, action URL) of every POST form the view's pages draw (first one per target).
+    Links to the view's own pages are followed once per endpoint (one child's consent page stands
+    for every child's)."""
+    followed = set() if followed is None else followed
     seen, found = set(), []
     links = []
     for page in pages:
@@ -189,8 +192,11 @@ def drawn_forms(client, app, view, pages) -> list[tuple[str, Form, str]]:
         if endpoint and endpoint.startswith(view.endpoint + ".") and link not in pages and "?" in link:
             if endpoint.split(".")[1] in ("index_view", "details_view", "edit_view", "export_xlsx"):
                 continue
+            if endpoint in followed:
+                continue
+            followed.add(endpoint)
             pages.append(link)
-            found += drawn_forms(client, app, view, [link])
+            found += drawn_forms(client, app, view, [link], followed)
     return found
 
 

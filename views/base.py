@@ -1013,17 +1013,20 @@ def conflict_message(model, seen_version: int) -> Markup:
         )
         .order_by(AuditLog.id)
     ).all()
+    # The audit log's own words for fields and values (labels, choice labels, names), never codes.
+    from views.audit_log import field_label, show_value
+
+    table = model.__tablename__
     lines = []
     for entry in entries:
         for field, (old, new) in (entry.changes or {}).items():
-            label = LABELS.get(field, field)
             lines.append(
                 Markup("<li>{}（{} {}）：{} → {}</li>").format(
-                    label,
+                    field_label(table, field),
                     entry.username or "系统",
                     entry.at.strftime("%m-%d %H:%M"),
-                    _show(old),
-                    _show(new),
+                    show_value(table, field, old),
+                    show_value(table, field, new),
                 )
             )
     head = Markup("保存冲突：您打开表单后，此记录已被他人修改，您的修改尚未保存。")
@@ -1031,14 +1034,6 @@ def conflict_message(model, seen_version: int) -> Markup:
     if not lines:
         return head + tail
     return head + Markup("<ul class='mb-1'>") + Markup("").join(lines) + Markup("</ul>") + tail
-
-
-def _show(value):
-    if value in (None, "", []):
-        return "（空）"
-    if isinstance(value, list):
-        return "、".join(str(v) for v in value)
-    return str(value)
 
 
 ScopedModelView.create_model = _claiming_form_token(ScopedModelView.create_model)
