@@ -304,8 +304,12 @@ def test_casework_migration_keeps_what_existing_cases_and_children_hold(database
             "updated_at": dt.datetime(2026, 1, 5),
             "version": 1,
         }
-        columns = ", ".join(["id", "name", "id_number", "id_last4", "village_id", "created_at", *child])
-        values = ", ".join([":id", ":name", ":id_number", ":id_last4", ":village_id", ":created_at"])
+        columns = ", ".join(
+            ["id", "name", "id_number", "id_last4", "village_id", "created_at", "registered_on", *child]
+        )
+        values = ", ".join(
+            [":id", ":name", ":id_number", ":id_last4", ":village_id", ":created_at", ":registered_on"]
+        )
         values += ", " + ", ".join(f":{k}" for k in child)
         rows = [  # (id, village, registered): out of id order on purpose
             (1, 1, dt.datetime(2026, 3, 1)),
@@ -334,6 +338,7 @@ def test_casework_migration_keeps_what_existing_cases_and_children_hold(database
                         "id_last4": f"{child_id:03d}X",
                         "village_id": village_id,
                         "created_at": registered,
+                        "registered_on": registered.date(),
                         **child,
                     },
                 )

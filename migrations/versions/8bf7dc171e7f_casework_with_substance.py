@@ -122,8 +122,7 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_case_file_report_id'), ['report_id'], unique=False)
         batch_op.create_foreign_key('fk_case_file_report_id', 'mandatory_report', ['report_id'], ['id'])
 
-    # a child's reports, read by its rule run and its dossier
-    op.create_index(op.f('ix_mandatory_report_child_id'), 'mandatory_report', ['child_id'], unique=False)
+    # a child's reports, read by its rule run and its dossier: indexed by the records migration
 
     conn = op.get_bind()
     _case_type_rules(conn)
@@ -221,7 +220,6 @@ def _number_children(conn):
 
 
 def downgrade():
-    op.drop_index(op.f('ix_mandatory_report_child_id'), table_name='mandatory_report')
     with op.batch_alter_table('child', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_child_file_no'))
         batch_op.drop_column('file_no')
