@@ -43,6 +43,7 @@ _NOISE = {
     "last_login_at",
     "failed_logins",
     "session_epoch",
+    "status_changed_at",  # the archive/restore history's stamp: the archive row tells it
 }
 
 
@@ -147,7 +148,62 @@ def _log_flush(session, flush_context):
         if getattr(obj, "__tablename__", None) not in _SKIPPED:
             rows.append(_row("delete", obj, _changes(obj, only_modified=False), actor))
     if rows:
-        session.connection().execute(insert(AuditLog), rows)
+        _write(session, rows)
+
+
+# One row per record and transaction: a save that flushes twice (a query in between, a value filled
+# after the first flush) is one change in the log, not two. {(table, id): (audit row id, row)}.
+_LOGGED = "audit_logged"
+
+
+def _merged(first: dict, later: dict) -> dict:
+    changes = dict(first["changes"] or {})
+    for key, (old, new) in (later["changes"] or {}).items():
+        changes[key] = [changes[key][0] if key in changes else old, new]
+    # a created record stays "create"; a plain update takes the name of a later labelled one (archive)
+    action = first["action"] if first["action"] != "update" else later["action"]
+    return {**first, "action": action, "changes": changes or None, "record_version": later["record_version"]}
+
+
+def _write(session, rows: list[dict]) -> None:
+    logged = session.info.setdefault(_LOGGED, {})
+    fresh = []
+    conn = session.connection()
+    for row in rows:
+        key = (row["table_name"], row["record_id"])
+        earlier = logged.get(key) if row["record_id"] is not None else None
+        if earlier is not None and "delete" not in (earlier[1]["action"], row["action"]):
+            merged = _merged(earlier[1], row)
+            done = conn.execute(
+                AuditLog.__table__.update()
+                .where(AuditLog.__table__.c.id == earlier[0])
+                .values(
+                    action=merged["action"],
+                    changes=merged["changes"],
+                    record_version=merged["record_version"],
+                    summary=merged["summary"],
+                )
+            )
+            if done.rowcount:
+                logged[key] = (earlier[0], merged)
+                continue
+        fresh.append(row)
+    if not fresh:
+        return
+    ids = (
+        conn.execute(insert(AuditLog).returning(AuditLog.id, sort_by_parameter_order=True), fresh)
+        .scalars()
+        .all()
+    )
+    for row, row_id in zip(fresh, ids, strict=True):
+        if row["record_id"] is not None:
+            logged[(row["table_name"], row["record_id"])] = (row_id, row)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_logged(session, transaction):
+    if transaction.parent is None:
+        session.info.pop(_LOGGED, None)
 
 
 def label_next_change(session, obj, action: str) -> None:

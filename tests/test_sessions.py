@@ -52,6 +52,11 @@ def _login_with_next(client, raw_next):
 @pytest.mark.parametrize("raw_next", OPEN_REDIRECT_CORPUS)
 def test_next_never_leaves_the_site(client, raw_next):
     response = _login_with_next(client, raw_next)
+    if "%00" in raw_next:
+        # a NUL anywhere in a request is refused whole, in Chinese, before anything runs (views/errors.py)
+        assert response.status_code == 400 and "Location" not in response.headers
+        assert "空字符" in response.get_data(as_text=True)
+        return
     assert response.status_code == 302
     location = response.headers["Location"]
     # What a browser would do with it: drop tabs/newlines, read "\" as "/", then resolve.

@@ -689,7 +689,8 @@ class ScopedModelView(AnsweredView, ModelView, XlsxExportMixin):
                 continue
             options = query.all()
             if len(options) == 1:
-                if field.data is None:
+                posted = [v for v in (getattr(field, "raw_data", None) or []) if v not in ("", "__None")]
+                if field.data is None and not posted:  # an id posted but not offered is refused, not replaced
                     field.data = options[0]
             elif not field.allow_blank:
                 field.allow_blank = True
