@@ -314,6 +314,18 @@ def reopen(case: Case, reason: str, *, user_id: int | None, now: dt.datetime) ->
     reason = _text(reason)
     if not reason:
         raise InvalidInput("重新开启须填写原因")
+    # The closing fields are emptied for the next closure; the story keeps how the case ended before.
+    if case.closed_on or _text(case.closing_evaluation):
+        ended = ClosureReason.label_of(case.closure_reason) or "未填写原因"
+        case.events.append(
+            CaseEvent(
+                at=now,
+                user_id=user_id,
+                kind=EventKind.NOTE,
+                note=f"此前结案（{case.closed_on or '日期未记'}，{ended}）的结案评估："
+                f"{_text(case.closing_evaluation) or '未填写'}",
+            )
+        )
     event = CaseEvent(
         at=now,
         user_id=user_id,

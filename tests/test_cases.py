@@ -386,6 +386,17 @@ def test_reopen_with_a_reason_and_moving_on_needs_new_work(app, case, user):
     assert case.stage == S.CLOSED.value
 
 
+def test_reopening_keeps_how_the_case_ended_before_in_its_story(app, case, user):
+    put_in(case, S.CLOSED, user)
+    closed_on = case.closed_on
+    cases.reopen(case, "再次发现监护缺失", user_id=user.id, now=later())
+    db.session.commit()
+    db.session.expire_all()
+    notes = [(e.kind, e.note) for e in db.session.get(type(case), case.id).events]
+    assert notes[-2] == ("note", f"此前结案（{closed_on}，帮扶目标达成）的结案评估：监护已恢复")
+    assert notes[-1] == ("reopen", "再次发现监护缺失")
+
+
 def test_reopen_only_closed(app, case, user):
     with pytest.raises(InvalidInput, match="已结案"):
         cases.reopen(case, "理由", user_id=user.id, now=later())
