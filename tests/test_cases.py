@@ -235,6 +235,25 @@ def test_the_conference_rule_is_data_per_case_type(app, user):
     assert improper.stage == abuse.stage == S.INTERVENE.value
 
 
+def test_an_edit_cannot_undo_what_the_gates_checked(app, user):
+    child = db.session.scalar(db.select(Child).order_by(Child.id))
+    case = cases.open_case(child.id, "improper", opened_on=NOW.date(), user_id=user.id, now=NOW)
+    # before 介入 the type may change freely: the gate checks the 会商 when the case moves on
+    assert cases.edit_errors(case, case_type="abuse", opened_on=NOW.date()) == {}
+    cases.move_stage(case, S.ASSESS, user_id=user.id, now=later())
+    fill_needs(case, user)
+    make_plan(case)
+    cases.move_stage(case, S.INTERVENE, user_id=user.id, now=later())  # 监护不当: no 会商 needed
+    errors = cases.edit_errors(case, case_type="abuse", opened_on=NOW.date())
+    assert list(errors) == ["case_type"] and "须召开会商" in errors["case_type"]
+    assert cases.edit_errors(case, case_type="improper", opened_on=NOW.date()) == {}
+    late = NOW.date() + dt.timedelta(days=1)  # the 需求评估 was made on NOW's day
+    errors = cases.edit_errors(case, case_type="improper", opened_on=late)
+    assert errors == {"opened_on": f"立案日期不能晚于个案中已有记录的最早日期（{NOW.date():%Y-%m-%d}）"}
+    hold_conference(case, user)
+    assert cases.edit_errors(case, case_type="abuse", opened_on=NOW.date()) == {}
+
+
 def test_intervene_needs_a_plan(app, case, user):
     cases.move_stage(case, S.ASSESS, user_id=user.id, now=later())
     fill_needs(case, user)
