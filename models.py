@@ -844,7 +844,7 @@ class Case(ChildOwned, Versioned, db.Model):
     closed_on: Mapped[dt.date | None]
     opened_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     events: Mapped[list[CaseEvent]] = relationship(
-        back_populates="case", order_by="CaseEvent.at", cascade="all, delete-orphan"
+        back_populates="case", order_by="(CaseEvent.at, CaseEvent.id)", cascade="all, delete-orphan"
     )
     conferences: Mapped[list[CaseConference]] = relationship(
         back_populates="case",

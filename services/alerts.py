@@ -242,9 +242,16 @@ def red_without_safety_net(
     return found
 
 
+# Aliases of the assessment table built once: building one adapts every column of the model, which
+# cost more than the query itself in a one-child rule run.
+_ASSESSMENT_A = aliased(Assessment, name="assessment_a")
+_ASSESSMENT_B = aliased(Assessment, name="assessment_b")
+_ASSESSMENT_C = aliased(Assessment, name="assessment_c")
+
+
 def _red_since(child_ids: list[int], today: dt.date) -> dict[int, dt.date]:
     """The first day of each child's current run of red approved assessments."""
-    a, b = aliased(Assessment), aliased(Assessment)
+    a, b = _ASSESSMENT_A, _ASSESSMENT_B
     last_not_red = (
         select(func.max(b.assessed_on))
         .where(b.child_id == a.child_id, _approved(b, today), b.level != Level.RED.value)
@@ -273,7 +280,7 @@ def level_worsened(
     today: dt.date, now: dt.datetime | None = None, only: Sequence[int] | None = None
 ) -> list[Condition]:
     """The child's latest approved assessment (the one behind Child.level_assessed_on) is marked worse."""
-    a, later, prev = aliased(Assessment), aliased(Assessment), aliased(Assessment)
+    a, later, prev = _ASSESSMENT_A, _ASSESSMENT_B, _ASSESSMENT_C
     same_day_later = exists().where(
         later.child_id == a.child_id,
         later.status == AssessmentStatus.APPROVED.value,
@@ -557,16 +564,27 @@ def run_rules_for_children(child_ids: Sequence[int], today: dt.date, now: dt.dat
     hours = deadline_hours()
     try:
         with db.session.begin_nested():
+            live = {name.value: [] for name in RULES}
+            for row in db.session.execute(_live_alerts(ids)):  # one read for every rule
+                live.setdefault(row.rule, []).append(row)
             for name, check in RULES.items():
                 conditions = check(today, now, ids)
                 summary.holding += len(conditions)
-                _reconcile(name, conditions, now, summary, hours, only=ids)
+                _reconcile(name, conditions, now, summary, hours, only=ids, live_rows=live[name.value])
     except IntegrityError:
         return RunSummary()
     for obj in list(db.session.identity_map.values()):  # their rows were written without the ORM
         if isinstance(obj, Alert) and obj.__dict__.get("child_id") in ids:
             db.session.expire(obj)
     return summary
+
+
+def _live_alerts(only: Sequence[int] | None):
+    """Alerts a rule run may still change: not closed, or closed while their condition held."""
+    return select(Alert.id, Alert.rule, Alert.condition_key, Alert.status, Alert.condition_cleared_at).where(
+        or_(Alert.status != AlertStatus.DONE.value, Alert.condition_cleared_at.is_(None)),
+        _only(Alert.child_id, only),
+    )
 
 
 def _reconcile(
@@ -576,15 +594,13 @@ def _reconcile(
     summary: RunSummary,
     hours: dict[str, int],
     only: Sequence[int] | None = None,
+    live_rows: list | None = None,
 ) -> None:
+    """``live_rows``: the rule's live alerts when the caller read them already (the child run)."""
+    if live_rows is None:
+        live_rows = db.session.execute(_live_alerts(only).where(Alert.rule == name.value))
     live: dict[str, list] = {}
-    for row in db.session.execute(
-        select(Alert.id, Alert.condition_key, Alert.status, Alert.condition_cleared_at).where(
-            Alert.rule == name.value,
-            or_(Alert.status != AlertStatus.DONE.value, Alert.condition_cleared_at.is_(None)),
-            _only(Alert.child_id, only),
-        )
-    ):
+    for row in live_rows:
         live.setdefault(row.condition_key, []).append(row)
     holding = set()
     new_rows, recurred_ids = [], []

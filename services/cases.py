@@ -240,6 +240,38 @@ def unmet(case: Case, target: CaseStage) -> list[str]:
     return missing
 
 
+def earliest_record_day(case: Case) -> dt.date | None:
+    """The first day anything was done in the case (需求评估, 会商, 服务, 跟进)."""
+    days = [case.needs.assessed_on] if case.needs is not None else []
+    days += [m.held_on for m in case.conferences]
+    days += [s.delivered_on for s in case.services]
+    days += [f.followed_on for f in case.follow_ups]
+    return min(days, default=None)
+
+
+def edit_errors(case: Case, *, case_type: str | None, opened_on: dt.date | None) -> dict[str, str]:
+    """Field → Chinese message for an edit of a case's facts that would undo what the gates checked:
+    an opening date after the case's own records, or a type needing a 会商 the case went past
+    「评估」 without."""
+    errors = {}
+    first = earliest_record_day(case)
+    if opened_on and first and opened_on > first:
+        errors["opened_on"] = f"立案日期不能晚于个案中已有记录的最早日期（{first:%Y-%m-%d}）"
+    past_assess = ORDER.index(_stage(case.stage)) > ORDER.index(S.ASSESS)
+    if (
+        case_type
+        and case_type != case.case_type
+        and past_assess
+        and conference_required(case_type)
+        and not case.conferences
+    ):
+        errors["case_type"] = (
+            f"「{CaseType.label_of(case_type)}」个案须召开会商才能进入「介入」，本个案尚无会商记录："
+            "请先记录会商，再更改个案类型"
+        )
+    return errors
+
+
 def check_move(case: Case, to_stage) -> None:
     """Raise InvalidInput with the reason a move is refused; return quietly when it is allowed."""
     current, target = _stage(case.stage), _stage(to_stage)
@@ -314,6 +346,18 @@ def reopen(case: Case, reason: str, *, user_id: int | None, now: dt.datetime) ->
     reason = _text(reason)
     if not reason:
         raise InvalidInput("重新开启须填写原因")
+    # The closing fields are emptied for the next closure; the story keeps how the case ended before.
+    if case.closed_on or _text(case.closing_evaluation):
+        ended = ClosureReason.label_of(case.closure_reason) or "未填写原因"
+        case.events.append(
+            CaseEvent(
+                at=now,
+                user_id=user_id,
+                kind=EventKind.NOTE,
+                note=f"此前结案（{case.closed_on or '日期未记'}，{ended}）的结案评估："
+                f"{_text(case.closing_evaluation) or '未填写'}",
+            )
+        )
     event = CaseEvent(
         at=now,
         user_id=user_id,

@@ -8,7 +8,7 @@ import pytest
 
 from models import Case, Child, MandatoryReport, Staff, User, db
 from services import cases
-from tests.conftest import AuthActions, csrf_token
+from tests.conftest import AuthActions, csrf_token, hidden_value
 
 TODAY = dt.date(2026, 6, 10)
 
@@ -240,3 +240,26 @@ def test_service_and_follow_up_forms_keep_what_was_typed(app, client, case):
     )
     assert response.status_code == 302
     assert "情绪稳定" in page(client, case)
+
+
+def test_an_edit_moving_the_opening_after_the_records_is_refused_and_changes_nothing(app, client, case):
+    from services import clock
+    from tests.test_cases import put_in
+
+    put_in(case, cases.S.INTERVENE, db.session.scalar(db.select(User).where(User.username == "supervisor")))
+    db.session.commit()
+    clock.set_today(TODAY + dt.timedelta(days=5))  # a later opening date that is not in the future
+    AuthActions(client).login("social")
+    url = f"/admin/case/edit/?id={case.id}"
+    form = client.get(url).get_data(as_text=True)
+    later = (TODAY + dt.timedelta(days=3)).isoformat()
+    data = {
+        "csrf_token": hidden_value(form, "csrf_token"),
+        "version_seen": hidden_value(form, "version_seen"),
+    }
+    response = client.post(url, data={**data, "case_type": "abuse", "opened_on": later})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and "立案日期不能晚于个案中已有记录的最早日期" in html
+    assert "立案日期不能晚于今天" not in html
+    db.session.expire_all()
+    assert db.session.get(Case, case.id).opened_on == TODAY

@@ -235,6 +235,25 @@ def test_the_conference_rule_is_data_per_case_type(app, user):
     assert improper.stage == abuse.stage == S.INTERVENE.value
 
 
+def test_an_edit_cannot_undo_what_the_gates_checked(app, user):
+    child = db.session.scalar(db.select(Child).order_by(Child.id))
+    case = cases.open_case(child.id, "improper", opened_on=NOW.date(), user_id=user.id, now=NOW)
+    # before 介入 the type may change freely: the gate checks the 会商 when the case moves on
+    assert cases.edit_errors(case, case_type="abuse", opened_on=NOW.date()) == {}
+    cases.move_stage(case, S.ASSESS, user_id=user.id, now=later())
+    fill_needs(case, user)
+    make_plan(case)
+    cases.move_stage(case, S.INTERVENE, user_id=user.id, now=later())  # 监护不当: no 会商 needed
+    errors = cases.edit_errors(case, case_type="abuse", opened_on=NOW.date())
+    assert list(errors) == ["case_type"] and "须召开会商" in errors["case_type"]
+    assert cases.edit_errors(case, case_type="improper", opened_on=NOW.date()) == {}
+    late = NOW.date() + dt.timedelta(days=1)  # the 需求评估 was made on NOW's day
+    errors = cases.edit_errors(case, case_type="improper", opened_on=late)
+    assert errors == {"opened_on": f"立案日期不能晚于个案中已有记录的最早日期（{NOW.date():%Y-%m-%d}）"}
+    hold_conference(case, user)
+    assert cases.edit_errors(case, case_type="abuse", opened_on=NOW.date()) == {}
+
+
 def test_intervene_needs_a_plan(app, case, user):
     cases.move_stage(case, S.ASSESS, user_id=user.id, now=later())
     fill_needs(case, user)
@@ -384,6 +403,17 @@ def test_reopen_with_a_reason_and_moving_on_needs_new_work(app, case, user):
         closure_reason="goals_met",
     )
     assert case.stage == S.CLOSED.value
+
+
+def test_reopening_keeps_how_the_case_ended_before_in_its_story(app, case, user):
+    put_in(case, S.CLOSED, user)
+    closed_on = case.closed_on
+    cases.reopen(case, "再次发现监护缺失", user_id=user.id, now=later())
+    db.session.commit()
+    db.session.expire_all()
+    notes = [(e.kind, e.note) for e in db.session.get(type(case), case.id).events]
+    assert notes[-2] == ("note", f"此前结案（{closed_on}，帮扶目标达成）的结案评估：监护已恢复")
+    assert notes[-1] == ("reopen", "再次发现监护缺失")
 
 
 def test_reopen_only_closed(app, case, user):

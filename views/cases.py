@@ -173,6 +173,7 @@ class CaseView(ScopedModelView):
     def edit_form(self, obj=None):
         form = super().edit_form(obj)
         del form.child
+        form.case_being_edited = obj  # the edit rules (services/cases.edit_errors) read its records
         return form
 
     def get_save_return_url(self, model, is_created=False):
@@ -196,6 +197,14 @@ class CaseView(ScopedModelView):
             ]
         if getattr(form, "child", None) is not None and not form.child.data:
             form.child.errors = list(form.child.errors or []) + ["请选择儿童"]
+        case = getattr(form, "case_being_edited", None)
+        if case is not None:
+            rules = case_service.edit_errors(
+                case, case_type=form.case_type.data, opened_on=form.opened_on.data
+            )
+            for name, message in rules.items():
+                field = getattr(form, name)
+                field.errors = list(field.errors or []) + [message]
         return ok and not any(f.errors for f in form)
 
     def on_model_change(self, form, model, is_created):

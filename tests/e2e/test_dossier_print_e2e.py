@@ -55,6 +55,14 @@ def test_the_printed_dossier_of_a_closed_case_fits_four_pages_with_the_name_on_e
     for decisions in facts["decisions"]:
         assert decisions in body.inner_text()
     page.emulate_media(media="print")
+    # Printed, the body is laid out wide and shrunk to the page: a table reaching its very edge
+    # loses the outer half of its right border, so every table ends inside it.
+    overhang = page.evaluate(
+        """() => [...document.querySelectorAll('#dossier-print table')]
+            .filter(t => t.getBoundingClientRect().right > document.body.clientWidth - 1)
+            .map(t => t.className)"""
+    )
+    assert overhang == [], f"tables printed to the edge of the page: {overhang}"
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / "dossier-closed-case.pdf"
     # As the browser's own 打印 → 另存为PDF: the page's @page size, margins and footer apply.
