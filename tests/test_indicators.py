@@ -44,7 +44,16 @@ from models import (
 from seeds.demo import id_number
 from services import alerts, clock, fund_checks, indicators, reports
 from services.assessment import current_rules, refresh_level
-from services.cases import add_track_record, move_stage, open_case
+from services.cases import (
+    MeasureInput,
+    add_follow_up,
+    add_service,
+    move_stage,
+    open_case,
+    professional_candidates,
+    save_needs,
+    save_plan,
+)
 from services.funds import approve, load_thresholds, pay, reverse
 from services.indicators import Frame, compute
 from services.register import archive_child, restore_child
@@ -682,19 +691,21 @@ def history(app):
     # a case closed this month (open at the last month's end); one entered this month dated last month
     case = open_case(
         kids[2].id,
-        "absence",
+        "improper",
         opened_on=last_start + dt.timedelta(days=4),
         user_id=supervisor,
         now=dt.datetime.combine(last_start + dt.timedelta(days=4), dt.time(9)),
     )
-    case.plan_goals, case.plan_measures, case.professional_id = "目标", "措施", _any_staff()
     at = dt.datetime.combine(last_start + dt.timedelta(days=5), dt.time(9))
-    for stage in ("assess", "intervene", "track"):
-        move_stage(case, stage, user_id=supervisor, now=at)
-        at += dt.timedelta(hours=1)
-    add_track_record(case, "回访", user_id=supervisor, now=at)
-    case.closing_evaluation = "达成"
-    move_stage(case, "closed", user_id=supervisor, now=edge + dt.timedelta(minutes=3))
+    _walk_to_track(case, supervisor, at)
+    move_stage(
+        case,
+        "closed",
+        user_id=supervisor,
+        now=edge + dt.timedelta(minutes=3),
+        closing_evaluation="达成",
+        closure_reason="goals_met",
+    )
     open_case(
         kids[6].id,
         "improper",
@@ -750,6 +761,53 @@ def history(app):
         "late": late,
         "now": now,
     }
+
+
+def _walk_to_track(case, user_id, at: dt.datetime) -> None:
+    """The casework gates, met through services/cases.py: 评估 → 需求评估 → 方案 → 介入 → 服务 → 跟踪 → 跟进."""
+    move_stage(case, "assess", user_id=user_id, now=at)
+    save_needs(
+        case,
+        assessed_on=at.date(),
+        problems={"safety": "监护不当（测试）"},
+        risk_rating="medium",
+        risk="中等风险（测试）",
+        child_strengths="乐观（测试）",
+        family_strengths="亲属支持（测试）",
+        user_id=user_id,
+        now=at,
+    )
+    candidates = professional_candidates(case.child.village_id)
+    save_plan(
+        case,
+        goals="目标",
+        professional_id=candidates[0].id,
+        measures=[
+            MeasureInput(None, "每周家访（测试）", candidates[0].name, at.date() + dt.timedelta(days=7))
+        ],
+        candidates=candidates,
+    )
+    db.session.flush()
+    move_stage(case, "intervene", user_id=user_id, now=at + dt.timedelta(hours=1))
+    add_service(
+        case,
+        measure_id=case.measures[0].id,
+        delivered_on=at.date(),
+        provider=candidates[0].name,
+        content="家访（测试）",
+        user_id=user_id,
+        now=at + dt.timedelta(hours=2),
+    )
+    move_stage(case, "track", user_id=user_id, now=at + dt.timedelta(hours=3))
+    add_follow_up(
+        case,
+        followed_on=at.date(),
+        method="home",
+        followed_by=candidates[0].name,
+        change="好转（测试）",
+        user_id=user_id,
+        now=at + dt.timedelta(hours=4),
+    )
 
 
 def _any_guardian(village_id):
