@@ -27,12 +27,18 @@ from models import (
     Assessment,
     Attendance,
     Case,
+    CaseConference,
     CaseEvent,
     Child,
     ChildGuardian,
     ChildStatusChange,
+    Consent,
     Expense,
+    Feedback,
     FundSource,
+    MandatoryReport,
+    PublicityEvent,
+    Rectification,
     RuleVersion,
     SupportService,
     User,
@@ -165,6 +171,12 @@ class Base:
         self.sources = s.scalars(db.select(FundSource)).all()
         self.linked = set(s.scalars(db.select(ChildGuardian.child_id)))
         self.categorised = set(s.scalars(db.select(child_category.c.child_id)))
+        self.rectifications = s.scalars(db.select(Rectification)).all()
+        self.mandatory_reports = s.scalars(db.select(MandatoryReport)).all()
+        self.conferences = s.scalars(db.select(CaseConference)).all()
+        self.publicity = s.scalars(db.select(PublicityEvent)).all()
+        self.feedback = s.scalars(db.select(Feedback)).all()
+        self.consents = s.scalars(db.select(Consent)).all()
 
     # the frame's edges, written out again
     @staticmethod
@@ -473,6 +485,81 @@ def _open_findings(b, f):
     return sum(1 for x in found if x.key not in notes or notes[x.key].finding_message != x.message)
 
 
+def _period_days(b, f, rows, day_of, village_of):
+    """Rows dated (by day) within the period up to the frame's day, in scope."""
+    return [r for r in rows if b.in_scope(f, village_of(r)) and _in_period(f, day_of(r), b)]
+
+
+def _period_moments(b, f, rows, moment_of, village_of):
+    """Rows timed within the period up to the frame's moment, in scope."""
+    moment, _, _ = b.edges(f)
+    start = dt.datetime.combine(f.start, dt.time())
+    return [r for r in rows if b.in_scope(f, village_of(r)) and start <= moment_of(r) < moment]
+
+
+def _found(b, f):
+    return _period_days(b, f, b.rectifications, lambda r: r.found_on, lambda r: r.village_id)
+
+
+def _rectification_rate(b, f):
+    moment, _, _ = b.edges(f)
+    found = _found(b, f)
+    signed = [r for r in found if r.status == "done" and r.reviewed_at is not None and r.reviewed_at < moment]
+    return _rate(len(signed), len(found))
+
+
+def _rectifications_overdue(b, f):
+    _, day, _ = b.edges(f)
+    return sum(
+        1
+        for r in b.rectifications
+        if b.in_scope(f, r.village_id)
+        and r.found_on <= day
+        and r.deadline < day
+        and not (r.status == "done" and r.completed_on is not None and r.completed_on <= day)
+    )
+
+
+def _rapid_response(b, f):
+    moment, _, _ = b.edges(f)
+    return sum(
+        1
+        for a in _period_moments(b, f, b.alerts, lambda a: a.raised_at, lambda a: a.village_id)
+        if a.status == "done"
+        and a.closed_at is not None
+        and a.closed_at < a.deadline  # before the deadline: at it is late
+        and a.closed_at < moment
+        and a.closure != AlertClosure.WITHDRAWN.value
+    )
+
+
+def _conferences(b, f):
+    cases = {c.id: c for c in b.cases}
+    return len(
+        _period_days(
+            b, f, b.conferences, lambda c: c.held_on, lambda c: b.child_village(cases[c.case_id].child_id)
+        )
+    )
+
+
+def _publicity(b, f):
+    return _period_days(b, f, b.publicity, lambda p: p.held_on, lambda p: p.village_id)
+
+
+def _age_on(birth: dt.date, day: dt.date) -> int:
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+def _filing_consented(b, f):
+    _, day, _ = b.edges(f)
+    consented = {
+        c.child_id
+        for c in b.consents
+        if c.scope == "filing" and c.given_on <= day and (c.withdrawn_on is None or c.withdrawn_on > day)
+    }
+    return [c for c in b.registered(f) if c.id in consented], day
+
+
 PAID = ("paid",)
 COMMITTED = ("approved", "paid")
 RECOMPUTE = {
@@ -519,6 +606,25 @@ RECOMPUTE = {
     "funds_committed": lambda b, f: b.money(f, COMMITTED),
     "funds_commitment_rate": lambda b, f: _rate(b.money(f, COMMITTED), b.available(f)),
     "fund_findings_open": _open_findings,
+    "rectifications_found": lambda b, f: len(_found(b, f)),
+    "rectification_rate": _rectification_rate,
+    "rectifications_overdue": _rectifications_overdue,
+    "mechanism_mandatory_reports": lambda b, f: len(
+        _period_moments(b, f, b.mandatory_reports, lambda r: r.received_at, lambda r: r.village_id)
+    ),
+    "mechanism_rapid_response": _rapid_response,
+    "mechanism_linkage": _conferences,
+    "mechanism_publicity": lambda b, f: len(_publicity(b, f)),
+    "publicity_audience": lambda b, f: sum(p.audience_count or 0 for p in _publicity(b, f)),
+    "feedback_count": lambda b, f: len(
+        _period_days(b, f, b.feedback, lambda r: r.received_on, lambda r: r.village_id)
+    ),
+    "consent_coverage": lambda b, f: _rate(len(_filing_consented(b, f)[0]), len(b.registered(f))),
+    "consent_missing_under_14": lambda b, f: sum(
+        1
+        for c in b.registered(f)
+        if _age_on(c.birth_date, b.edges(f)[1]) < 14 and c not in _filing_consented(b, f)[0]
+    ),
 }
 
 
