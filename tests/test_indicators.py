@@ -1059,6 +1059,44 @@ def test_the_report_and_its_workbook_carry_the_same_values(history, client, auth
     assert all(i.name in notes for i in indicators.INDICATORS.values())
 
 
+def test_a_report_shows_only_the_figures_of_areas_the_role_may_read(history, client, auth):
+    """The supervisor (all villages, no 资金): the town's money figures and the 资金 sheet stay empty."""
+    last_start, _ = history["last"]
+    url = f"/admin/reports/download/?kind=monthly&year={last_start.year}&month={last_start.month}"
+    money = [i for i in indicators.INDICATORS.values() if i.area == "funds"]
+    books = {}
+    for username in ("inspector", "supervisor"):
+        auth.login(username)
+        response = client.get(url)
+        assert response.status_code == 200
+        books[username] = load_workbook(io.BytesIO(response.data))
+        auth.logout()
+
+    def summary(book):
+        return {row[0]: row for row in book["汇总"].iter_rows(min_row=7, values_only=True) if row[0]}
+
+    def fund_rows(book):
+        return [row for row in book["资金"].iter_rows(min_row=2, values_only=True) if row[0]]
+
+    seen, hidden = summary(books["inspector"]), summary(books["supervisor"])
+    assert seen["已支付金额"][1] != "—" and fund_rows(books["inspector"])[0][0] != "本期无数据"
+    for indicator in money:
+        assert hidden[indicator.name][1] == "—", indicator.name
+        assert hidden[indicator.name][5] == indicators.NOT_PERMITTED, indicator.name
+    assert [row[0] for row in fund_rows(books["supervisor"])] == []
+    assert books["supervisor"]["资金"]["A1"].value == "您的角色无权查看资金情况，本表不列。"
+    # the figures the supervisor may read are the inspector's
+    for name, row in seen.items():
+        if name not in {i.name for i in money}:
+            assert hidden[name][1] == row[1], name
+    auth.login("supervisor")
+    preview = client.get(
+        f"/admin/reports/?kind=monthly&year={last_start.year}&month={last_start.month}&preview=1"
+    )
+    assert preview.status_code == 200
+    assert 'data-key="funds_paid">—</td>' in preview.get_data(as_text=True)
+
+
 def test_the_risk_map_reads_the_same_register(history, client, auth):
     from services.riskmap import village_levels
 
