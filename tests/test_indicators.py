@@ -1097,6 +1097,49 @@ def test_a_report_shows_only_the_figures_of_areas_the_role_may_read(history, cli
     assert 'data-key="funds_paid">—</td>' in preview.get_data(as_text=True)
 
 
+def test_the_fund_check_header_counts_the_period_the_list_shows(app, client, auth):
+    """An entry without voucher dated last year is a finding of last year: this year's header and
+    list leave it out, last year's have it; the header's 待核查 is 资金使用问题（待核查）."""
+    year = clock.today().year
+    finance, admin = (
+        db.session.scalar(db.select(User.id).where(User.username == name)) for name in ("finance", "admin")
+    )
+    source = FundSource(
+        name="跨年测试资金", kind="district", amount=Decimal("5000.00"), received_on=dt.date(year - 1, 1, 5)
+    )
+    db.session.add(source)
+    db.session.flush()
+    old = Expense(
+        spent_on=dt.date(year - 1, 6, 1),
+        amount=Decimal("100.00"),
+        source_id=source.id,
+        category="activity",
+        payee="跨年测试收款方",
+        status="approved",
+        handler_id=finance,
+        approver_id=admin,
+        approved_at=dt.datetime(year - 1, 6, 1, 10),
+    )
+    db.session.add(old)
+    db.session.commit()
+    auth.login("inspector")
+    link = re.compile(rf"第{old.id}号支出100.00元（已审批）缺少凭证号")
+    counts = {}
+    for label, first, last in (
+        ("this", dt.date(year, 1, 1), dt.date(year, 12, 31)),
+        ("last", dt.date(year - 1, 1, 1), dt.date(year - 1, 12, 31)),
+    ):
+        page = client.get(f"/admin/fund-check/?start={first}&end={last}").get_data(as_text=True)
+        shown = int(re.search(r'id="finding-count">(\d+) 条', page).group(1))
+        opened = int(re.search(r"其中待核查 (\d+) 条", page).group(1))
+        rows = len(re.findall(r'<tr class="finding finding-', page))
+        assert shown == rows, label  # the header counts what the list shows
+        counts[label] = (shown, opened, bool(link.search(page)))
+        if label == "this":
+            assert opened == compute("fund_findings_open", Frame.of_period(first, last)).value
+    assert counts["this"][2] is False and counts["last"][2] is True
+
+
 def test_the_risk_map_reads_the_same_register(history, client, auth):
     from services.riskmap import village_levels
 
