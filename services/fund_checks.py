@@ -129,7 +129,7 @@ def overspend(th: Thresholds) -> list[Finding]:
                 severity.value,
                 f"资金来源「{name}」金额{yuan(budget)}元，已支付{yuan(paid)}元、已审批待付{yuan(approved)}元、"
                 f"草稿{yuan(draft)}元，合计{yuan(total)}元，超支{yuan(total - budget)}元"
-                f"（执行率{_percent(rate(total, budget))}）",
+                f"（合计为来源金额的{_percent(rate(total, budget))}）",
                 "source",
                 source_id,
                 source_id=source_id,

@@ -9,12 +9,13 @@ declarations themselves. A report made before its period ends counts up to the m
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import case, func, or_, select
 
-from choices import ActivityKind, CaseStage, ExpenseStatus, Level, ServiceKind, Severity
+from choices import ActivityKind, CaseStage, Level, ServiceKind, Severity
 from models import Activity, Attendance, Expense, FundSource, SupportService, Village, db
 from services import clock, indicators
 from services.funds import cents, from_cents, rate
@@ -124,18 +125,22 @@ def compute_figures(
     scope_label: str = "全镇",
     with_months: bool = False,
     now: dt.datetime | None = None,
+    may_read: Callable[[str], bool] | None = None,
 ) -> Figures:
+    """``may_read(area)``: the reader's role may read that area (figures of the others have no value,
+    the 资金 sheet stays empty without ``funds``); None for every figure."""
     frame = Frame.of_period(period.start, period.end, village_ids, now or clock.now())
     figures = Figures(period, scope_label, frame)
-    figures.values = indicators.compute_many(indicators.INDICATORS, frame)
+    figures.values = indicators.compute_many(indicators.INDICATORS, frame, may_read)
     _registers(figures)
     _measures(figures)
     _alerts(figures)
     figures.cases_by_stage = _stages(frame)
     figures.activities = _activities(frame)
-    figures.funds = _funds(frame) if village_ids is None else []
+    may_see_funds = may_read is None or may_read("funds")
+    figures.funds = _funds(frame) if village_ids is None and may_see_funds else []
     if with_months:
-        figures.months = _months(period, village_ids, frame.now)
+        figures.months = _months(period, village_ids, frame.now, may_read)
     return figures
 
 
@@ -255,9 +260,8 @@ def _activities(frame: Frame) -> list[tuple]:
 
 def _funds(frame: Frame) -> list[tuple]:
     """Per source available in the period: amount, paid and approved in the period, paid ÷ amount."""
-    dated = and_(Expense.spent_on >= frame.start, Expense.spent_on <= frame.day)
-    paid = Expense.status == ExpenseStatus.PAID.value
-    committed = Expense.status.in_((ExpenseStatus.APPROVED.value, ExpenseStatus.PAID.value))
+    # the conditions of 已支付金额 and 已审批金额, per source
+    paid, committed = indicators.paid_in(frame), indicators.committed_in(frame)
     sums = {
         source_id: (from_cents(p), from_cents(c))
         for source_id, p, c in db.session.execute(
@@ -266,7 +270,7 @@ def _funds(frame: Frame) -> list[tuple]:
                 cents(case((paid, Expense.amount), else_=0)),
                 cents(case((committed, Expense.amount), else_=0)),
             )
-            .where(dated)
+            .where(or_(paid, committed))
             .group_by(Expense.source_id)
         )
     }
@@ -283,13 +287,15 @@ def _funds(frame: Frame) -> list[tuple]:
     return rows
 
 
-def _months(period: Period, village_ids, now: dt.datetime) -> list[tuple]:
+def _months(period: Period, village_ids, now: dt.datetime, may_read=None) -> list[tuple]:
     """Per month of a phase: the trend columns, each the indicator over that month's frame."""
     rows = []
     year, month = period.start.year, period.start.month
     while dt.date(year, month, 1) <= period.end:
         p = month_period(year, month)
-        values = indicators.compute_many(MONTH_COLUMNS, Frame.of_period(p.start, p.end, village_ids, now))
+        values = indicators.compute_many(
+            MONTH_COLUMNS, Frame.of_period(p.start, p.end, village_ids, now), may_read
+        )
         rows.append((p.title, *(values[key].value for key in MONTH_COLUMNS)))
         month += 1
         if month > 12:
@@ -444,6 +450,8 @@ def write_report(
     sheet.set_column(1, 4, 14)
     if figures.frame.village_ids is not None:
         sheet.value(0, 0, "资金为全镇统计，按村（社区）统计时不列。", muted)
+    elif figures.values["funds_paid"].unavailable == indicators.NOT_PERMITTED:
+        sheet.value(0, 0, "您的角色无权查看资金情况，本表不列。", muted)
     else:
         table(
             sheet,

@@ -27,12 +27,18 @@ from models import (
     Assessment,
     Attendance,
     Case,
+    CaseConference,
     CaseEvent,
     Child,
     ChildGuardian,
     ChildStatusChange,
+    Consent,
     Expense,
+    Feedback,
     FundSource,
+    MandatoryReport,
+    PublicityEvent,
+    Rectification,
     RuleVersion,
     SupportService,
     User,
@@ -44,11 +50,21 @@ from models import (
 from seeds.demo import id_number
 from services import alerts, clock, fund_checks, indicators, reports
 from services.assessment import current_rules, refresh_level
-from services.cases import add_track_record, move_stage, open_case
+from services.cases import (
+    MeasureInput,
+    add_follow_up,
+    add_service,
+    move_stage,
+    open_case,
+    professional_candidates,
+    save_needs,
+    save_plan,
+)
 from services.funds import approve, load_thresholds, pay, reverse
 from services.indicators import Frame, compute
 from services.register import archive_child, restore_child
-from tests.conftest import ROOT, csrf_token
+from tests.conftest import ROOT
+from tests.test_field import post_queue, visit_item
 
 NOW = dt.datetime(2026, 11, 29, 10, 30)
 DEFAULT_VISIT = {"red": 7, "orange": 15, "yellow": 30, "green": 90}
@@ -156,6 +172,12 @@ class Base:
         self.sources = s.scalars(db.select(FundSource)).all()
         self.linked = set(s.scalars(db.select(ChildGuardian.child_id)))
         self.categorised = set(s.scalars(db.select(child_category.c.child_id)))
+        self.rectifications = s.scalars(db.select(Rectification)).all()
+        self.mandatory_reports = s.scalars(db.select(MandatoryReport)).all()
+        self.conferences = s.scalars(db.select(CaseConference)).all()
+        self.publicity = s.scalars(db.select(PublicityEvent)).all()
+        self.feedback = s.scalars(db.select(Feedback)).all()
+        self.consents = s.scalars(db.select(Consent)).all()
 
     # the frame's edges, written out again
     @staticmethod
@@ -464,6 +486,81 @@ def _open_findings(b, f):
     return sum(1 for x in found if x.key not in notes or notes[x.key].finding_message != x.message)
 
 
+def _period_days(b, f, rows, day_of, village_of):
+    """Rows dated (by day) within the period up to the frame's day, in scope."""
+    return [r for r in rows if b.in_scope(f, village_of(r)) and _in_period(f, day_of(r), b)]
+
+
+def _period_moments(b, f, rows, moment_of, village_of):
+    """Rows timed within the period up to the frame's moment, in scope."""
+    moment, _, _ = b.edges(f)
+    start = dt.datetime.combine(f.start, dt.time())
+    return [r for r in rows if b.in_scope(f, village_of(r)) and start <= moment_of(r) < moment]
+
+
+def _found(b, f):
+    return _period_days(b, f, b.rectifications, lambda r: r.found_on, lambda r: r.village_id)
+
+
+def _rectification_rate(b, f):
+    moment, _, _ = b.edges(f)
+    found = _found(b, f)
+    signed = [r for r in found if r.status == "done" and r.reviewed_at is not None and r.reviewed_at < moment]
+    return _rate(len(signed), len(found))
+
+
+def _rectifications_overdue(b, f):
+    _, day, _ = b.edges(f)
+    return sum(
+        1
+        for r in b.rectifications
+        if b.in_scope(f, r.village_id)
+        and r.found_on <= day
+        and r.deadline < day
+        and not (r.status == "done" and r.completed_on is not None and r.completed_on <= day)
+    )
+
+
+def _rapid_response(b, f):
+    moment, _, _ = b.edges(f)
+    return sum(
+        1
+        for a in _period_moments(b, f, b.alerts, lambda a: a.raised_at, lambda a: a.village_id)
+        if a.status == "done"
+        and a.closed_at is not None
+        and a.closed_at < a.deadline  # before the deadline: at it is late
+        and a.closed_at < moment
+        and a.closure != AlertClosure.WITHDRAWN.value
+    )
+
+
+def _conferences(b, f):
+    cases = {c.id: c for c in b.cases}
+    return len(
+        _period_days(
+            b, f, b.conferences, lambda c: c.held_on, lambda c: b.child_village(cases[c.case_id].child_id)
+        )
+    )
+
+
+def _publicity(b, f):
+    return _period_days(b, f, b.publicity, lambda p: p.held_on, lambda p: p.village_id)
+
+
+def _age_on(birth: dt.date, day: dt.date) -> int:
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+def _filing_consented(b, f):
+    _, day, _ = b.edges(f)
+    consented = {
+        c.child_id
+        for c in b.consents
+        if c.scope == "filing" and c.given_on <= day and (c.withdrawn_on is None or c.withdrawn_on > day)
+    }
+    return [c for c in b.registered(f) if c.id in consented], day
+
+
 PAID = ("paid",)
 COMMITTED = ("approved", "paid")
 RECOMPUTE = {
@@ -510,6 +607,25 @@ RECOMPUTE = {
     "funds_committed": lambda b, f: b.money(f, COMMITTED),
     "funds_commitment_rate": lambda b, f: _rate(b.money(f, COMMITTED), b.available(f)),
     "fund_findings_open": _open_findings,
+    "rectifications_found": lambda b, f: len(_found(b, f)),
+    "rectification_rate": _rectification_rate,
+    "rectifications_overdue": _rectifications_overdue,
+    "mechanism_mandatory_reports": lambda b, f: len(
+        _period_moments(b, f, b.mandatory_reports, lambda r: r.received_at, lambda r: r.village_id)
+    ),
+    "mechanism_rapid_response": _rapid_response,
+    "mechanism_linkage": _conferences,
+    "mechanism_publicity": lambda b, f: len(_publicity(b, f)),
+    "publicity_audience": lambda b, f: sum(p.audience_count or 0 for p in _publicity(b, f)),
+    "feedback_count": lambda b, f: len(
+        _period_days(b, f, b.feedback, lambda r: r.received_on, lambda r: r.village_id)
+    ),
+    "consent_coverage": lambda b, f: _rate(len(_filing_consented(b, f)[0]), len(b.registered(f))),
+    "consent_missing_under_14": lambda b, f: sum(
+        1
+        for c in b.registered(f)
+        if _age_on(c.birth_date, b.edges(f)[1]) < 14 and c not in _filing_consented(b, f)[0]
+    ),
 }
 
 
@@ -682,19 +798,21 @@ def history(app):
     # a case closed this month (open at the last month's end); one entered this month dated last month
     case = open_case(
         kids[2].id,
-        "absence",
+        "improper",
         opened_on=last_start + dt.timedelta(days=4),
         user_id=supervisor,
         now=dt.datetime.combine(last_start + dt.timedelta(days=4), dt.time(9)),
     )
-    case.plan_goals, case.plan_measures, case.professional_id = "目标", "措施", _any_staff()
     at = dt.datetime.combine(last_start + dt.timedelta(days=5), dt.time(9))
-    for stage in ("assess", "intervene", "track"):
-        move_stage(case, stage, user_id=supervisor, now=at)
-        at += dt.timedelta(hours=1)
-    add_track_record(case, "回访", user_id=supervisor, now=at)
-    case.closing_evaluation = "达成"
-    move_stage(case, "closed", user_id=supervisor, now=edge + dt.timedelta(minutes=3))
+    _walk_to_track(case, supervisor, at)
+    move_stage(
+        case,
+        "closed",
+        user_id=supervisor,
+        now=edge + dt.timedelta(minutes=3),
+        closing_evaluation="达成",
+        closure_reason="goals_met",
+    )
     open_case(
         kids[6].id,
         "improper",
@@ -750,6 +868,53 @@ def history(app):
         "late": late,
         "now": now,
     }
+
+
+def _walk_to_track(case, user_id, at: dt.datetime) -> None:
+    """The casework gates, met through services/cases.py: 评估 → 需求评估 → 方案 → 介入 → 服务 → 跟踪 → 跟进."""
+    move_stage(case, "assess", user_id=user_id, now=at)
+    save_needs(
+        case,
+        assessed_on=at.date(),
+        problems={"safety": "监护不当（测试）"},
+        risk_rating="medium",
+        risk="中等风险（测试）",
+        child_strengths="乐观（测试）",
+        family_strengths="亲属支持（测试）",
+        user_id=user_id,
+        now=at,
+    )
+    candidates = professional_candidates(case.child.village_id)
+    save_plan(
+        case,
+        goals="目标",
+        professional_id=candidates[0].id,
+        measures=[
+            MeasureInput(None, "每周家访（测试）", candidates[0].name, at.date() + dt.timedelta(days=7))
+        ],
+        candidates=candidates,
+    )
+    db.session.flush()
+    move_stage(case, "intervene", user_id=user_id, now=at + dt.timedelta(hours=1))
+    add_service(
+        case,
+        measure_id=case.measures[0].id,
+        delivered_on=at.date(),
+        provider=candidates[0].name,
+        content="家访（测试）",
+        user_id=user_id,
+        now=at + dt.timedelta(hours=2),
+    )
+    move_stage(case, "track", user_id=user_id, now=at + dt.timedelta(hours=3))
+    add_follow_up(
+        case,
+        followed_on=at.date(),
+        method="home",
+        followed_by=candidates[0].name,
+        change="好转（测试）",
+        user_id=user_id,
+        now=at + dt.timedelta(hours=4),
+    )
 
 
 def _any_guardian(village_id):
@@ -894,6 +1059,87 @@ def test_the_report_and_its_workbook_carry_the_same_values(history, client, auth
     assert all(i.name in notes for i in indicators.INDICATORS.values())
 
 
+def test_a_report_shows_only_the_figures_of_areas_the_role_may_read(history, client, auth):
+    """The supervisor (all villages, no 资金): the town's money figures and the 资金 sheet stay empty."""
+    last_start, _ = history["last"]
+    url = f"/admin/reports/download/?kind=monthly&year={last_start.year}&month={last_start.month}"
+    money = [i for i in indicators.INDICATORS.values() if i.area == "funds"]
+    books = {}
+    for username in ("inspector", "supervisor"):
+        auth.login(username)
+        response = client.get(url)
+        assert response.status_code == 200
+        books[username] = load_workbook(io.BytesIO(response.data))
+        auth.logout()
+
+    def summary(book):
+        return {row[0]: row for row in book["汇总"].iter_rows(min_row=7, values_only=True) if row[0]}
+
+    def fund_rows(book):
+        return [row for row in book["资金"].iter_rows(min_row=2, values_only=True) if row[0]]
+
+    seen, hidden = summary(books["inspector"]), summary(books["supervisor"])
+    assert seen["已支付金额"][1] != "—" and fund_rows(books["inspector"])[0][0] != "本期无数据"
+    for indicator in money:
+        assert hidden[indicator.name][1] == "—", indicator.name
+        assert hidden[indicator.name][5] == indicators.NOT_PERMITTED, indicator.name
+    assert [row[0] for row in fund_rows(books["supervisor"])] == []
+    assert books["supervisor"]["资金"]["A1"].value == "您的角色无权查看资金情况，本表不列。"
+    # the figures the supervisor may read are the inspector's
+    for name, row in seen.items():
+        if name not in {i.name for i in money}:
+            assert hidden[name][1] == row[1], name
+    auth.login("supervisor")
+    preview = client.get(
+        f"/admin/reports/?kind=monthly&year={last_start.year}&month={last_start.month}&preview=1"
+    )
+    assert preview.status_code == 200
+    assert 'data-key="funds_paid">—</td>' in preview.get_data(as_text=True)
+
+
+def test_the_fund_check_header_counts_the_period_the_list_shows(app, client, auth):
+    """An entry without voucher dated last year is a finding of last year: this year's header and
+    list leave it out, last year's have it; the header's 待核查 is 资金使用问题（待核查）."""
+    year = clock.today().year
+    finance, admin = (
+        db.session.scalar(db.select(User.id).where(User.username == name)) for name in ("finance", "admin")
+    )
+    source = FundSource(
+        name="跨年测试资金", kind="district", amount=Decimal("5000.00"), received_on=dt.date(year - 1, 1, 5)
+    )
+    db.session.add(source)
+    db.session.flush()
+    old = Expense(
+        spent_on=dt.date(year - 1, 6, 1),
+        amount=Decimal("100.00"),
+        source_id=source.id,
+        category="activity",
+        payee="跨年测试收款方",
+        status="approved",
+        handler_id=finance,
+        approver_id=admin,
+        approved_at=dt.datetime(year - 1, 6, 1, 10),
+    )
+    db.session.add(old)
+    db.session.commit()
+    auth.login("inspector")
+    link = re.compile(rf"第{old.id}号支出100.00元（已审批）缺少凭证号")
+    counts = {}
+    for label, first, last in (
+        ("this", dt.date(year, 1, 1), dt.date(year, 12, 31)),
+        ("last", dt.date(year - 1, 1, 1), dt.date(year - 1, 12, 31)),
+    ):
+        page = client.get(f"/admin/fund-check/?start={first}&end={last}").get_data(as_text=True)
+        shown = int(re.search(r'id="finding-count">(\d+) 条', page).group(1))
+        opened = int(re.search(r"其中待核查 (\d+) 条", page).group(1))
+        rows = len(re.findall(r'<tr class="finding finding-', page))
+        assert shown == rows, label  # the header counts what the list shows
+        counts[label] = (shown, opened, bool(link.search(page)))
+        if label == "this":
+            assert opened == compute("fund_findings_open", Frame.of_period(first, last)).value
+    assert counts["this"][2] is False and counts["last"][2] is True
+
+
 def test_the_risk_map_reads_the_same_register(history, client, auth):
     from services.riskmap import village_levels
 
@@ -933,23 +1179,14 @@ def test_a_saved_visit_moves_the_next_visit_and_leaves_the_overdue_set(history, 
     today = history["now"].date()
     frame = Frame.year_to_date(None, history["now"])
     overdue = indicators.patrol_overdue_children(frame)
-    auth.login("clerk")
+    # the one visit form (今日's checklist, saved through /field/api/sync and services/visits.py)
+    auth.login("supervisor")
     child = db.session.get(Child, overdue[0])
-    token = csrf_token(client, "/admin/visit/new/")
-    response = client.post(
-        "/admin/visit/new/",
-        data={
-            "csrf_token": token,
-            "child": str(child.id),
-            "visited_on": today.isoformat(),
-            "kind": "phone",
-            "child_seen": "y",
-            "guardian_present": "y",
-            "living_ok": "y",
-            "school_ok": "y",
-        },
-    )
-    assert response.status_code == 302
+    supervisor = db.session.scalar(db.select(User.id).where(User.username == "supervisor"))
+    recorded = dt.datetime.combine(today, dt.time(9))
+    response = post_queue(client, supervisor, [visit_item(child.id, recorded_at=recorded)])
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert [r["ok"] for r in response.get_json()["results"]] == [True]
     db.session.expire_all()
     child = db.session.get(Child, child.id)
     level = child.current_level
@@ -978,6 +1215,18 @@ def test_archiving_cancels_planned_measures_and_withdraws_alerts_and_restoring_s
     db.session.add_all([planned, delivered])
     alert = _alert(child, history["now"] - dt.timedelta(hours=1), history["now"] + dt.timedelta(hours=23))
     db.session.commit()
+    # the rule runs of the case walk raised alerts of their own: all open ones are withdrawn
+    open_ids = set(
+        db.session.scalars(db.select(Alert.id).where(Alert.child_id == child.id, Alert.status != "done"))
+    )
+    planned_ids = set(
+        db.session.scalars(
+            db.select(SupportService.id).where(
+                SupportService.child_id == child.id, SupportService.status == "planned"
+            )
+        )
+    )
+    assert alert.id in open_ids and planned.id in planned_ids
     auth.login("clerk")
     page = client.get(f"/admin/child/archive/?id={child.id}").get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
@@ -986,15 +1235,18 @@ def test_archiving_cancels_planned_measures_and_withdraws_alerts_and_restoring_s
         data={"csrf_token": token, "status": "moved", "reason": "迁居外地"},
         follow_redirects=True,
     ).get_data(as_text=True)
-    assert "取消了 1 项计划中的赋能措施、撤销了 1 条未办结预警" in body
+    assert f"取消了 {len(planned_ids)} 项计划中的赋能措施、撤销了 {len(open_ids)} 条未办结预警" in body
     db.session.expire_all()
+    assert {a.closure for a in db.session.scalars(db.select(Alert).where(Alert.id.in_(open_ids)))} == {
+        "withdrawn"
+    }
     assert db.session.get(SupportService, planned.id).status == "cancelled"
     assert db.session.get(SupportService, planned.id).cancel_reason.startswith("儿童已归档（迁出）")
     assert db.session.get(SupportService, delivered.id).status == "delivered"
     closed = db.session.get(Alert, alert.id)
     assert (closed.status, closed.closure) == ("done", "withdrawn") and "迁居外地" in closed.result
     feed_ids = {row["id"] for row in alerts.feed_page(None, clock.now(), per_page=1000).alerts}
-    assert alert.id not in feed_ids
+    assert not open_ids & feed_ids
     # restoring brings the child back, not what the archive settled, and says so
     page = client.get(f"/admin/child_archive/restore/?id={child.id}").get_data(as_text=True)
     assert "恢复后它们不会自动恢复" in page

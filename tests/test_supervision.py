@@ -527,9 +527,14 @@ def test_feed_pages_through_every_open_alert_of_a_1500_alert_scope(client):
     own = villages()[0]
     made = _many_alerts(own, 1500)
     _, plain = _token_for("director1")
+    # open at the feed's moment: raised by then (the demo's later alerts do not exist yet on TODAY)
     open_in_scope = set(
         db.session.scalars(
-            db.select(Alert.id).where(Alert.village_id == own.id, Alert.status != AlertStatus.DONE.value)
+            db.select(Alert.id).where(
+                Alert.village_id == own.id,
+                Alert.status != AlertStatus.DONE.value,
+                Alert.raised_at < clock.now().replace(microsecond=0),
+            )
         )
     )
     assert len(open_in_scope) >= 1500

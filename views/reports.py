@@ -10,8 +10,9 @@ from flask_login import current_user
 
 from models import Village, db
 from services import audit, clock, reports
+from services.permissions import can_read
 from services.validation import parse_id
-from views.base import SecureView, arg_int, current_scope, scoped_query
+from views.base import SecureView, arg_int, current_role, current_scope, scoped_query
 
 MENU = "档案与报表"
 
@@ -67,7 +68,9 @@ class ReportsView(SecureView):
         choice = self._choice()
         figures = None
         if request.args.get("preview"):
-            figures = reports.compute_figures(choice["period"], choice["village_ids"], choice["scope_label"])
+            figures = reports.compute_figures(
+                choice["period"], choice["village_ids"], choice["scope_label"], may_read=_may_read()
+            )
         return self.render(
             "reports/index.html",
             c=choice,
@@ -89,6 +92,7 @@ class ReportsView(SecureView):
             choice["village_ids"],
             choice["scope_label"],
             with_months=choice["kind"] == reports.PHASE,
+            may_read=_may_read(),
         )
         content = reports.write_report(
             figures,
@@ -126,3 +130,9 @@ def init_app(app):
     from views import ledger_import
 
     ledger_import.init_app(app)
+
+
+def _may_read():
+    """The areas the current role may read: a report shows only their figures."""
+    role = current_role()
+    return lambda area: can_read(role, area)
