@@ -374,6 +374,64 @@ def test_the_offline_copy_is_my_village_without_id_numbers(app, client, auth):
     assert copy["expires_days"] == 7 and ("risk_found", "发现风险") in [tuple(a) for a in copy["answers"]]
 
 
+def phone_moves(copy, row, visited_on: dt.date) -> dt.date:
+    """What static/js/field/pages.js (movedInCopy) writes as 下次走访 when it records a visit offline."""
+    fields = copy["child_fields"]
+    due = row[fields.index("next_visit_due")]
+    moved = visited_on + dt.timedelta(days=row[fields.index("visit_days")])
+    return max(dt.date.fromisoformat(due), moved) if due else moved
+
+
+def test_the_phones_next_visit_agrees_with_the_servers_rule(app, client, auth):
+    """The copy carries each child's own interval (its level as frozen in the assessment's rule version,
+    not today's 等级与频次), and max(stored date, visit + interval) is what the server then stores, for a
+    visit today and for one entered days late."""
+    from models import Assessment, LevelRule
+
+    director = user("director1")
+    assessed = set(db.session.scalars(db.select(Assessment.child_id).where(Assessment.status == "approved")))
+    mine = db.session.scalars(
+        db.select(Child)
+        .where(Child.village_id == director.village_id, Child.archived_at.is_(None))
+        .order_by(Child.id)
+    ).all()
+    children = [c for c in mine if c.id in assessed][:3] + [c for c in mine if c.id not in assessed][:1]
+    assert len([c for c in children if c.id in assessed]) == 3
+    # the admin changes the intervals after these assessments: they keep the ones they were scored under
+    for rule in db.session.scalars(db.select(LevelRule)):
+        rule.visit_days += 3
+    db.session.commit()
+
+    auth.login("director1")
+    response = client.get("/field/api/copy", headers={"Accept-Encoding": "gzip"})
+    copy = json.loads(gzip.decompress(response.get_data()))
+    fields = copy["child_fields"]
+    rows = {row[fields.index("id")]: row for row in copy["children"]}
+    today_rule = {level["value"]: level["visit_days"] for level in copy["levels"]}
+    for child in children:
+        row = rows[child.id]
+        assert row[fields.index("next_visit_due")] == child.next_visit_due.isoformat()
+        if child.id in assessed:  # the current table would give another date
+            assert row[fields.index("visit_days")] != today_rule[row[fields.index("level")]]
+        else:
+            assert row[fields.index("visit_days")] == 30
+
+    now = clock.now().replace(microsecond=0)
+    days_late = [0, 20, 45, 0][: len(children)]
+    expected, items = {}, []
+    for child, late in zip(children, days_late, strict=True):
+        visited_on = now.date() - dt.timedelta(days=late)
+        expected[child.id] = phone_moves(copy, rows[child.id], visited_on)
+        item = visit_item(child.id, recorded_at=now - dt.timedelta(minutes=5))
+        item["data"]["visited_on"] = visited_on.isoformat()
+        items.append(item)
+    results = post_queue(client, director.id, items).get_json()["results"]
+    assert all(r["ok"] for r in results), results
+    db.session.expire_all()
+    stored = {c.id: db.session.get(Child, c.id).next_visit_due for c in children}
+    assert stored == expected
+
+
 def test_field_pages_and_api_need_login_and_role(app, client, auth):
     assert client.get("/field/").status_code == 302
     assert client.get("/field/api/today").status_code == 401
