@@ -337,11 +337,12 @@ def test_today_lists_my_villages_work(app, client, auth):
     never = db.session.scalars(in_village.where(Child.current_level.is_(None))).all()
     assert data["never_assessed"]["count"] == len(never)
     # the same figures as the 工作台's
-    from services.dashboard import overdue_work, register_counts
+    from services.dashboard import frame_for, overdue_work, register_counts
 
     work = overdue_work([director.village_id], user_id=director.id, may_review=False, today=today)
     assert data["measures"]["overdue"] == work["measures_count"]
-    assert data["never_assessed"]["count"] == register_counts([director.village_id])["by_level"].get(None, 0)
+    counts = register_counts(frame_for([director.village_id], clock.now()))
+    assert data["never_assessed"]["count"] == counts["by_level"].get(None, 0)
     assert data["user"]["username"] == "director1"
     names = {
         r["name"]
