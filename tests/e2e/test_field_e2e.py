@@ -329,6 +329,15 @@ def test_a_forged_item_is_refused_and_logout_leaves_nothing_on_the_phone(phone, 
         db.session.remove()
         db.engine.dispose()
 
+    # minimum data: a copy six days without a sync stays, one of eight days is deleted (the queue stays)
+    aged = """(days) => TonghuField.getCopy().then(c => {
+        c.synced_at = Date.now() - days * 86400000;
+        return TonghuField.saveCopy(c);
+    }).then(() => TonghuField.getCopy()).then(c => c ? c.children.length : null)"""
+    assert page.evaluate(aged, 6) > 0
+    assert page.evaluate(aged, 8) is None
+    assert page.evaluate("TonghuField.queueItems().then(items => items.length)") == 1
+
     # logout: asked about the item still on the phone, then IndexedDB, caches and the worker are gone
     assert page.evaluate("caches.keys().then(k => k.length)") > 0
     page.once("dialog", lambda dialog: dialog.accept())
