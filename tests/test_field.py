@@ -433,6 +433,39 @@ def test_the_phones_next_visit_agrees_with_the_servers_rule(app, client, auth):
     assert stored == expected
 
 
+def test_a_synced_visit_clears_the_childs_overdue_alert_at_once(app, client, auth):
+    """record_visit's three parts together: the listener moves 下次走访 in the flush, and the child's own
+    rule run then clears its 巡查走访逾期 at the visit's arrival (not at the next hourly run)."""
+    from services.alerts import run_rules
+
+    director = user("director1")
+    today = clock.today()
+    child = db.session.scalar(
+        db.select(Child)
+        .where(
+            Child.village_id == director.village_id,
+            Child.archived_at.is_(None),
+            Child.next_visit_due < today,
+        )
+        .order_by(Child.id)
+    )
+    assert child is not None, "the demo village has an overdue child"
+    run_rules(today, clock.now())
+    db.session.commit()
+    overdue = db.select(Alert).where(
+        Alert.child_id == child.id, Alert.rule == "visit_overdue", Alert.condition_cleared_at.is_(None)
+    )
+    assert db.session.scalar(overdue) is not None
+
+    auth.login("director1")
+    now = clock.now().replace(microsecond=0)
+    results = post_queue(client, director.id, [visit_item(child.id, recorded_at=now)]).get_json()["results"]
+    assert results[0]["ok"], results
+    db.session.expire_all()
+    assert db.session.get(Child, child.id).next_visit_due > today
+    assert db.session.scalar(overdue) is None
+
+
 def test_field_pages_and_api_need_login_and_role(app, client, auth):
     assert client.get("/field/").status_code == 302
     assert client.get("/field/api/today").status_code == 401
