@@ -35,7 +35,7 @@ from services.activities import attendance_counts
 from services.attendance import build_roll
 from services.scoping import scope
 from services.search import child_search_clause
-from services.visits import ANSWERS, UNASSESSED_VISIT_DAYS, visit_days_by_level
+from services.visits import ANSWERS, UNASSESSED_VISIT_DAYS, visit_days_by_level, visit_days_of
 
 # Rows shown per list of 今日; the count says how many there are in all.
 LIST_LIMIT = 30
@@ -393,6 +393,7 @@ CHILD_FIELDS = (
     "last_visit",
     "guardian",
     "guardian_phone",
+    "visit_days",  # the interval the server moves 下次走访 by (services/visits.visit_days_of)
 )
 ROLL_FIELDS = ("key", "name", "kind", "village", "role", "pinyin", "initials", "id_last4", "present")
 
@@ -441,6 +442,7 @@ def copy_children(village_ids, today: dt.date) -> list[list]:
             .order_by(ChildGuardian.child_id, ChildGuardian.is_primary.desc(), ChildGuardian.id)
         ):
             guardians.setdefault(child_id, (name, phone))
+    days = visit_days_of(ids)
     out = []
     for cid, name, pinyin, initials, last4, vid, level, due in rows:
         guardian, phone = guardians.get(cid, (None, None))
@@ -458,6 +460,7 @@ def copy_children(village_ids, today: dt.date) -> list[list]:
                 seen.isoformat() if seen else None,
                 guardian,
                 phone,
+                days.get(cid, UNASSESSED_VISIT_DAYS),
             ]
         )
     return out

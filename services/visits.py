@@ -78,6 +78,34 @@ def visit_intervals(version_ids=None, connection=None) -> dict[tuple[int, str], 
     return intervals
 
 
+def visit_days_of(child_ids) -> dict[int, int]:
+    """{child id: the interval its 下次走访 is counted with}: the level of its latest approved assessment
+    as frozen in that assessment's rule version (never assessed: 30 days), as ``refresh`` counts it.
+
+    The phone adds it to a visit it records offline: the server's date after that visit is
+    max(the stored date, visit date + this interval), so the phone's copy agrees with the listener.
+    """
+    intervals = None
+    days = {}
+    for ids in _chunks(sorted({i for i in child_ids if i is not None})):
+        latest = (
+            select(Child.id.label("child_id"), latest_approved_id().label("assessment_id"))
+            .where(Child.id.in_(ids))
+            .offset(0)  # computed once per child
+            .subquery()
+        )
+        rows = db.session.execute(
+            select(latest.c.child_id, Assessment.level, Assessment.rule_version_id).outerjoin(
+                Assessment, Assessment.id == latest.c.assessment_id
+            )
+        ).all()
+        if intervals is None:
+            intervals = visit_intervals()
+        for child_id, level, version_id in rows:
+            days[child_id] = interval_of(intervals, version_id, level)
+    return days
+
+
 def interval_of(intervals: dict, version_id: int | None, level: str | None) -> int:
     if level is None:
         return UNASSESSED_VISIT_DAYS
@@ -446,6 +474,7 @@ def record_visit(
 
 __all__ = [
     "visit_days_by_level",
+    "visit_days_of",
     "ANSWERS",
     "VisitEntry",
     "VisitRefused",

@@ -208,6 +208,17 @@ def s3_server():
         process.kill()
 
 
+@pytest.fixture(params=["local", "s3"])
+def store(request, app):
+    """The app's attachment storage: local disk, then an S3 bucket on the moto server (a test taking it
+    runs once on each)."""
+    from services import storage
+
+    if request.param == "s3":
+        use_s3(app, request.getfixturevalue("s3_server"))
+    return storage.for_app(app)
+
+
 def use_s3(app, endpoint: str) -> str:
     """Point the app's attachment storage at a new bucket of the moto server; returns its name."""
     from services import storage

@@ -8,20 +8,12 @@ import pytest
 from PIL import Image
 
 from models import Attachment, AuditLog, Case, Child, User, Visit, db
-from services import attachments, storage
+from services import attachments
 from services.duplicates import merge_children
-from tests.conftest import AuthActions, csrf_token, use_s3
+from tests.conftest import AuthActions, csrf_token
 
 GPS_IFD = 0x8825
 ORIENTATION = 0x0112
-
-
-@pytest.fixture(params=["local", "s3"])
-def store(request, app):
-    """The app's attachment storage: local disk, then an S3 bucket on the moto server."""
-    if request.param == "s3":
-        use_s3(app, request.getfixturevalue("s3_server"))
-    return storage.for_app(app)
 
 
 def phone_jpeg(size=(1200, 900), orientation=6) -> bytes:

@@ -233,7 +233,7 @@ def _zip_members(body: bytes) -> list[bytes]:
         return []
 
 
-def test_a_photo_without_photo_consent_leaves_through_no_export_or_report(app, client):
+def test_a_photo_without_photo_consent_leaves_through_no_export_or_report(app, client, store):
     director = user("director1")
     consented = young_child(director.village_id)
     refused = db.session.scalars(
@@ -279,9 +279,6 @@ def test_a_photo_without_photo_consent_leaves_through_no_export_or_report(app, c
     everything = [ok_photo, ok_scene, ok_scan, *hidden]
     # the one gate
     assert {a.id for a in attachments.exportable(everything)} == {ok_photo.id, ok_scene.id, ok_scan.id}
-    from services import storage
-
-    store = storage.for_app(app)
     hidden_bytes = {store.read(a.storage_key) for a in hidden} | {store.read(a.thumb_key) for a in hidden}
     shown_bytes = {store.read(a.storage_key) for a in (ok_photo, ok_scene, ok_scan)}
 

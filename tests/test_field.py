@@ -337,11 +337,12 @@ def test_today_lists_my_villages_work(app, client, auth):
     never = db.session.scalars(in_village.where(Child.current_level.is_(None))).all()
     assert data["never_assessed"]["count"] == len(never)
     # the same figures as the 工作台's
-    from services.dashboard import overdue_work, register_counts
+    from services.dashboard import frame_for, overdue_work, register_counts
 
     work = overdue_work([director.village_id], user_id=director.id, may_review=False, today=today)
     assert data["measures"]["overdue"] == work["measures_count"]
-    assert data["never_assessed"]["count"] == register_counts([director.village_id])["by_level"].get(None, 0)
+    counts = register_counts(frame_for([director.village_id], clock.now()))
+    assert data["never_assessed"]["count"] == counts["by_level"].get(None, 0)
     assert data["user"]["username"] == "director1"
     names = {
         r["name"]
@@ -372,6 +373,97 @@ def test_the_offline_copy_is_my_village_without_id_numbers(app, client, auth):
     assert "id_number" not in fields and copy["user"]["id"] == director.id
     assert [v[0] for v in copy["villages"]] == [director.village_id]
     assert copy["expires_days"] == 7 and ("risk_found", "发现风险") in [tuple(a) for a in copy["answers"]]
+
+
+def phone_moves(copy, row, visited_on: dt.date) -> dt.date:
+    """What static/js/field/pages.js (movedInCopy) writes as 下次走访 when it records a visit offline."""
+    fields = copy["child_fields"]
+    due = row[fields.index("next_visit_due")]
+    moved = visited_on + dt.timedelta(days=row[fields.index("visit_days")])
+    return max(dt.date.fromisoformat(due), moved) if due else moved
+
+
+def test_the_phones_next_visit_agrees_with_the_servers_rule(app, client, auth):
+    """The copy carries each child's own interval (its level as frozen in the assessment's rule version,
+    not today's 等级与频次), and max(stored date, visit + interval) is what the server then stores, for a
+    visit today and for one entered days late."""
+    from models import Assessment, LevelRule
+
+    director = user("director1")
+    assessed = set(db.session.scalars(db.select(Assessment.child_id).where(Assessment.status == "approved")))
+    mine = db.session.scalars(
+        db.select(Child)
+        .where(Child.village_id == director.village_id, Child.archived_at.is_(None))
+        .order_by(Child.id)
+    ).all()
+    children = [c for c in mine if c.id in assessed][:3] + [c for c in mine if c.id not in assessed][:1]
+    assert len([c for c in children if c.id in assessed]) == 3
+    # the admin changes the intervals after these assessments: they keep the ones they were scored under
+    for rule in db.session.scalars(db.select(LevelRule)):
+        rule.visit_days += 3
+    db.session.commit()
+
+    auth.login("director1")
+    response = client.get("/field/api/copy", headers={"Accept-Encoding": "gzip"})
+    copy = json.loads(gzip.decompress(response.get_data()))
+    fields = copy["child_fields"]
+    rows = {row[fields.index("id")]: row for row in copy["children"]}
+    today_rule = {level["value"]: level["visit_days"] for level in copy["levels"]}
+    for child in children:
+        row = rows[child.id]
+        assert row[fields.index("next_visit_due")] == child.next_visit_due.isoformat()
+        if child.id in assessed:  # the current table would give another date
+            assert row[fields.index("visit_days")] != today_rule[row[fields.index("level")]]
+        else:
+            assert row[fields.index("visit_days")] == 30
+
+    now = clock.now().replace(microsecond=0)
+    days_late = [0, 20, 45, 0][: len(children)]
+    expected, items = {}, []
+    for child, late in zip(children, days_late, strict=True):
+        visited_on = now.date() - dt.timedelta(days=late)
+        expected[child.id] = phone_moves(copy, rows[child.id], visited_on)
+        item = visit_item(child.id, recorded_at=now - dt.timedelta(minutes=5))
+        item["data"]["visited_on"] = visited_on.isoformat()
+        items.append(item)
+    results = post_queue(client, director.id, items).get_json()["results"]
+    assert all(r["ok"] for r in results), results
+    db.session.expire_all()
+    stored = {c.id: db.session.get(Child, c.id).next_visit_due for c in children}
+    assert stored == expected
+
+
+def test_a_synced_visit_clears_the_childs_overdue_alert_at_once(app, client, auth):
+    """record_visit's three parts together: the listener moves 下次走访 in the flush, and the child's own
+    rule run then clears its 巡查走访逾期 at the visit's arrival (not at the next hourly run)."""
+    from services.alerts import run_rules
+
+    director = user("director1")
+    today = clock.today()
+    child = db.session.scalar(
+        db.select(Child)
+        .where(
+            Child.village_id == director.village_id,
+            Child.archived_at.is_(None),
+            Child.next_visit_due < today,
+        )
+        .order_by(Child.id)
+    )
+    assert child is not None, "the demo village has an overdue child"
+    run_rules(today, clock.now())
+    db.session.commit()
+    overdue = db.select(Alert).where(
+        Alert.child_id == child.id, Alert.rule == "visit_overdue", Alert.condition_cleared_at.is_(None)
+    )
+    assert db.session.scalar(overdue) is not None
+
+    auth.login("director1")
+    now = clock.now().replace(microsecond=0)
+    results = post_queue(client, director.id, [visit_item(child.id, recorded_at=now)]).get_json()["results"]
+    assert results[0]["ok"], results
+    db.session.expire_all()
+    assert db.session.get(Child, child.id).next_visit_due > today
+    assert db.session.scalar(overdue) is None
 
 
 def test_field_pages_and_api_need_login_and_role(app, client, auth):

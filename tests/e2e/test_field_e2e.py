@@ -12,7 +12,7 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from app import create_app
-from models import Activity, Alert, Attendance, Child, SyncReceipt, User, Village, Visit, db
+from models import Activity, Alert, Attendance, Child, LevelRule, SyncReceipt, User, Village, Visit, db
 from tests.conftest import PASSWORD
 from tests.e2e.conftest import ARTIFACTS, screenshot
 
@@ -46,6 +46,10 @@ def _facts(database_url, with_activity=False):
             "stranger": stranger.id,
         }
         if with_activity:
+            # the intervals change after the children's assessments, which keep the ones they were
+            # scored under: the phone's 下次走访 must follow those, as the server does
+            for rule in db.session.scalars(db.select(LevelRule)):
+                rule.visit_days += 3
             activity = Activity(
                 title="红色监护课堂·云岭村",
                 kind="other",
@@ -175,6 +179,17 @@ def server_counts(database_url, activity_id):
     return facts
 
 
+def next_visits(database_url, child_ids) -> dict[int, str]:
+    """The server's 下次走访 of these children, as the phone's copy writes it."""
+    app = _app(database_url)
+    with app.app_context():
+        rows = db.session.execute(db.select(Child.id, Child.next_visit_due).where(Child.id.in_(child_ids)))
+        due = {child_id: day.isoformat() for child_id, day in rows}
+        db.session.remove()
+        db.engine.dispose()
+    return due
+
+
 def _photo_count(visit_ids):
     try:
         from models import Attachment
@@ -230,6 +245,13 @@ def test_a_day_in_the_villages_without_signal(phone, database_url):
     for child_id, _ in facts["children"]:  # visited today: no longer due on the phone's 今日
         expect(page.locator(f"#visits-overdue li[data-child='{child_id}']")).to_have_count(0)
     expect(page.locator("#pending li")).to_have_count(4)
+    phone_due = page.evaluate(
+        """() => TonghuField.getCopy().then(c => {
+            const f = c.child_fields;
+            return c.children.map(r => [r[f.indexOf("id")], r[f.indexOf("next_visit_due")]]);
+        })"""
+    )
+    phone_due = {child_id: due for child_id, due in phone_due if child_id in dict(facts["children"])}
     screenshot(page, "field-offline-bar")
     ended = dt.datetime.now().replace(microsecond=0) + dt.timedelta(seconds=1)
     # keep the queue as it was, to send it a second time later
@@ -249,6 +271,7 @@ def test_a_day_in_the_villages_without_signal(phone, database_url):
         assert started <= recorded <= ended and received >= recorded
     assert all(offline for *_, offline in server["visits"])
     assert server["attendance"] == 10
+    assert phone_due == next_visits(database_url, [cid for cid, _ in facts["children"]])
     assert len(server["alerts"]) == 1
     title, detail, raised, deadline, severity = server["alerts"][0]
     harmed = next(v for v in server["visits"] if v[3])
@@ -305,6 +328,15 @@ def test_a_forged_item_is_refused_and_logout_leaves_nothing_on_the_phone(phone, 
         assert db.session.scalar(db.select(db.func.count(SyncReceipt.id))) == 0
         db.session.remove()
         db.engine.dispose()
+
+    # minimum data: a copy six days without a sync stays, one of eight days is deleted (the queue stays)
+    aged = """(days) => TonghuField.getCopy().then(c => {
+        c.synced_at = Date.now() - days * 86400000;
+        return TonghuField.saveCopy(c);
+    }).then(() => TonghuField.getCopy()).then(c => c ? c.children.length : null)"""
+    assert page.evaluate(aged, 6) > 0
+    assert page.evaluate(aged, 8) is None
+    assert page.evaluate("TonghuField.queueItems().then(items => items.length)") == 1
 
     # logout: asked about the item still on the phone, then IndexedDB, caches and the worker are gone
     assert page.evaluate("caches.keys().then(k => k.length)") > 0

@@ -4,6 +4,7 @@ dossier, transfers the child to 桃源村; director2 accepts it; director1 no lo
 import io
 
 from PIL import Image
+from playwright.sync_api import expect
 from sqlalchemy import create_engine, text
 
 from tests.e2e.conftest import login, screenshot
@@ -60,10 +61,17 @@ def _files(tmp_path):
     return scan_path, photo_path
 
 
+_MIME = {".png": "image/png", ".jpg": "image/jpeg"}
+
+
 def _upload(page, kind, path):
     form = page.locator("#sec-attachments form.attachment-upload")
     form.locator("select[name=kind]").select_option(kind)
-    form.locator("input[type=file]").set_input_files(str(path))
+    # as bytes with the file's own (Chinese) name: Chromium under a locale the machine lacks
+    # (LANG=zh_CN.UTF-8, tests/e2e/conftest.py) refuses a non-ASCII path on disk
+    files = [{"name": path.name, "mimeType": _MIME[path.suffix.lower()], "buffer": path.read_bytes()}]
+    form.locator("input[type=file]").set_input_files(files=files)
+    expect(form.locator(".attachment-chosen")).to_have_text(path.name)
     with page.expect_navigation():
         form.locator("button[type=submit]").click()
 

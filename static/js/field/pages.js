@@ -827,21 +827,26 @@
     }, function () { $("save").disabled = false; showSaved(null, {state: "offline"}); return updateBar(); });
   }
 
-  // The phone's copy shows the visit at once: the child's last visit and 下次走访 move (by the level's
-  // interval), so 今日 offline no longer lists the child as due; the next sync brings the server's date.
+  // The phone's copy shows the visit at once: the child's last visit and 下次走访 move, so 今日 offline no
+  // longer lists the child as due. The server counts 下次走访 from the latest of registration, last
+  // visit and approved assessment plus the child's interval, so after this visit it is
+  // max(stored date, visit date + interval): the same rule here, with the interval the copy carries per
+  // child (services/visits.visit_days_of); the next sync brings the server's date anyway.
   function movedInCopy(data) {
     return F.getCopy().then(function (copy) {
       if (!copy) { return null; }
       var f = copy.child_fields, id = f.indexOf("id"), level = f.indexOf("level");
-      var due = f.indexOf("next_visit_due"), last = f.indexOf("last_visit");
+      var due = f.indexOf("next_visit_due"), last = f.indexOf("last_visit"), own = f.indexOf("visit_days");
       var row = copy.children.filter(function (r) { return r[id] === data.child_id; })[0];
       if (!row) { return null; }
-      var info = (copy.levels || []).filter(function (l) { return l.value === row[level]; })[0];
-      var days = info && info.visit_days ? info.visit_days : (copy.unassessed_visit_days || 30);
-      if (!row[last] || data.visited_on > row[last]) {
-        row[last] = data.visited_on;
-        row[due] = addDays(data.visited_on, days);
+      var days = own >= 0 ? row[own] : null;
+      if (!days) {  // a copy made before the interval was carried per child
+        var info = (copy.levels || []).filter(function (l) { return l.value === row[level]; })[0];
+        days = info && info.visit_days ? info.visit_days : (copy.unassessed_visit_days || 30);
       }
+      if (!row[last] || data.visited_on > row[last]) { row[last] = data.visited_on; }
+      var moved = addDays(data.visited_on, days);
+      if (!row[due] || moved > row[due]) { row[due] = moved; }
       state.copy = copy;
       return F.saveCopy(copy);
     });
