@@ -11,7 +11,7 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from models import Activity, Feedback, FeedbackHit, FeedbackLink, User, db
+from models import Activity, Feedback, FeedbackHit, FeedbackLink, User, Village, db
 from services import clock, feedback
 from tests.conftest import csrf_token
 
@@ -200,10 +200,10 @@ def test_staff_enter_paper_forms_and_the_summary_adds_them_up(client, auth, acti
     # a director enters forms for their own village only
     auth.logout()
     auth.login("director1")
-    page = _paper(client, source_kind="village", unit="云岭村").get_data(as_text=True)
-    assert "请选择本村" in page
     director = db.session.scalar(db.select(User).where(User.username == "director1"))
-    assert (
-        _paper(client, source_kind="village", unit="本村", village=str(director.village_id)).status_code
-        == 302
-    )
+    other = db.session.scalar(db.select(Village.id).where(Village.id != director.village_id).limit(1))
+    # another village's id is refused whole; with none chosen the form is the director's own village's
+    assert _paper(client, source_kind="village", unit="他村", village=str(other)).status_code != 302
+    assert _paper(client, source_kind="village", unit="本村").status_code == 302
+    saved = db.session.scalars(db.select(Feedback).where(Feedback.unit.in_(["他村", "本村"]))).all()
+    assert [(f.unit, f.village_id) for f in saved] == [("本村", director.village_id)]
