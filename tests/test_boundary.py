@@ -510,6 +510,26 @@ def test_second_submission_of_a_custom_create_form_writes_nothing(client, auth):
     assert db.session.scalar(db.select(db.func.count()).where(CaseEvent.case_id == case.id)) == before + 1
 
 
+def test_every_create_form_draws_its_token_once(app, client, auth):
+    """Each CRUD create form carries exactly one one-time token, drawn as a hidden input only (a view
+    with form_rules drew it a second time as a field labelled "Form Once")."""
+    from services import form_tokens
+
+    auth.login("admin")
+    drawn = []
+    for view in app.extensions["admin"][0]._views:
+        if not getattr(view, "model", None):
+            continue
+        response = client.get(f"/admin/{view.endpoint}/new/")
+        if response.status_code != 200:
+            continue
+        page = response.get_data(as_text=True)
+        assert page.count(f'name="{form_tokens.FIELD}"') == 1, view.endpoint
+        assert f'for="{form_tokens.FIELD}"' not in page and "Form Once" not in page, view.endpoint
+        drawn.append(view.endpoint)
+    assert {"feedback", "guardian", "child", "expense"} <= set(drawn), drawn
+
+
 def test_forged_or_expired_tokens_are_refused(client, auth, app):
     from services import form_tokens
 
