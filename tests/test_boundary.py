@@ -375,22 +375,26 @@ def test_activity_with_a_foreign_village_is_refused_whole(client, auth):
     assert db.session.scalar(db.select(Activity.id).where(Activity.title == "边界活动")) is None
 
 
-def test_visit_with_a_foreign_visitor_is_refused_whole(client, auth):
+def test_visit_with_a_foreign_visitor_is_refused_whole(app):
+    """A visit is recorded through services/visits.record_visit (the phone's form, online or queued;
+    /admin/visit/new/ sends there): a visitor of another village refuses the whole visit."""
+    from services.visits import VisitEntry, VisitRefused, record_visit
+
     director = user("director1")
     child = db.session.scalar(db.select(Child).where(Child.village_id == director.village_id).limit(1))
     foreign = db.session.scalar(db.select(Staff).where(Staff.village_id == villages()[1].id).limit(1))
-    auth.login("director1")
-    data = MultiDict(
-        {
-            **form_fields(client, "/admin/visit/new/"),
-            "child": str(child.id),
-            "visited_on": "2026-01-09",
-            "kind": "home",
-        }
+    entry = VisitEntry(
+        child_id=child.id,
+        visited_on=dt.date(2026, 1, 9),
+        kind="home",
+        visitor_ids=(director.staff_id, foreign.id),
     )
-    data.setlist("visitors", [str(director.staff_id), str(foreign.id)])
-    page = client.post("/admin/visit/new/", data=data).get_data(as_text=True)
-    assert any("不在您的管理范围内" in e for e in field_errors(page))
+    with pytest.raises(VisitRefused) as refused:
+        record_visit(
+            entry, village_ids=director.village_scope(), user_id=director.id, now=dt.datetime(2026, 1, 9, 12)
+        )
+    assert refused.value.errors["visitors"] == "走访人员中有不在您负责范围内或已停用的人员"
+    db.session.rollback()
     assert (
         db.session.scalar(
             db.select(Visit.id).where(Visit.child_id == child.id, Visit.visited_on == dt.date(2026, 1, 9))
