@@ -201,12 +201,17 @@ def _admin_translations_ours_last(app: Flask) -> None:
     from flask_admin import babel as admin_babel
     from flask_admin import translations as admin_catalogues
     from flask_babel import get_locale
+    from wtforms import i18n as wtforms_i18n
 
     with app.test_request_context():
         locale = get_locale()
     merged = support.Translations.load(admin_catalogues.__path__[0], [locale], "admin")
     merged.merge(support.Translations.load(str(BASE_DIR / "translations"), [locale], "admin"))
     admin_babel.domain.get_translations_cache(None)[str(locale), "admin"] = merged
+    # Form messages come from WTForms' catalogue, whose zh lacks a few (a refused multiple choice)
+    forms = support.Translations.load(wtforms_i18n.messages_path(), [locale, "zh"], "wtforms")
+    forms.merge(support.Translations.load(str(BASE_DIR / "translations"), [locale], "wtforms"))
+    admin_babel.wtforms_domain.get_translations_cache(None)[str(locale), "wtforms"] = forms
 
 
 def _init_request_hooks(app: Flask) -> None:

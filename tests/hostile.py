@@ -68,7 +68,8 @@ def english_phrases(body: str, ignore: tuple[str, ...] = ()) -> list[str]:
     text = visible_text(body)
     for value in ignore:
         if value:
-            text = text.replace(value, " ")
+            # only where it stands alone: "0" sent as ?page= must not split a token into "words"
+            text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(value)}(?![A-Za-z0-9])", " ", text)
     found = []
     for match in _WORD.finditer(text):
         words = [w.lower() for w in match.group(0).split()]

@@ -375,22 +375,26 @@ def test_activity_with_a_foreign_village_is_refused_whole(client, auth):
     assert db.session.scalar(db.select(Activity.id).where(Activity.title == "边界活动")) is None
 
 
-def test_visit_with_a_foreign_visitor_is_refused_whole(client, auth):
+def test_visit_with_a_foreign_visitor_is_refused_whole(app):
+    """A visit is recorded through services/visits.record_visit (the phone's form, online or queued;
+    /admin/visit/new/ sends there): a visitor of another village refuses the whole visit."""
+    from services.visits import VisitEntry, VisitRefused, record_visit
+
     director = user("director1")
     child = db.session.scalar(db.select(Child).where(Child.village_id == director.village_id).limit(1))
     foreign = db.session.scalar(db.select(Staff).where(Staff.village_id == villages()[1].id).limit(1))
-    auth.login("director1")
-    data = MultiDict(
-        {
-            **form_fields(client, "/admin/visit/new/"),
-            "child": str(child.id),
-            "visited_on": "2026-01-09",
-            "kind": "home",
-        }
+    entry = VisitEntry(
+        child_id=child.id,
+        visited_on=dt.date(2026, 1, 9),
+        kind="home",
+        visitor_ids=(director.staff_id, foreign.id),
     )
-    data.setlist("visitors", [str(director.staff_id), str(foreign.id)])
-    page = client.post("/admin/visit/new/", data=data).get_data(as_text=True)
-    assert any("不在您的管理范围内" in e for e in field_errors(page))
+    with pytest.raises(VisitRefused) as refused:
+        record_visit(
+            entry, village_ids=director.village_scope(), user_id=director.id, now=dt.datetime(2026, 1, 9, 12)
+        )
+    assert refused.value.errors["visitors"] == "走访人员中有不在您负责范围内或已停用的人员"
+    db.session.rollback()
     assert (
         db.session.scalar(
             db.select(Visit.id).where(Visit.child_id == child.id, Visit.visited_on == dt.date(2026, 1, 9))
@@ -508,6 +512,26 @@ def test_second_submission_of_a_custom_create_form_writes_nothing(client, auth):
         response = client.post(f"/admin/case/track/?id={case.id}", data={**fields, "note": "双击跟踪"})
         assert response.status_code == 302
     assert db.session.scalar(db.select(db.func.count()).where(CaseEvent.case_id == case.id)) == before + 1
+
+
+def test_every_create_form_draws_its_token_once(app, client, auth):
+    """Each CRUD create form carries exactly one one-time token, drawn as a hidden input only (a view
+    with form_rules drew it a second time as a field labelled "Form Once")."""
+    from services import form_tokens
+
+    auth.login("admin")
+    drawn = []
+    for view in app.extensions["admin"][0]._views:
+        if not getattr(view, "model", None):
+            continue
+        response = client.get(f"/admin/{view.endpoint}/new/")
+        if response.status_code != 200:
+            continue
+        page = response.get_data(as_text=True)
+        assert page.count(f'name="{form_tokens.FIELD}"') == 1, view.endpoint
+        assert f'for="{form_tokens.FIELD}"' not in page and "Form Once" not in page, view.endpoint
+        drawn.append(view.endpoint)
+    assert {"feedback", "guardian", "child", "expense"} <= set(drawn), drawn
 
 
 def test_forged_or_expired_tokens_are_refused(client, auth, app):

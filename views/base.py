@@ -736,6 +736,16 @@ class ScopedModelView(AnsweredView, ModelView, XlsxExportMixin):
         # Inline rows of an edit form create records too (a new guardian typed into a child's form).
         return _with_form_token(form_class) if self.inline_models else form_class
 
+    # The token is drawn with the form's hidden inputs: a view's form_rules need not name it (named,
+    # it was drawn a second time as a labelled field, "Form Once"); Flask-Admin drops what no rule names.
+    def _remove_fields_from_form_class(self, field_names, form_class):
+        keep = [name for name in field_names if name != form_tokens.FIELD]
+        super()._remove_fields_from_form_class(keep, form_class)
+
+    def _remove_fields_from_form_instance(self, field_names, form):
+        keep = [name for name in field_names if name != form_tokens.FIELD]
+        super()._remove_fields_from_form_instance(keep, form)
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         own = cls.__dict__.get("create_model")

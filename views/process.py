@@ -827,7 +827,6 @@ class FeedbackView(ScopedModelView):
             "received_on",
             *(f"score_{item.value}" for item in FeedbackItem),
             "suggestions",
-            "form_once",  # the one-time token (services/form_tokens.py) is drawn like any field
         ]
 
     def _scores(self, form) -> dict:
