@@ -28,6 +28,7 @@ from models import (
     Visit,
     db,
 )
+from services import clock
 from services.register import DUPLICATE_ELSEWHERE
 from services.validation import (
     InvalidInput,
@@ -502,16 +503,27 @@ def test_second_submission_of_a_create_form_shows_the_first_record(client, auth)
 
 
 def test_second_submission_of_a_custom_create_form_writes_nothing(client, auth):
-    from models import Case, CaseEvent
+    from models import Case, CaseFollowUp
 
     case = db.session.scalar(db.select(Case).where(Case.stage == "track").order_by(Case.id).limit(1))
     auth.login("supervisor")
-    fields = form_fields(client, f"/admin/case/details/?id={case.id}")
-    before = db.session.scalar(db.select(db.func.count()).where(CaseEvent.case_id == case.id))
+    page = client.get(f"/admin/case/details/?id={case.id}").get_data(as_text=True)
+    form = form_with(page, "followed_by")
+    fields = {k: v for k, v in form.submitted() if k in ("csrf_token", "form_once")}
+    assert "form_once" in fields  # the follow-up form carries its one-time token
+    before = db.session.scalar(db.select(db.func.count()).where(CaseFollowUp.case_id == case.id))
+    data = {
+        **fields,
+        "followed_on": clock.today().isoformat(),
+        "method": "phone",
+        "followed_by": "督导员",
+        "change": "双击跟进：情况稳定",
+    }
     for _ in range(2):
-        response = client.post(f"/admin/case/track/?id={case.id}", data={**fields, "note": "双击跟踪"})
+        response = client.post(f"/admin/case/follow-up/?id={case.id}", data=data)
         assert response.status_code == 302
-    assert db.session.scalar(db.select(db.func.count()).where(CaseEvent.case_id == case.id)) == before + 1
+    after = db.session.scalar(db.select(db.func.count()).where(CaseFollowUp.case_id == case.id))
+    assert after == before + 1
 
 
 def test_every_create_form_draws_its_token_once(app, client, auth):
