@@ -513,7 +513,9 @@ def test_new_indicators_get_a_code_nobody_types(client, auth):
 def test_workbooks_say_labels_not_codes(client, auth):
     auth.login("clerk")
     template = load_workbook(io.BytesIO(client.get("/admin/import/template/").data))
-    assert [c.value for c in template["选项"][1]][:3] == ["性别", "村（社区）", "困境类别"]
+    header = [c.value for c in template["选项"][1]]
+    assert header[:3] == ["性别", "村（社区）", "困境类别"]
+    assert not [h for h in header if h.isascii()], header
     AuthActions(client).logout()
     auth.login("finance")
     ledger = load_workbook(io.BytesIO(client.get("/admin/fund-check/ledger.xlsx").data))
