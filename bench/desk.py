@@ -58,8 +58,10 @@ def run_day(base_url: str, prepared: dict, password: str) -> list:
             page.wait_for_url("**/admin/**")
 
         def logout():
+            page.wait_for_load_state("load")  # the menu's script is there, not only the page's text
             page.click("#user-menu")
             page.click("#logout-button")
+            page.wait_for_url("**/login**")  # the logout's own navigation, before the next login's
 
         steps = [
             ("clerk", "register", lambda c: register_child(page, c, prepared["child"])),

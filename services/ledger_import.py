@@ -186,7 +186,16 @@ def build_template(village_names: list[str], category_names: list[str]) -> bytes
         "status": [s.label for s in GuardianStatus],
         "source": [s.label for s in IdentificationSource],
     }
-    ranges = {name: book.choices(name, values) for name, values in lists.items()}
+    # The hidden sheet's header row is read by whoever opens it: the lists' Chinese names.
+    titles = {
+        "gender": "性别",
+        "village": "村（社区）",
+        "category": "困境类别",
+        "relation": "与儿童关系",
+        "status": "监护状态",
+        "source": "发现来源",
+    }
+    ranges = {name: book.choices(titles[name], values) for name, values in lists.items()}
 
     last = MAX_ROWS
     for col, column in enumerate(COLUMNS):

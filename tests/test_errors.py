@@ -435,3 +435,11 @@ def _app(url: str, engine_options: dict | None = None):
 
 # Keep the imports used by helpers that later tests of this module share.
 _ = (os, shutil, threading, create_engine)
+
+
+def test_an_error_page_has_one_heading_saying_what_went_wrong(client, auth):
+    auth.login("finance")
+    for url, title in (("/admin/child/new/", "没有权限"), ("/admin/no-such-page/", "未找到")):
+        page = client.get(url).get_data(as_text=True)
+        headings = re.findall(r"<h1[^>]*>\s*([^<]*?)\s*</h1>", page)
+        assert headings == [title], (url, headings)

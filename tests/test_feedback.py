@@ -207,3 +207,24 @@ def test_staff_enter_paper_forms_and_the_summary_adds_them_up(client, auth, acti
     assert _paper(client, source_kind="village", unit="本村").status_code == 302
     saved = db.session.scalars(db.select(Feedback).where(Feedback.unit.in_(["他村", "本村"]))).all()
     assert [(f.unit, f.village_id) for f in saved] == [("本村", director.village_id)]
+
+
+def test_a_paper_form_opens_for_editing_and_saves_the_correction(client, auth, activity):
+    from werkzeug.datastructures import MultiDict
+
+    from tests.formparse import form_with
+
+    auth.login("clerk")
+    assert _paper(client, suggestions="原来的意见").status_code == 302
+    entered = db.session.scalar(db.select(Feedback).order_by(Feedback.id.desc()).limit(1))
+    url = f"/admin/feedback/edit/?id={entered.id}"
+    response = client.get(url)
+    assert response.status_code == 200  # the create form's one-time token is not asked of an edit
+    page = response.get_data(as_text=True)
+    assert "原来的意见" in page and 'name="form_once"' not in page
+    pairs = [(k, v) for k, v in form_with(page, "suggestions").submitted() if k != "suggestions"]
+    response = client.post(url, data=MultiDict([*pairs, ("suggestions", "更正后的意见")]))
+    assert response.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Feedback, entered.id).suggestions == "更正后的意见"
+    assert db.session.get(Feedback, entered.id).scores == entered.scores

@@ -81,7 +81,11 @@ KNOWN_LIBRARY_STRINGS = (
     "The requested URL was not found",
     "You don't have the permission",
     "Redirecting",
+    # Flask-Admin's own zh catalogue, where it reads wrong ("Please select model", "With selected")
+    "请选择模型",
 )
+# Whole lines of that catalogue that would be ordinary words inside a sentence.
+KNOWN_LIBRARY_LINES = ("选中的",)
 PYTHON_LEAKS = ("__None", "None", "True", "False", "nan", "Decimal(", "datetime.", "<built-in")
 
 # Codes too short or too common to tell from ordinary text (M/F genders, "other" in a sentence).
@@ -219,6 +223,8 @@ class Checker:
             hit = pattern.search(text) if pattern else (term in text)
             if hit:
                 found.append(f"“{term}” in …{_around(text, term)}…")
+        lines = set(text.split("\n"))
+        found.extend(f"“{line}” as a line of its own" for line in KNOWN_LIBRARY_LINES if line in lines)
         for match in self.code_pattern.finditer(text):
             code = match.group(1)
             found.append(f"raw code “{code}” ({self.codes[code]}) in …{_around(text, code)}…")

@@ -100,6 +100,8 @@ ASSESSMENT_LABELS = {
     "tier": "分层",
     "due_on": "应完成日期",
     "delivered_on": "落实日期",
+    "cancelled_at": "取消时间",
+    "cancel_reason": "取消原因",
     "provider": "服务提供人",
     "duration_minutes": "时长（分钟）",
     "content": "服务内容",

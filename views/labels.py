@@ -40,6 +40,8 @@ LABELS = {
     "status": "状态",
     "archived_at": "归档时间",
     "archive_reason": "归档原因",
+    "status_changed_at": "状态变更时间",
+    "anonymised_at": "匿名化时间",
     "registered_on": "登记日期",
     "current_level": "风险等级",
     "level_assessed_on": "最近评估日期",

@@ -829,6 +829,11 @@ class FeedbackView(ScopedModelView):
             "suggestions",
         ]
 
+    @property
+    def form_edit_rules(self):
+        # Only a create form carries the one-time token (an edit is guarded by its version).
+        return [rule for rule in self.form_rules if rule != "form_once"]
+
     def _scores(self, form) -> dict:
         return {f"score_{i.value}": getattr(form, f"score_{i.value}").data for i in FeedbackItem}
 

@@ -626,7 +626,12 @@ class ArchivedChildView(ChildSearch, ScopedModelView):
     column_searchable_list = ("name",)
     column_filters = (VillageFilter(Child.village_id), ChoiceFilter(Child.status, "状态", ChildStatus))
     column_default_sort = ("archived_at", True)
-    choice_columns = {"gender": Gender, "status": ChildStatus}
+    choice_columns = {
+        "gender": Gender,
+        "status": ChildStatus,
+        "identification_source": IdentificationSource,
+        "current_level": Level,
+    }
     allow_create = False
     allow_edit = False
     extra_write_endpoints = frozenset({"restore_view"})

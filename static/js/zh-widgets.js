@@ -27,7 +27,18 @@
       this.setAttribute("title", this.getAttribute("aria-label"));
     });
   }
+  // Flask-Admin's column help (a "?" link whose words are only in a tooltip): the tooltip moves the
+  // title away, so the words are kept as the link's name.
+  function nameHelpLinks(root) {
+    $(root).find("[data-role=tooltip]:not([aria-label])").each(function () {
+      var words = this.getAttribute("title") || this.getAttribute("data-original-title");
+      if (words) { this.setAttribute("aria-label", "说明：" + words); }
+    });
+  }
+  nameHelpLinks(document);
+
   $(function () {
+    nameHelpLinks(document);
     nameCloseLinks(document);
     if (window.MutationObserver) {
       new MutationObserver(function () { nameCloseLinks(document); })

@@ -149,7 +149,7 @@ def register_child(page, counter: Counter, child: dict) -> None:
     counter.type(second.locator("input[name$='-new_phone']"), child["grandmother_phone"], "祖母电话")
     counter.click(second.locator("label", has_text="主要监护人"), note="主要监护人")
     counter.click(page.locator("input[type=submit][value='保存']"), note="保存")
-    page.wait_for_load_state("load")
+    page.locator(".alert-success").first.wait_for()  # the saved page, not the form still unloading
 
 
 def parent_class(page, counter: Counter, names: list[tuple[str, str]], day: dt.date) -> dict:
@@ -205,7 +205,7 @@ def enter_expense(page, counter: Counter, expense: dict) -> None:
     counter.type(page.locator("#voucher_no"), expense["voucher_no"], "凭证号")
     counter.click(page.locator("label[for=invoice_attached]"), note="发票已附")
     counter.click(page.locator("input[type=submit][value='保存']"), note="保存")
-    page.wait_for_load_state("load")
+    page.locator(".alert-success").first.wait_for()
 
 
 def approve_expense(page, counter: Counter, payee: str) -> None:

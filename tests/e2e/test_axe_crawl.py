@@ -61,10 +61,14 @@ def _check(page, url, problems):
         if "Download is starting" in str(error):
             return 0  # an xlsx or a GeoJSON file, not a page
         raise
-    if response is None or response.headers.get("content-type", "").split(";")[0] != "text/html":
+    if response is None:
         return 0
-    if response.status >= 400:
+    if response.status >= 500:
+        problems.append(f"{url}: answered {response.status}")
         return 0
+    if response.headers.get("content-type", "").split(";")[0] != "text/html":
+        return 0
+    # 403 and 404 pages are pages of the frame like any other: checked too.
     page.wait_for_load_state("load")
     assert page.evaluate("document.documentElement.lang") == "zh-CN", f"{url}: <html> without lang=zh-CN"
     problems.extend(f"{url}: {v}" for v in violations(page))

@@ -33,8 +33,10 @@ def day(live_server, database_url):
 
 
 def _logout(page):
+    page.wait_for_load_state("load")  # the menu's script is there, not only the page's text
     page.click("#user-menu")
     page.click("#logout-button")
+    page.wait_for_url("**/login**")  # the logout's own navigation, before the next login's
 
 
 def test_the_clerks_day_fits_its_budgets(page, day):
@@ -44,7 +46,6 @@ def test_the_clerks_day_fits_its_budgets(page, day):
     login(page, "clerk")
     c = Counter("register")
     register_child(page, c, data["child"])
-    page.locator(".alert-success").first.wait_for()
     counters.append(c)
     _logout(page)
 
@@ -57,7 +58,6 @@ def test_the_clerks_day_fits_its_budgets(page, day):
     login(page, "finance")
     c = Counter("expense")
     enter_expense(page, c, data["expense"])
-    page.locator(".alert-success").first.wait_for()
     counters.append(c)
     _logout(page)
 
