@@ -8,7 +8,18 @@ from __future__ import annotations
 import datetime as dt
 import io
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    stream_with_context,
+    url_for,
+)
 from flask_admin import expose
 from flask_admin.contrib.sqla.filters import DateBetweenFilter, FilterEqual
 from flask_admin.model.form import InlineFormAdmin
@@ -46,6 +57,7 @@ from models import (
     db,
 )
 from services import (
+    acceptance_pack,
     audit,
     case_studies,
     clock,
@@ -1302,6 +1314,69 @@ class CaseStudyView(ScopedModelView):
         )
 
 
+# --------------------------------------------------------------------------- 验收材料包
+
+
+class AcceptancePackView(SecureView):
+    """验收材料包: one ZIP for a period and the whole town (services/acceptance_pack.py), streamed."""
+
+    area = "acceptance"
+
+    def _choice(self):
+        today = clock.today()
+        year = request.args.get("year", type=int) or today.year
+        year = min(max(year, 2000), today.year + 1)
+        period = request.args.get("period", "")
+        if period not in acceptance_pack.PERIODS:
+            period = acceptance_pack.YEAR
+        return year, period
+
+    @expose("/")
+    def index(self):
+        year, period = self._choice()
+        today = clock.today()
+        pack = acceptance_pack.plan(
+            year, period, town=_town_name(), now=_now(), generated_by=str(current_user)
+        )
+        folders = [
+            (acceptance_pack.folder_name(key), what, pack.count(key))
+            for key, _, what in acceptance_pack.FOLDERS
+        ]
+        return self.render(
+            "process/acceptance_pack.html",
+            year=year,
+            period=period,
+            periods=acceptance_pack.PERIODS,
+            years=range(today.year + 1, 2019, -1),
+            pack=pack,
+            folders=folders,
+        )
+
+    @expose("/pack.zip")
+    def download(self):
+        year, period = self._choice()
+        pack = acceptance_pack.plan(
+            year, period, town=_town_name(), now=_now(), generated_by=str(current_user)
+        )
+        audit.record(
+            db.session,
+            "export",
+            table="acceptance_pack",
+            summary=f"下载验收材料包（{pack.title}，全镇）：{len(pack.entries)}个文件",
+        )
+        db.session.commit()
+        response = current_app.response_class(
+            stream_with_context(acceptance_pack.stream(pack)), mimetype="application/zip"
+        )
+        name = f"{_town_name()}{pack.title}{acceptance_pack.FILENAME}"
+        from urllib.parse import quote
+
+        response.headers["Content-Disposition"] = (
+            f"attachment; filename=acceptance-pack.zip; filename*=UTF-8''{quote(name)}"
+        )
+        return response
+
+
 def register(admin):
     admin.add_view(LeadingGroupMemberView(LeadingGroupMember, name="领导小组成员", endpoint="leadinggroup"))
     admin.add_view(
@@ -1331,6 +1406,11 @@ def register(admin):
     )
     admin.add_view(PublicityView(PublicityEvent, name="政策宣传", endpoint="publicity"))
     admin.add_view(CaseStudyView(CaseStudy, name="典型案例", endpoint="casestudy"))
+    admin.add_view(
+        AcceptancePackView(
+            name="验收材料包", endpoint="acceptancepack", url="/admin/acceptance-pack", category=MENU_ACCEPT
+        )
+    )
     admin.add_view(
         MechanismView(
             name="长效机制统计", endpoint="mechanisms", url="/admin/mechanisms", category=MENU_ACCEPT
