@@ -27,6 +27,7 @@ AREAS += ("bench.indicators",)
 AREAS += ("bench.desk",)
 AREAS += ("bench.casework",)
 AREAS += ("bench.field",)
+AREAS += ("bench.process",)
 
 
 def schema_fingerprint() -> str:

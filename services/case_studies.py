@@ -286,3 +286,233 @@ def write_docx(
     _paragraph(doc, dated, BODY_FONT, 16, align=WD_ALIGN_PARAGRAPH.RIGHT, indent=False)
     _page_number_footer(section)
     doc.save(target)
+
+
+# --------------------------------------------------------------------------- the life cycle
+
+PHOTO_LIMIT = 4
+SECTION_KEYS = tuple(key for key, _ in SECTIONS)
+
+
+def _lines(*parts) -> str:
+    return "\n".join(p.strip() for p in parts if p and p.strip())
+
+
+def raw_sections(case) -> dict[str, str]:
+    """The write-up's five sections in the case's own words, before anonymising."""
+    from choices import CaseType, ClosureReason, FollowUpMethod, Gender, NeedDomain, RiskRating
+    from services.consent import age_on
+
+    child = case.child
+    age = age_on(child.birth_date, case.opened_on)
+    categories = "、".join(c.name for c in child.categories) or "困境儿童"
+    background = _lines(
+        f"{child.name}，{Gender.label_of(child.gender)}，{age}岁，家住{child.village.name}，"
+        f"属{categories}。" + (f"就读于{child.school}{child.grade or ''}。" if child.school else ""),
+        f"{case.opened_on:%Y年%m月}立案，个案类型为{CaseType.label_of(case.case_type)}。",
+    )
+    needs = case.needs
+    if needs is not None:
+        problems = "；".join(
+            f"{NeedDomain.label_of(k)}：{v}" for k, v in (needs.problems or {}).items() if v and v.strip()
+        )
+        assessment = _lines(
+            f"{needs.assessed_on:%Y年%m月%d日}完成需求评估，风险等级为{RiskRating.label_of(needs.risk_rating)}。",
+            f"主要问题：{problems}。" if problems else "",
+            f"风险：{needs.risk}" if needs.risk else "",
+            f"儿童优势：{needs.child_strengths}" if needs.child_strengths else "",
+            f"家庭优势：{needs.family_strengths}" if needs.family_strengths else "",
+        )
+    else:
+        assessment = ""
+    conferences = [
+        f"{c.held_on:%Y年%m月%d日}召开个案会商（{c.attendees or '相关部门'}），"
+        f"{c.problem or ''}{'；决定：' + c.decisions if c.decisions else ''}"
+        for c in case.conferences
+    ]
+    measures = [f"{n}. {m.content}" for n, m in enumerate(case.measures, 1)]
+    services = [
+        f"{s.delivered_on:%Y年%m月%d日}，{s.content}" + (f"（{s.outcome}）" if s.outcome else "")
+        for s in sorted(case.services, key=lambda s: (s.delivered_on, s.id))
+    ]
+    intervention = _lines(
+        f"帮扶目标：{case.plan_goals}" if case.plan_goals else "",
+        *conferences,
+        "帮扶措施：" if measures else "",
+        *measures,
+        "服务过程：" if services else "",
+        *services,
+    )
+    follow_ups = [
+        f"{f.followed_on:%Y年%m月%d日}{FollowUpMethod.label_of(f.method)}：{f.change}"
+        for f in sorted(case.follow_ups, key=lambda f: (f.followed_on, f.id))
+    ]
+    outcome = _lines(
+        *follow_ups,
+        f"{case.closed_on:%Y年%m月%d日}结案，结案原因：{ClosureReason.label_of(case.closure_reason)}。"
+        if case.closed_on
+        else "",
+        case.closing_evaluation or "",
+    )
+    experience = "（请结合本案总结可推广的做法和启示，如：及早发现、多部门联动、监护能力提升的具体做法。）"
+    return {
+        "background": background,
+        "assessment": assessment,
+        "intervention": intervention,
+        "outcome": outcome,
+        "experience": experience,
+    }
+
+
+def title_for(case) -> str:
+    from choices import CaseType
+
+    return f"用心守护　助力成长——{CaseType.label_of(case.case_type)}个案服务典型案例"
+
+
+def consented_photos(case) -> list:
+    """Photos of the case and the child's visits that may leave the system (照片使用 consent)."""
+    from services import attachments
+
+    items = [a for a in attachments.exportable(attachments.of_child(case.child_id)) if _is_photo(a)]
+    return items[:PHOTO_LIMIT]
+
+
+def _is_photo(attachment) -> bool:
+    from services.attachments import DOCUMENT_KINDS, K
+
+    return attachment.content_type.startswith("image/") and K(attachment.kind) not in DOCUMENT_KINDS
+
+
+def closed_cases_without_study(case_query, limit: int = 200) -> list:
+    """Closed cases of ``case_query`` (already scoped) that have no write-up yet, newest first."""
+    from choices import CaseStage
+    from models import Case, CaseStudy
+
+    return (
+        case_query.filter(
+            Case.stage == CaseStage.CLOSED.value,
+            ~Case.id.in_(CaseStudy.__table__.select().with_only_columns(CaseStudy.case_id)),
+        )
+        .order_by(Case.closed_on.desc(), Case.id.desc())
+        .limit(limit)
+        .all()
+    )
+
+
+def draft(case, *, user_id: int | None, now):
+    """A new write-up of a closed case, drafted from its records and anonymised."""
+    from choices import CaseStage
+    from models import CaseStudy, db
+    from services.validation import InvalidInput
+
+    if case.stage != CaseStage.CLOSED.value or case.closed_on is None:
+        raise InvalidInput("只能从已结案的个案起草典型案例")
+    if db.session.scalar(db.select(CaseStudy.id).where(CaseStudy.case_id == case.id)) is not None:
+        raise InvalidInput("该个案已有典型案例，请在原稿上修改")
+    ids = identifiers_of(case)
+    texts = {key: ids.apply(value) for key, value in raw_sections(case).items()}
+    study = CaseStudy(
+        case_id=case.id,
+        title=ids.apply(title_for(case)),
+        photo_ids=[a.id for a in consented_photos(case)],
+        status="draft",
+        drafted_by_id=user_id,
+        drafted_at=now,
+        **texts,
+    )
+    db.session.add(study)
+    db.session.flush()
+    return study
+
+
+def check_texts(study, values: dict[str, str]) -> dict[str, str]:
+    """Field → message for any identifier of the case's child, guardians or village still in the text."""
+    ids = identifiers_of(study.case)
+    errors = {}
+    for name, text in values.items():
+        leaks = ids.leaks(text)
+        if leaks:
+            errors[name] = "仍含可识别信息（" + "、".join(dict.fromkeys(leaks)) + "），请改用小X、X村等称呼"
+    if not (values.get("title") or "").strip() and "title" in values:
+        errors["title"] = "请填写标题"
+    return errors
+
+
+def may_edit(study) -> bool:
+    return study.status == "draft"
+
+
+def submit(study, *, user_id: int | None, now) -> None:
+    from services.validation import InvalidInput
+
+    if study.status != "draft":
+        raise InvalidInput("只有草稿可以提交审核")
+    empty = [label for key, label in SECTIONS if not (getattr(study, key) or "").strip()]
+    if empty:
+        raise InvalidInput("请先填写：" + "、".join(empty))
+    errors = check_texts(study, {"title": study.title, **{k: getattr(study, k) for k in SECTION_KEYS}})
+    if errors:
+        raise InvalidInput(next(iter(errors.values())))
+    study.status = "submitted"
+    study.submitted_at = now
+    study.review_note = None
+
+
+def may_review(role, user_id: int | None, study) -> bool:
+    from services.permissions import CASE_STUDY_APPROVERS
+
+    return role in CASE_STUDY_APPROVERS and user_id is not None and user_id != study.drafted_by_id
+
+
+def approve(study, *, role, user_id: int | None, now, note: str | None = None) -> None:
+    from services.validation import InvalidInput
+
+    if study.status != "submitted":
+        raise InvalidInput("只有待审核的案例可以审核通过")
+    if not may_review(role, user_id, study):
+        raise InvalidInput("典型案例须由起草人以外的督导或管理员审核")
+    study.status = "approved"
+    study.reviewed_by_id = user_id
+    study.reviewed_at = now
+    study.review_note = (note or "").strip()[:500] or None
+
+
+def send_back(study, *, role, user_id: int | None, note: str | None) -> None:
+    from services.validation import InvalidInput
+
+    if study.status != "submitted":
+        raise InvalidInput("只有待审核的案例可以退回")
+    if not may_review(role, user_id, study):
+        raise InvalidInput("典型案例须由起草人以外的督导或管理员审核")
+    note = (note or "").strip()
+    if not note:
+        raise InvalidInput("请填写退回原因")
+    study.status = "draft"
+    study.review_note = note[:500]
+
+
+def docx_bytes(study, *, town: str) -> bytes:
+    """The write-up as a Word document. The texts pass the anonymiser once more and the photos the
+    consent gate at the moment of export (consent withdrawn since drafting takes the photo out)."""
+    from services import attachments, storage
+
+    ids = identifiers_of(study.case)
+    sections = [(label, ids.apply(getattr(study, key))) for key, label in SECTIONS]
+    chosen = set(study.photo_ids or [])
+    photos = []
+    if chosen:
+        from models import Attachment, db
+
+        items = db.session.scalars(db.select(Attachment).where(Attachment.id.in_(chosen))).all()
+        store = storage.current()
+        for n, item in enumerate(a for a in attachments.exportable(items) if _is_photo(a)):
+            photos.append((ids.apply(item.note or f"服务照片{n + 1}"), store.read(item.storage_key)))
+    dated = (study.reviewed_at or study.drafted_at).strftime("%Y年%m月%d日")
+    out = io.BytesIO()
+    write_docx(out, title=ids.apply(study.title), sections=sections, town=town, dated=dated, photos=photos)
+    return out.getvalue()
+
+
+def docx_name(study) -> str:
+    return f"典型案例{study.id:03d}.docx"

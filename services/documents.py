@@ -5,14 +5,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-import xlsxwriter
+from services.workbook import Book, PrintSetup, display_width
 
-from services.xlsx_export import MAX_CELL, display_width
+MARGINS = {"left": 0.4, "right": 0.4, "top": 0.6, "bottom": 0.7}
+HEADER_ROW = 2  # title, subtitle, then the header row repeated on every printed page
 
 
 @dataclass
@@ -31,94 +31,91 @@ class Table:
     percent_cells: set = field(default_factory=set)  # (row index, column) of single rate cells
 
 
-def write_book(target, tables: Sequence[Table], *, town: str) -> None:
-    book = xlsxwriter.Workbook(
-        target, {"in_memory": True, "strings_to_numbers": False, "strings_to_formulas": False}
+def print_setup(table: Table, town: str) -> PrintSetup:
+    """How a document table prints: A4, landscape where wide, one page wide, the header row on every
+    page, the town and 第 x 页，共 y 页 in the footer."""
+    return PrintSetup(
+        landscape=table.landscape,
+        fit_to_width=True,
+        repeat_rows=(HEADER_ROW, HEADER_ROW),
+        footer_town=town,
+        page_numbers=True,
+        margins=MARGINS,
     )
+
+
+def write_book(target, tables: Sequence[Table], *, town: str) -> bytes | None:
+    """The tables as one workbook, written to ``target`` (None: returned as bytes)."""
+    book = Book(target)
     try:
         formats = _formats(book)
         for table in tables:
             table_sheet(book, formats, table, town=town)
     finally:
-        book.close()
+        data = book.close()
+    return data
 
 
 def book_bytes(tables: Sequence[Table], *, town: str) -> bytes:
-    out = io.BytesIO()
-    write_book(out, tables, town=town)
-    return out.getvalue()
+    return write_book(None, tables, town=town)
 
 
-def _formats(book) -> dict:
+def _formats(book: Book) -> dict:
     return {
-        "title": book.add_format({"bold": True, "font_size": 16, "align": "center", "valign": "vcenter"}),
-        "sub": book.add_format({"font_size": 10, "align": "center", "valign": "vcenter"}),
-        "head": book.add_format(
-            {
-                "bold": True,
-                "border": 1,
-                "align": "center",
-                "valign": "vcenter",
-                "bg_color": "#EEEEEE",
-                "text_wrap": True,
-            }
+        "title": book.format(bold=True, font_size=16, align="center", valign="vcenter"),
+        "sub": book.format(font_size=10, align="center", valign="vcenter"),
+        "head": book.format(
+            bold=True, border=1, align="center", valign="vcenter", bg_color="#EEEEEE", text_wrap=True
         ),
-        "cell": book.add_format({"border": 1, "valign": "top", "text_wrap": True}),
-        "number": book.add_format({"border": 1, "valign": "top"}),
-        "money": book.add_format({"border": 1, "valign": "top", "num_format": "#,##0.00"}),
-        "percent": book.add_format({"border": 1, "valign": "top", "num_format": "0.0%"}),
-        "date": book.add_format({"border": 1, "valign": "top", "num_format": "yyyy-mm-dd"}),
-        "datetime": book.add_format({"border": 1, "valign": "top", "num_format": "yyyy-mm-dd hh:mm"}),
-        "note": book.add_format({"font_size": 9, "text_wrap": True, "valign": "top"}),
+        "cell": book.format(border=1, valign="top", text_wrap=True),
+        "number": book.format(border=1, valign="top"),
+        "money": book.format(border=1, valign="top", num_format="#,##0.00"),
+        "percent": book.format(border=1, valign="top", num_format="0.0%"),
+        "date": book.format(border=1, valign="top", num_format="yyyy-mm-dd"),
+        "datetime": book.format(border=1, valign="top", num_format="yyyy-mm-dd hh:mm"),
+        "note": book.format(font_size=9, text_wrap=True, valign="top"),
     }
 
 
-def table_sheet(book, formats, table: Table, *, town: str):
-    ws = book.add_worksheet(table.name[:31])
+def table_sheet(book: Book, formats, table: Table, *, town: str):
+    sheet = book.sheet(table.name, print_setup=print_setup(table, town))
     ncols = len(table.headers)
+    last = max(ncols - 1, 0)
     widths = list(table.widths or [display_width(h) + 4 for h in table.headers])
-    ws.merge_range(
-        0, 0, 0, max(ncols - 1, 0), table.title, formats["title"]
-    ) if ncols > 1 else ws.write_string(0, 0, table.title, formats["title"])
-    ws.set_row(0, 30)
-    sub = "　".join(p for p in (town, table.subtitle) if p)
-    if ncols > 1:
-        ws.merge_range(1, 0, 1, ncols - 1, sub, formats["sub"])
-    else:
-        ws.write_string(1, 0, sub, formats["sub"])
+    sheet.title(0, 0, 0, last, table.title, formats["title"])
+    sheet.set_row(0, 30)
+    sheet.title(1, 0, 1, last, "　".join(p for p in (town, table.subtitle) if p), formats["sub"])
     for col, head in enumerate(table.headers):
-        ws.write_string(2, col, head, formats["head"])
-    row = 3
+        sheet.text(HEADER_ROW, col, head, formats["head"])
+    row = HEADER_ROW + 1
     for index, values in enumerate(table.rows):
         for col, value in enumerate(values):
             percent = col in table.percent_columns or (index, col) in table.percent_cells
-            fmt = formats["percent"] if percent else None
-            _write(ws, formats, row, col, value, fmt)
+            sheet.value(row, col, value, _format_of(formats, value, percent))
             if table.widths is None and value is not None and col < len(widths):
                 widths[col] = min(max(widths[col], _width(value)), 50)
         row += 1
     for note in table.notes:
         row += 1
-        ws.merge_range(
-            row, 0, row, max(ncols - 1, 1), note, formats["note"]
-        ) if ncols > 1 else ws.write_string(row, 0, note, formats["note"])
+        sheet.title(row, 0, row, max(last, 1), note, formats["note"])
     for col, width in enumerate(widths):
-        ws.set_column(col, col, width)
-    ws.set_paper(9)
-    if table.landscape:
-        ws.set_landscape()
-    else:
-        ws.set_portrait()
-    ws.set_margins(left=0.4, right=0.4, top=0.6, bottom=0.7)
-    ws.repeat_rows(2)
-    ws.fit_to_pages(1, 0)
-    ws.set_footer(f"&L{_footer_text(town)}&C第 &P 页，共 &N 页")
-    ws.freeze_panes(3, 0)
-    return ws
+        sheet.set_column(col, col, width)
+    sheet.freeze_panes(HEADER_ROW + 1, 0)
+    return sheet
 
 
-def _footer_text(town: str) -> str:
-    return town.replace("&", "&&")
+def _format_of(formats, value, percent: bool):
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return formats["cell"]
+    if isinstance(value, Decimal):
+        return formats["percent"] if percent else formats["money"]
+    if isinstance(value, int | float):
+        return formats["percent"] if percent else formats["number"]
+    if isinstance(value, dt.datetime):
+        return formats["datetime"]
+    if isinstance(value, dt.date):
+        return formats["date"]
+    return formats["cell"]
 
 
 def _width(value) -> int:
@@ -127,24 +124,6 @@ def _width(value) -> int:
     if isinstance(value, dt.date):
         return 12
     return display_width(str(value)[:50]) + 2
-
-
-def _write(ws, formats, row, col, value, fmt=None):
-    if value is None or value == "":
-        ws.write_blank(row, col, None, formats["cell"])
-    elif isinstance(value, bool):
-        ws.write_string(row, col, "是" if value else "否", formats["cell"])
-    elif isinstance(value, Decimal):
-        ws.write_number(row, col, float(value), fmt or formats["money"])
-    elif isinstance(value, int | float):
-        ws.write_number(row, col, value, fmt or formats["number"])
-    elif isinstance(value, dt.datetime):
-        ws.write_datetime(row, col, value.replace(tzinfo=None), formats["datetime"])
-    elif isinstance(value, dt.date):
-        ws.write_datetime(row, col, dt.datetime(value.year, value.month, value.day), formats["date"])
-    else:
-        text = str(value)
-        ws.write_string(row, col, text[:MAX_CELL], formats["cell"])
 
 
 # --------------------------------------------------------------------------- the books

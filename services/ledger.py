@@ -74,6 +74,8 @@ def _title(ws, fmt, town: str, what: str, period: str, width: int) -> None:
 
 
 def _header(ws, fmt, row: int, headers) -> None:
+    if ws.header_rows is None:
+        ws.print_header(row)
     for col, (label, width) in enumerate(headers):
         ws.text(row, col, label, fmt.header)
         ws.set_column(col, col, max(width, display_width(label) + 2))
@@ -99,7 +101,7 @@ def write_ledger(
 ) -> dict:
     """Write the ledger for expenses dated within [start, end]; returns what it wrote (for the audit)."""
     period = period_text(start, end)
-    book = Book(target, constant_memory=CONSTANT_MEMORY)
+    book = Book(target, constant_memory=CONSTANT_MEMORY, town=town)
     fmt = _Formats(book)
     try:
         summary_ws = book.sheet(SHEETS[0])

@@ -315,7 +315,7 @@ def moment_text(frame: Frame) -> str:
 def write_report(
     figures: Figures, *, town: str, kind: str, generated_at: dt.datetime, generated_by: str
 ) -> bytes:
-    book = Book()
+    book = Book(town=town)
     title = book.format(bold=True, font_size=14)
     head = book.format(bold=True, bg_color="#DDEBF7", border=1, text_wrap=True, valign="vcenter")
     cell = book.format(border=1)
@@ -347,6 +347,8 @@ def write_report(
         return cell
 
     def table(sheet, top, headers, rows, rate_columns=(), money_columns=()):
+        if sheet.header_rows is None:
+            sheet.print_header(top)
         sheet.row(top, 0, headers, head)
         for r, row in enumerate(rows, start=top + 1):
             for c, value in enumerate(row):
@@ -370,6 +372,7 @@ def write_report(
     summary.value(1, 0, f"统计期间：{figures.period.title}（{figures.period.start} 至 {figures.period.end}）")
     summary.value(2, 0, f"统计范围：{figures.scope_label}　统计时点：{moment_text(figures.frame)}")
     summary.value(3, 0, f"生成时间：{generated_at:%Y-%m-%d %H:%M}　生成人：{generated_by}", muted)
+    summary.print_header(5)
     summary.row(5, 0, ["指标", "数值", "单位", "类型", "分子 / 分母", "定义（详见“指标说明”）"], head)
     for r, v in enumerate(figures.values.values(), start=6):
         ind = v.indicator

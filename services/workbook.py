@@ -13,7 +13,9 @@ What it guarantees, in one place:
 - ID numbers are masked (``5001**********1234``) unless the workbook was opened with
   ``reveal_ids`` — which the caller may only do when the user asked for them and gave a purpose.
 - Print setup is applied by ``apply_print_setup`` (orientation, paper, fit to width, repeated
-  header rows, footer with page numbers and town), the one place issue 17 extends.
+  header rows, footer with page numbers and town). A sheet given no setup prints by
+  ``default_print_setup``: A4, one page wide, landscape when its columns are wide, the header row
+  its writer named (``Sheet.print_header``) repeated, and 第 x 页，共 y 页 with the town.
 """
 
 from __future__ import annotations
@@ -74,6 +76,22 @@ def apply_print_setup(worksheet, setup: PrintSetup | None) -> None:
         worksheet.set_footer("&C" + "　".join(parts))
 
 
+LANDSCAPE_WIDTH = 100  # characters of column width beyond which a sheet prints landscape
+DEFAULT_WIDTH = 8.43  # a column nobody sized
+
+
+def default_print_setup(sheet: Sheet, town: str | None) -> PrintSetup:
+    """How a sheet prints when its writer gave no setup: every sheet prints as a document."""
+    return PrintSetup(
+        landscape=sheet.width() > LANDSCAPE_WIDTH,
+        fit_to_width=True,
+        repeat_rows=sheet.header_rows,
+        footer_town=town,
+        page_numbers=True,
+        margins={"left": 0.4, "right": 0.4, "top": 0.6, "bottom": 0.7},
+    )
+
+
 def _header_text(text: str) -> str:
     """Text for a header or footer: ``&`` starts a control code there, so it is doubled."""
     return text.replace("&", "&&")[:200]
@@ -118,6 +136,7 @@ class Book:
         constant_memory: bool = False,
         reveal_ids: bool = False,
         print_setup: PrintSetup | None = None,
+        town: str | None = None,
     ):
         self._buffer = io.BytesIO() if target is None else None
         options = dict(OPTIONS, constant_memory=constant_memory)
@@ -126,6 +145,7 @@ class Book:
         self.workbook = xlsxwriter.Workbook(self._buffer if target is None else target, options)
         self.reveal_ids = reveal_ids
         self.print_setup = print_setup
+        self.town = town or None
         self._formats: dict = {}
         self._sheets: list[Sheet] = []
         self._options: Sheet | None = None
@@ -181,7 +201,7 @@ class Book:
             return None
         self._closed = True
         for sheet in self._sheets:
-            apply_print_setup(sheet.worksheet, sheet.print_setup)
+            apply_print_setup(sheet.worksheet, sheet.print_setup or default_print_setup(sheet, self.town))
         self.workbook.close()
         return self._buffer.getvalue() if self._buffer is not None else None
 
@@ -200,7 +220,6 @@ class Sheet:
 
     LAYOUT = frozenset(
         {
-            "set_column",
             "set_row",
             "freeze_panes",
             "autofilter",
@@ -226,12 +245,32 @@ class Sheet:
         self.book = book
         self.worksheet = worksheet
         self.print_setup = print_setup
+        self.header_rows: tuple[int, int] | None = None
+        self._widths: dict[int, float] = {}
         (self._write_string, self._write_number, self._write_datetime) = _cell_writers(worksheet)
 
     def __getattr__(self, name):
         if name in self.LAYOUT:
             return getattr(self.worksheet, name)
         raise AttributeError(f"Sheet.{name}: write values with text/number/date/value/row/title")
+
+    # --- layout --------------------------------------------------------------------
+
+    def set_column(self, first_col: int, last_col: int, width=None, *args, **kwargs):
+        for col in range(first_col, last_col + 1):
+            self._widths[col] = DEFAULT_WIDTH if width is None else width
+        return self.worksheet.set_column(first_col, last_col, width, *args, **kwargs)
+
+    def print_header(self, first_row: int, last_row: int | None = None) -> None:
+        """The header rows repeated on every printed page (when the sheet has no explicit setup)."""
+        self.header_rows = (first_row, first_row if last_row is None else last_row)
+
+    def width(self) -> float:
+        """The sheet's printed width in characters: its sized columns and the others by default."""
+        last = self.worksheet.dim_colmax
+        if last is None:
+            return 0
+        return sum(self._widths.get(col, DEFAULT_WIDTH) for col in range(last + 1))
 
     # --- values --------------------------------------------------------------------
 

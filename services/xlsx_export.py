@@ -30,6 +30,7 @@ def write_list(
     book = Book(target, constant_memory=True)
     try:
         sheet = book.sheet(sheet_name)
+        sheet.print_header(0)
         header = book.format(bold=True, bg_color="#DDEBF7", border=1)
         write_string = sheet.fast_writers()[0]
         value = sheet.value

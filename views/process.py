@@ -8,7 +8,18 @@ from __future__ import annotations
 import datetime as dt
 import io
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    stream_with_context,
+    url_for,
+)
 from flask_admin import expose
 from flask_admin.contrib.sqla.filters import DateBetweenFilter, FilterEqual
 from flask_admin.model.form import InlineFormAdmin
@@ -20,6 +31,7 @@ from wtforms.validators import Optional
 from choices import (
     ACTIVITY_ITEMS,
     SATISFACTION,
+    CaseStudyStatus,
     FeedbackChannel,
     FeedbackItem,
     FeedbackSource,
@@ -33,6 +45,8 @@ from choices import (
 )
 from models import (
     Activity,
+    Case,
+    CaseStudy,
     Feedback,
     Inspection,
     LeadingGroupMeeting,
@@ -43,7 +57,9 @@ from models import (
     db,
 )
 from services import (
+    acceptance_pack,
     audit,
+    case_studies,
     clock,
     documents,
     feedback,
@@ -54,7 +70,15 @@ from services import (
 )
 from services.validation import InvalidInput
 from services.xlsx_export import XLSX_MIMETYPE
-from views.base import ChoiceFilter, ScopedModelView, SecureView, VillageFilter, current_role, current_scope
+from views.base import (
+    ChoiceFilter,
+    ScopedModelView,
+    SecureView,
+    VillageFilter,
+    current_role,
+    current_scope,
+    scoped_query,
+)
 from views.labels import LABELS
 
 MENU_GROUP = "组织与督查"
@@ -1131,6 +1155,232 @@ class MechanismView(SecureView):
         )
 
 
+# --------------------------------------------------------------------------- 典型案例
+
+DOCX_MIMETYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+STUDY_BADGE = {"draft": "secondary", "submitted": "warning", "approved": "success"}
+
+
+class CaseStudyView(ScopedModelView):
+    """典型案例: drafted from a closed case (anonymised), edited while a draft, submitted, approved by a
+    supervisor other than the author, then downloaded as .docx. Rules: services/case_studies.py."""
+
+    area = "case_studies"
+    menu_category = MENU_ACCEPT
+    allow_create = False  # a write-up starts from a closed case (draft_view), never from a blank form
+    details_template = "process/case_study_details.html"
+    create_endpoints = frozenset({"draft_view"})
+    extra_write_endpoints = frozenset({"draft_view", "submit_view", "approve_view", "send_back_view"})
+    column_list = ("title", "status", "drafted_at", "submitted_at", "reviewed_by", "reviewed_at")
+    column_labels = {
+        **PROCESS_LABELS,
+        "title": "标题",
+        "status": "状态",
+        "drafted_at": "起草时间",
+        "submitted_at": "提交时间",
+        "reviewed_by": "审核人",
+        "reviewed_at": "审核时间",
+        "background": "一、基本情况",
+        "assessment": "二、评估情况",
+        "intervention": "三、介入服务",
+        "outcome": "四、服务成效",
+        "experience": "五、经验启示",
+    }
+    column_default_sort = ("drafted_at", True)
+    column_searchable_list = ("title",)
+    column_filters = (ChoiceFilter(CaseStudy.status, "状态", CaseStudyStatus),)
+    choice_columns = {"status": CaseStudyStatus}
+    form_columns = ("title", "background", "assessment", "intervention", "outcome", "experience")
+    form_overrides = {key: TextAreaField for key in case_studies.SECTION_KEYS}
+    form_widget_args = {key: {"rows": 6} for key in case_studies.SECTION_KEYS}
+    form_args = {"title": {"description": "不得出现儿童、监护人姓名和村名；儿童称“小X”，村称“X村”"}}
+
+    def list_extra_links(self):
+        if not self.may_write:
+            return []
+        return [("从结案个案起草", self.get_url(".draft_view"))]
+
+    def validate_form(self, form):
+        ok = super().validate_form(form)
+        if request.method != "POST" or not hasattr(form, "background"):
+            return ok
+        study = self.get_one(request.args.get("id"))
+        if study is None:
+            return ok
+        if not case_studies.may_edit(study):
+            flash("已提交审核或已审核的案例不能修改；如需修改请由审核人退回", "error")
+            return False
+        values = {name: getattr(form, name).data or "" for name in self.form_columns}
+        return _add_errors(form, case_studies.check_texts(study, values)) and ok
+
+    def on_model_change(self, form, model, is_created):
+        if not case_studies.may_edit(model):
+            raise InvalidInput("已提交审核或已审核的案例不能修改")
+
+    def render(self, template, **kwargs):
+        if template == self.details_template and kwargs.get("model") is not None:
+            study = kwargs["model"]
+            kwargs.update(
+                sections=[(label, getattr(study, key)) for key, label in case_studies.SECTIONS],
+                status_label=CaseStudyStatus.label_of(study.status),
+                badge=STUDY_BADGE,
+                may_write=self.may_write,
+                may_review=case_studies.may_review(current_role(), current_user.id, study),
+                photo_count=len(study.photo_ids or []),
+            )
+        return super().render(template, **kwargs)
+
+    def _study(self) -> CaseStudy:
+        study = self.get_one(request.args.get("id"))
+        if study is None:
+            abort(404)
+        return study
+
+    def _step(self, study, action, message):
+        try:
+            action()
+        except InvalidInput as bad:
+            db.session.rollback()
+            flash(str(bad), "error")
+            return redirect(self.get_url(".details_view", id=study.id))
+        db.session.commit()
+        flash(message, "success")
+        return redirect(self.get_url(".details_view", id=study.id))
+
+    @expose("/draft/", methods=("GET", "POST"))
+    def draft_view(self):
+        """Closed cases in the user's villages without a write-up; POST drafts one from the chosen case."""
+        if request.method == "POST":
+            case_id = request.form.get("case_id", type=int)
+            case = scoped_query(Case).filter(Case.id == case_id).one_or_none() if case_id else None
+            if case is None:
+                flash("请选择一个已结案的个案", "error")
+                return redirect(self.get_url(".draft_view"))
+            try:
+                study = case_studies.draft(case, user_id=current_user.id, now=_now())
+            except InvalidInput as bad:
+                db.session.rollback()
+                flash(str(bad), "error")
+                return redirect(self.get_url(".draft_view"))
+            db.session.commit()
+            flash("已根据个案记录起草并自动匿名化，请修改完善后提交审核。", "success")
+            return redirect(self.get_url(".edit_view", id=study.id))
+        cases = case_studies.closed_cases_without_study(scoped_query(Case))
+        return self.render("process/case_study_draft.html", cases=cases)
+
+    @expose("/submit/", methods=("POST",))
+    def submit_view(self):
+        study = self._study()
+        return self._step(
+            study,
+            lambda: case_studies.submit(study, user_id=current_user.id, now=_now()),
+            "已提交，等待督导审核",
+        )
+
+    @expose("/approve/", methods=("POST",))
+    def approve_view(self):
+        study = self._study()
+        return self._step(
+            study,
+            lambda: case_studies.approve(
+                study, role=current_role(), user_id=current_user.id, now=_now(), note=request.form.get("note")
+            ),
+            "已审核通过，可以下载Word文档",
+        )
+
+    @expose("/send-back/", methods=("POST",))
+    def send_back_view(self):
+        study = self._study()
+        return self._step(
+            study,
+            lambda: case_studies.send_back(
+                study, role=current_role(), user_id=current_user.id, note=request.form.get("note")
+            ),
+            "已退回起草人修改",
+        )
+
+    @expose("/case-study.docx")
+    def docx_view(self):
+        study = self._study()
+        if study.status != CaseStudyStatus.APPROVED.value:
+            flash("典型案例审核通过后才能下载Word文档", "error")
+            return redirect(self.get_url(".details_view", id=study.id))
+        content = case_studies.docx_bytes(study, town=_town_name())
+        audit.record(
+            db.session, "export", table="case_study", record_id=study.id, summary="下载典型案例Word文档"
+        )
+        db.session.commit()
+        return send_file(
+            io.BytesIO(content),
+            mimetype=DOCX_MIMETYPE,
+            as_attachment=True,
+            download_name=case_studies.docx_name(study),
+        )
+
+
+# --------------------------------------------------------------------------- 验收材料包
+
+
+class AcceptancePackView(SecureView):
+    """验收材料包: one ZIP for a period and the whole town (services/acceptance_pack.py), streamed."""
+
+    area = "acceptance"
+
+    def _choice(self):
+        today = clock.today()
+        year = request.args.get("year", type=int) or today.year
+        year = min(max(year, 2000), today.year + 1)
+        period = request.args.get("period", "")
+        if period not in acceptance_pack.PERIODS:
+            period = acceptance_pack.YEAR
+        return year, period
+
+    @expose("/")
+    def index(self):
+        year, period = self._choice()
+        today = clock.today()
+        pack = acceptance_pack.plan(
+            year, period, town=_town_name(), now=_now(), generated_by=str(current_user)
+        )
+        folders = [
+            (acceptance_pack.folder_name(key), what, pack.count(key))
+            for key, _, what in acceptance_pack.FOLDERS
+        ]
+        return self.render(
+            "process/acceptance_pack.html",
+            year=year,
+            period=period,
+            periods=acceptance_pack.PERIODS,
+            years=range(today.year + 1, 2019, -1),
+            pack=pack,
+            folders=folders,
+        )
+
+    @expose("/pack.zip")
+    def download(self):
+        year, period = self._choice()
+        pack = acceptance_pack.plan(
+            year, period, town=_town_name(), now=_now(), generated_by=str(current_user)
+        )
+        audit.record(
+            db.session,
+            "export",
+            table="acceptance_pack",
+            summary=f"下载验收材料包（{pack.title}，全镇）：{len(pack.entries)}个文件",
+        )
+        db.session.commit()
+        response = current_app.response_class(
+            stream_with_context(acceptance_pack.stream(pack)), mimetype="application/zip"
+        )
+        name = f"{_town_name()}{pack.title}{acceptance_pack.FILENAME}"
+        from urllib.parse import quote
+
+        response.headers["Content-Disposition"] = (
+            f"attachment; filename=acceptance-pack.zip; filename*=UTF-8''{quote(name)}"
+        )
+        return response
+
+
 def register(admin):
     admin.add_view(LeadingGroupMemberView(LeadingGroupMember, name="领导小组成员", endpoint="leadinggroup"))
     admin.add_view(
@@ -1159,6 +1409,12 @@ def register(admin):
         FeedbackLinkView(name="活动反馈二维码", endpoint="feedbacklink", url="/admin/feedback-link")
     )
     admin.add_view(PublicityView(PublicityEvent, name="政策宣传", endpoint="publicity"))
+    admin.add_view(CaseStudyView(CaseStudy, name="典型案例", endpoint="casestudy"))
+    admin.add_view(
+        AcceptancePackView(
+            name="验收材料包", endpoint="acceptancepack", url="/admin/acceptance-pack", category=MENU_ACCEPT
+        )
+    )
     admin.add_view(
         MechanismView(
             name="长效机制统计", endpoint="mechanisms", url="/admin/mechanisms", category=MENU_ACCEPT
