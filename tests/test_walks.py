@@ -522,8 +522,6 @@ def _fresh_values(view, pairs, n: int):
 def test_every_create_form_posted_twice_at_once_makes_at_most_one_row(app):
     """For each CRUD view with a create form: fill it with the values of an existing record (unique
     columns made new), then post it twice at the same moment from two tabs."""
-    from tests.formparse import form_with
-
     made = []
     for view in app.extensions["admin"][0]._views:
         if not getattr(view, "model", None) or not getattr(view, "allow_create", False):
@@ -541,10 +539,11 @@ def test_every_create_form_posted_twice_at_once_makes_at_most_one_row(app):
         create_page = clients[0].get(f"/admin/{view.endpoint}/new/").get_data(as_text=True)
         if "form_once" not in create_page:
             continue
-        try:
-            edit_form = form_with(edit_page, "csrf_token")
-        except AssertionError:
+        # the record's own form (the page also draws the logout form in its menu)
+        drawn = [f for f in post_forms(edit_page) if "/edit/" in (f.action or "/edit/")]
+        if not drawn:
             continue
+        edit_form = max(drawn, key=lambda f: len(f.fields))
         token = re.search(r'name="form_once" (?:type="hidden" )?value="([^"]+)"', create_page).group(1)
         csrf = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', create_page).group(1)
         pairs = [
