@@ -1,5 +1,7 @@
 """director1 in Chromium: a wrong check digit, the Chinese error, the fix, a pinyin search, logout."""
 
+import re
+
 from stdnum.cn import ric
 
 from tests.e2e.conftest import login, screenshot
@@ -24,13 +26,14 @@ def test_director_registers_a_child_and_finds_it_by_initials(page):
     assert page.input_value("#id_number") == BAD
 
     page.fill("#id_number", GOOD)
-    # A guardian typed in on the child's form (the inline "添加 监护人" button works under the CSP).
-    page.click("text=添加 监护人")
-    page.fill("#guardian_links-0-new_name", "欧阳母亲")
-    page.fill("#guardian_links-0-new_phone", "13987654321")
+    # A guardian typed in on the child's form: its block is open already; 关系 is required (chips).
+    first = page.locator("#guardian_links .inline-field").nth(0)
+    first.locator("input[name$='-new_name']").fill("欧阳母亲")
+    first.locator("label", has_text=re.compile("^母$")).click()
+    first.locator("input[name$='-new_phone']").fill("13987654321")
     page.click("input[type=submit][value='保存']")
     page.wait_for_url("**/admin/child/**")
-    page.locator(".alert-success").wait_for()
+    page.locator(".alert-success").first.wait_for()
 
     page.fill("input[name=search]", "oyxl")
     page.keyboard.press("Enter")
