@@ -77,7 +77,13 @@ def page(browser, live_server):
 
 
 def login(page, username, password=DEMO_PASSWORD):
-    page.goto(page.base_url + "/login")
+    # A logout clicked just before navigates to the login page by itself: let it land first (going
+    # to /login meanwhile is aborted by that navigation).
+    if "/login" not in page.url:
+        page.wait_for_load_state()
+    if "/login" not in page.url:
+        page.goto(page.base_url + "/login")
+    page.wait_for_selector("#username")
     page.fill("#username", username)
     page.fill("#password", password)
     page.click("button[type=submit]")
