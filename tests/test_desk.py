@@ -392,8 +392,9 @@ def test_the_roll_marks_who_came_last_time(client, auth):
         db.select(Guardian.id)
         .join(ChildGuardian, ChildGuardian.guardian_id == Guardian.id)
         .join(Child, Child.id == ChildGuardian.child_id)
-        .where(Child.village_id == village_id)
+        .where(Child.village_id == village_id, Child.archived_at.is_(None))  # the roll's own people
         .distinct()
+        .order_by(Guardian.id)
         .limit(3)
     ).all()
     earlier = Activity(
