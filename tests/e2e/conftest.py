@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from waitress.server import create_server
 
 from app import create_app
@@ -77,12 +78,14 @@ def page(browser, live_server):
 
 
 def login(page, username, password=DEMO_PASSWORD):
-    # A logout clicked just before navigates to the login page by itself: let it land first (going
-    # to /login meanwhile is aborted by that navigation).
     if "/login" not in page.url:
-        page.wait_for_load_state()
-    if "/login" not in page.url:
-        page.goto(page.base_url + "/login")
+        try:
+            page.goto(page.base_url + "/login")
+        except PlaywrightError as error:
+            # a logout clicked just before navigates to the login page itself and wins the race
+            if "ERR_ABORTED" not in str(error):
+                raise
+            page.wait_for_url("**/login**")
     page.wait_for_selector("#username")
     page.fill("#username", username)
     page.fill("#password", password)
