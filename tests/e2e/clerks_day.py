@@ -161,6 +161,7 @@ def parent_class(page, counter: Counter, names: list[tuple[str, str]], day: dt.d
         page.locator("#recent-activities tr", has_text="家长").locator("a.copy-activity"), note="复制为新活动"
     )
     page.locator("#starts_at").wait_for()
+    page.wait_for_load_state("load")  # activity-form.js moves the end with the start once it has run
     starts = page.locator("#starts_at").input_value()
     counter.fill_date(page.locator("#starts_at"), f"{day.isoformat()}T{starts[11:16]}", "开始时间")
     page.locator("#starts_at").dispatch_event("change")
