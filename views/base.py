@@ -16,7 +16,7 @@ from flask_admin import BaseView, expose
 from flask_admin.babel import gettext as admin_gettext
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla.ajax import QueryAjaxModelLoader
-from flask_admin.contrib.sqla.filters import BaseSQLAFilter, FilterEqual
+from flask_admin.contrib.sqla.filters import BaseSQLAFilter, BooleanEqualFilter, FilterEqual
 from flask_admin.form import BaseForm
 from flask_admin.menu import MenuLink
 from flask_admin.model import template as row_template
@@ -25,6 +25,7 @@ from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 from jinja2 import pass_context
 from markupsafe import Markup, escape
+from sqlalchemy import Boolean
 from werkzeug.exceptions import HTTPException
 from wtforms import HiddenField
 
@@ -618,6 +619,15 @@ class ScopedModelView(AnsweredView, ModelView, XlsxExportMixin):
             args.search = args.search[:100]
         return args
 
+    def _refresh_filters_cache(self):
+        """An equality filter on a boolean column compares as a boolean: the plain one sends "1" as
+        text, which SQLite takes and PostgreSQL refuses (a 500 on one database only)."""
+        super()._refresh_filters_cache()
+        for idx, flt in enumerate(self._filters or []):
+            column = getattr(flt, "column", None)
+            if type(flt) is FilterEqual and isinstance(getattr(column, "type", None), Boolean):
+                self._filters[idx] = BooleanEqualFilter(column, flt.name, options=flt.options)
+
     def _get_list_filter_args(self):
         """Flask-Admin's filters, less any value the filter itself cannot turn into a query value
         (letters for a number, a number too large for the database): those are reported, not run."""
@@ -1005,6 +1015,10 @@ def _type_integer_filter(flt) -> None:
 
 
 def _filter_value_ok(flt, value) -> bool:
+    # a filter with a fixed list of options takes only those (PostgreSQL refuses "'0'" for a boolean)
+    options = flt.options if isinstance(flt.options, list | tuple) else None
+    if options and str(value) not in {str(key) for key, _ in options}:
+        return False
     try:
         cleaned = flt.clean(value)
     except (TypeError, ValueError, ArithmeticError):
