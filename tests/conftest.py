@@ -84,6 +84,9 @@ class FreshContextClient(FlaskClient):
     although the test itself holds one open for direct database access."""
 
     def open(self, *args, **kwargs):
+        # buffered: a streamed answer (the acceptance pack) is read and closed inside its own
+        # context, as the server does, not left for garbage collection to close inside a later test
+        kwargs.setdefault("buffered", True)
         with self.application.app_context():
             return super().open(*args, **kwargs)
 

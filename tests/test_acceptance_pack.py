@@ -84,10 +84,12 @@ def planted(app, closed_case):  # noqa: F811 - the fixture imported above
 
 
 def _download(client, year, period="year") -> zipfile.ZipFile:
-    response = client.get(f"/admin/acceptance-pack/pack.zip?year={year}&period={period}")
+    response = client.get(f"/admin/acceptance-pack/pack.zip?year={year}&period={period}", buffered=False)
     assert response.status_code == 200 and response.mimetype == "application/zip"
     assert response.is_streamed
-    return zipfile.ZipFile(io.BytesIO(response.get_data()))
+    data = response.get_data()
+    response.close()
+    return zipfile.ZipFile(io.BytesIO(data))
 
 
 def _cells(data: bytes):
