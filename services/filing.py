@@ -4,8 +4,8 @@ A file is complete when it has an address, at least one guardian and at least on
 ``Child.file_complete`` is derived from those rows and written only here, by one set-based UPDATE
 that reads the database's own rows:
 
-- after every ORM flush that touched a child, a guardian link or a child's categories (the
-  listener below), so the register's forms, inline guardian rows and archive/restore keep it;
+- after every ORM flush that touched a child, a guardian link or a child's categories (through
+  services/derived.py), so the register's forms, inline guardian rows and archive/restore keep it;
 - by the bulk writes that bypass the ORM (the ledger import, merging duplicates, the demo data),
   which call ``refresh`` themselves.
 
@@ -13,11 +13,10 @@ The flag lets the 工作台 count complete files from an index instead of probin
 every child. ``stale_children`` is the check that it agrees with the rows it is derived from.
 """
 
-from sqlalchemy import and_, case, event, exists, inspect, select, update
-from sqlalchemy.orm import Session
-from sqlalchemy.orm.util import identity_key
+from sqlalchemy import and_, case, exists, inspect, select, update
 
 from models import Child, ChildGuardian, child_category
+from services.derived import derive
 
 _child = Child.__table__
 _CHUNK = 500
@@ -85,18 +84,4 @@ def _touched_children(session) -> set[int]:
     return ids
 
 
-@event.listens_for(Session, "after_flush")
-def _refresh_after_flush(session, flush_context):
-    ids = _touched_children(session)
-    if ids:
-        refresh(session.connection(), ids)
-        session.info.setdefault("file_flags_written", set()).update(ids)
-
-
-@event.listens_for(Session, "after_flush_postexec")
-def _expire_loaded_flags(session, flush_context):
-    """Children loaded in this session read the flag again from the row that was just updated."""
-    for child_id in session.info.pop("file_flags_written", ()):
-        child = session.identity_map.get(identity_key(Child, child_id))
-        if child is not None:
-            session.expire(child, ["file_complete"])
+derive("file_complete", _touched_children, refresh)

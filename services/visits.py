@@ -11,8 +11,9 @@ interval of its level (red 7, orange 15, yellow 30, green 90 days, as frozen in 
 level was assessed under; a child not yet assessed: 30 days).
 
 ``Child.next_visit_due`` holds it and is written only here, by a set-based recomputation after every
-flush that touched a visit, an assessment or the child's level or registration date (the listener
-below), and by the bulk writes that bypass the ORM (the demo data), which call ``refresh`` themselves.
+flush that touched a visit, an assessment or the child's level or registration date (registered with
+services/derived.py), and by the bulk writes that bypass the ORM (the demo data), which call
+``refresh`` themselves.
 The alert rule 巡查走访逾期, the 工作台's 巡查按期率 and the reports read this one date, so they agree
 by construction; services/indicators.py reconstructs the same date for a past day from the history.
 """
@@ -22,13 +23,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, event, func, inspect, select, update
-from sqlalchemy.orm import Session
-from sqlalchemy.orm.util import identity_key
+from sqlalchemy import bindparam, func, inspect, select, update
 
 from choices import AlertSource, AssessmentStatus, Severity, VisitKind
 from models import Alert, Assessment, Child, LevelRule, RuleVersion, Staff, Visit, db
 from seeds.rules import LEVEL_RULES
+from services.derived import derive
 from services.scoping import scope
 from services.validation import InvalidInput
 
@@ -221,21 +221,7 @@ def _touched_children(session) -> set[int]:
     return ids
 
 
-@event.listens_for(Session, "after_flush")
-def _refresh_after_flush(session, flush_context):
-    ids = _touched_children(session)
-    if ids:
-        refresh(session.connection(), ids)
-        session.info.setdefault("next_visits_written", set()).update(ids)
-
-
-@event.listens_for(Session, "after_flush_postexec")
-def _expire_loaded_dates(session, flush_context):
-    """Children loaded in this session read 下次走访 again from the row that was just updated."""
-    for child_id in session.info.pop("next_visits_written", ()):
-        child = session.identity_map.get(identity_key(Child, child_id))
-        if child is not None:
-            session.expire(child, ["next_visit_due"])
+derive("next_visit_due", _touched_children, refresh)
 
 
 # --------------------------------------------------------------------------- the visit form
