@@ -132,6 +132,23 @@ def test_assigned_to_counts_and_orders_by_deadline(app):
     assert alerts.assigned_to(social.id, [villages()[1].id], NOW).total == 1  # scoped
 
 
+def test_my_alerts_beyond_the_first_twenty_are_one_click_away(app, client):
+    """我的预警 lists 20; the rest are behind 查看全部, the alert center filtered to the person's own."""
+    social = user("social")
+    for n in range(23):
+        alert = raise_in(villages()[n % 2], f"我的第{n}条")
+        alerts.assign_handler(alert, social.id, user_id=None, now=NOW)
+    other = raise_in(villages()[0], "不是我的")
+    db.session.commit()
+    AuthActions(client).login("social")
+    board = client.get("/admin/").get_data(as_text=True)
+    assert 'id="my-alerts-all"' in board and "查看全部 23 条" in board
+    listing = client.get("/admin/alerts/?mine=1&status=all").get_data(as_text=True)
+    assert "共 23 条" in listing and 'id="mine" checked' in listing
+    assert other.title not in listing
+    assert "共 23 条" not in client.get("/admin/alerts/?status=all").get_data(as_text=True)
+
+
 def test_approving_an_assessment_clears_the_childs_red_and_overdue_alerts_at_once(app, client):
     """A red child, overdue for reassessment and without 兜底: approving a green reassessment clears
     those alerts now, through the child's own rule run; other children's alerts are untouched."""

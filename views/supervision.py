@@ -495,6 +495,8 @@ class AlertCenterView(SecureView):
             stmt = stmt.where(Alert.condition_cleared_at.is_not(None))
         if args.get("new") == "1":
             stmt = stmt.where(Alert.raised_at >= now - NEW_WITHIN)
+        if args.get("mine") == "1":  # 我的预警's full list: assigned to the person logged in
+            stmt = stmt.where(Alert.handler_id == current_user.id)
         search = (args.get("q") or "").strip()[:50]
         clause = child_search_clause(search)
         if clause is not None:
@@ -504,7 +506,7 @@ class AlertCenterView(SecureView):
             )
         counts = self._counts(now)
         filtered = any(
-            args.get(k) for k in ("severity", "village", "rule", "source", "due", "cleared", "new", "q")
+            args.get(k) for k in ("severity", "village", "rule", "source", "due", "cleared", "new", "mine", "q")
         )
         if status == "active" and not filtered:
             total = counts["active"]
