@@ -506,7 +506,8 @@ class AlertCenterView(SecureView):
             )
         counts = self._counts(now)
         filtered = any(
-            args.get(k) for k in ("severity", "village", "rule", "source", "due", "cleared", "new", "mine", "q")
+            args.get(k)
+            for k in ("severity", "village", "rule", "source", "due", "cleared", "new", "mine", "q")
         )
         if status == "active" and not filtered:
             total = counts["active"]
