@@ -254,22 +254,29 @@ def withdraw(consent: Consent, on: dt.date | None, note: str | None, *, today: d
 # --------------------------------------------------------------------------- lists
 
 
-def missing_filing_under_14(village_ids, today: dt.date, *, limit: int | None = 200):
-    """Children in the register, under 14 today, without a standing 建档与评估 consent (and how many)."""
+def missing_filing_under_14(village_ids, today: dt.date, *, limit: int | None = 200, count: bool = True):
+    """Children in the register, under 14 today, without a standing 建档与评估 consent (and how many;
+    None when ``count`` is False: the 工作台 has the figure from its indicator)."""
     condition = and_(
+        Child.registered_on <= today,  # in register, as the indicator counts them
         Child.archived_at.is_(None),
         Child.birth_date > under_14_born_after(today),
         ~has_consent_clause(ConsentScope.FILING.value),
     )
-    count = db.session.scalar(
-        scope(select(func.count()).select_from(Child).where(condition), Child, village_ids)
-    )
+    total = None
+    if count:
+        total = (
+            db.session.scalar(
+                scope(select(func.count()).select_from(Child).where(condition), Child, village_ids)
+            )
+            or 0
+        )
     stmt = scope(select(Child).where(condition), Child, village_ids).order_by(
         Child.village_id, Child.birth_date
     )
     if limit:
         stmt = stmt.limit(limit)
-    return list(db.session.scalars(stmt)), count or 0
+    return list(db.session.scalars(stmt)), total
 
 
 __all__ = [

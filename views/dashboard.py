@@ -72,10 +72,11 @@ class DashboardView(AdminIndexView):
             incoming = transfers.pending_incoming(scope)
         consent = None
         if can_read(role, "consent"):
-            consent = indicators.compute_many(
-                ("consent_coverage", "consent_missing_under_14"), indicators.Frame.as_of(today, scope)
-            )
-            consent["first_missing"] = consent_service.missing_filing_under_14(scope, today, limit=5)[0]
+            # the same frame as the figures above: its register scan is shared, not made again
+            consent = indicators.compute_many(("consent_coverage", "consent_missing_under_14"), frame)
+            consent["first_missing"] = consent_service.missing_filing_under_14(
+                scope, today, limit=5, count=False
+            )[0]
         # Accounts locked by wrong passwords: their admins are told here (and on 账号), not the typist.
         locked = recently_locked(utcnow()) if can_read(role, "users") else []
         approvals = awaiting_count(current_user.id) if can_write(role, "funds") else None
