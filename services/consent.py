@@ -254,9 +254,12 @@ def withdraw(consent: Consent, on: dt.date | None, note: str | None, *, today: d
 # --------------------------------------------------------------------------- lists
 
 
-def missing_filing_under_14(village_ids, today: dt.date, *, limit: int | None = 200, count: bool = True):
+def missing_filing_under_14(
+    village_ids, today: dt.date, *, limit: int | None = 200, count: bool = True, sample: bool = False
+):
     """Children in the register, under 14 today, without a standing 建档与评估 consent (and how many;
-    None when ``count`` is False: the 工作台 has the figure from its indicator)."""
+    None when ``count`` is False: the 工作台 has the figure from its indicator). By village and age;
+    ``sample``: the earliest filed instead, read in file order so the scan stops at ``limit``."""
     condition = and_(
         Child.registered_on <= today,  # in register, as the indicator counts them
         Child.archived_at.is_(None),
@@ -272,7 +275,7 @@ def missing_filing_under_14(village_ids, today: dt.date, *, limit: int | None = 
             or 0
         )
     stmt = scope(select(Child).where(condition), Child, village_ids).order_by(
-        Child.village_id, Child.birth_date
+        *((Child.id,) if sample else (Child.village_id, Child.birth_date))
     )
     if limit:
         stmt = stmt.limit(limit)

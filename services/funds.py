@@ -87,9 +87,14 @@ def yuan(amount) -> str:
     return f"{Decimal(amount or 0).quantize(CENT):,}"
 
 
+def in_cents(column):
+    """A money column as whole cents (an integer): sums of it are exact on every database."""
+    return cast(func.round(column * 100), Integer)
+
+
 def cents(column):
     """The SQL sum of a money column in whole cents: exact on every database."""
-    return func.coalesce(func.sum(cast(func.round(column * 100), Integer)), 0)
+    return func.coalesce(func.sum(in_cents(column)), 0)
 
 
 def from_cents(value) -> Decimal:

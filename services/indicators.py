@@ -59,7 +59,7 @@ from models import (
     db,
 )
 from services import clock, visits
-from services.funds import cents, from_cents
+from services.funds import cents, from_cents, in_cents
 from services.scoping import scope
 
 STATE = "state"
@@ -1311,12 +1311,28 @@ def funds_available(frame: Frame) -> Parts:
     return _money(select(cents(FundSource.amount)).where(sources_available(frame)))
 
 
+def _spent(frame: Frame) -> tuple[int, int]:
+    """(paid, approved or paid) in the period, in cents: one scan of the period's entries."""
+
+    def compute():
+        return tuple(
+            db.session.execute(
+                select(
+                    func.coalesce(func.sum(in_cents(Expense.amount)).filter(paid_in(frame)), 0),
+                    func.coalesce(func.sum(in_cents(Expense.amount)), 0),
+                ).where(committed_in(frame))  # paid entries are among the committed ones
+            ).one()
+        )
+
+    return frame.memo("spent", compute)
+
+
 def funds_paid(frame: Frame) -> Parts:
-    return _money(select(cents(Expense.amount)).where(paid_in(frame)))
+    return {None: from_cents(_spent(frame)[0])}
 
 
 def funds_committed(frame: Frame) -> Parts:
-    return _money(select(cents(Expense.amount)).where(committed_in(frame)))
+    return {None: from_cents(_spent(frame)[1])}
 
 
 declare(

@@ -75,7 +75,7 @@ class DashboardView(AdminIndexView):
             # the same frame as the figures above: its register scan is shared, not made again
             consent = indicators.compute_many(("consent_coverage", "consent_missing_under_14"), frame)
             consent["first_missing"] = consent_service.missing_filing_under_14(
-                scope, today, limit=5, count=False
+                scope, today, limit=5, count=False, sample=True
             )[0]
         # Accounts locked by wrong passwords: their admins are told here (and on 账号), not the typist.
         locked = recently_locked(utcnow()) if can_read(role, "users") else []
