@@ -75,7 +75,11 @@ def build(app):
             )
         session.execute(insert(Attachment), rows)
     # an approved case study of a closed case
-    case = session.scalars(select(Case).where(Case.stage == CaseStage.CLOSED.value).order_by(Case.id)).first()
+    case = session.scalars(
+        select(Case)
+        .where(Case.stage == CaseStage.CLOSED.value, Case.closed_on.is_not(None))
+        .order_by(Case.id)
+    ).first()
     if case is not None and session.scalar(select(CaseStudy.id).where(CaseStudy.case_id == case.id)) is None:
         study = case_studies.draft(case, user_id=None, now=clock.now())
         study.status = "approved"
