@@ -1,0 +1,63 @@
+"""Columns of the child derived from other rows, kept by one mechanism.
+
+``Child.file_complete`` (services/filing.py) and ``Child.next_visit_due`` (services/visits.py) are
+read from an index by the 工作台, the lists and the alert rules, and written only from the rows they
+are derived from. Each registers here what a flush touches and how to recompute it; after every ORM
+flush the children touched are recomputed by a set-based UPDATE on the same connection (not an ORM
+write: the derived value is not an edit of the child, so it neither bumps the child's version nor
+enters the audit log), and any of them loaded in the session read the column again.
+
+Bulk writes that bypass the ORM (the ledger import, merging duplicates, the demo data) call the
+registered ``refresh`` themselves; each module's ``stale_children`` checks the column against its rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
+
+from models import Child
+
+
+@dataclass(frozen=True)
+class Derived:
+    column: str  # the Child attribute written
+    touched: Callable[[Session], set[int]]  # ids of the children a pending flush changes
+    refresh: Callable[[object, Iterable[int]], object]  # (connection, ids): recompute and write
+
+
+_DERIVED: dict[str, Derived] = {}
+
+
+def derive(column: str, touched: Callable[[Session], set[int]], refresh: Callable) -> None:
+    """Keep ``Child.<column>`` from ``refresh`` after every flush that ``touched`` says concerns it."""
+    if column in _DERIVED:
+        raise ValueError(f"Child.{column} is derived twice")
+    _DERIVED[column] = Derived(column, touched, refresh)
+
+
+def _key(column: str) -> tuple[str, str]:
+    return ("derived written", column)
+
+
+@event.listens_for(Session, "after_flush")
+def _refresh_after_flush(session, flush_context):
+    for derived in _DERIVED.values():
+        ids = derived.touched(session)
+        if ids:
+            derived.refresh(session.connection(), ids)
+            session.info.setdefault(_key(derived.column), set()).update(ids)
+
+
+@event.listens_for(Session, "after_flush_postexec")
+def _expire_loaded(session, flush_context):
+    """Children loaded in this session read the column again from the row that was just updated."""
+    for derived in _DERIVED.values():
+        for child_id in session.info.pop(_key(derived.column), ()):
+            child = session.identity_map.get(identity_key(Child, child_id))
+            if child is not None:
+                session.expire(child, [derived.column])
