@@ -153,6 +153,10 @@ def describe(
     if isinstance(exc, sa_exc.IntegrityError):
         return _integrity(exc, labels or {})
     if _unavailable(exc):
+        # the operator's trace: the driver's own words (never the statement or its values)
+        log.warning(
+            "数据库不可用（%s）：%s", type(exc).__name__, getattr(exc, "orig", None) or exc.__class__.__name__
+        )
         return Answer(503, BUSY if _locked(exc) else UNAVAILABLE)
     if isinstance(exc, sa_exc.DataError) or _out_of_range(exc):
         return Answer(400, "输入的数值超出范围或格式不正确，请核对后重新填写")
