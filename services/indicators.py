@@ -538,13 +538,18 @@ def level_distribution(frame: Frame, category_id: int | None = None) -> dict:
 def category_distribution(frame: Frame) -> list[tuple[int, str, int]]:
     """(category id, name, children in register) in category order; a child may be in several
     categories. Categories are read as recorded now (their history is not kept)."""
-    counts = dict(
-        db.session.execute(
-            select(child_category.c.category_id, func.count())
-            .where(child_category.c.child_id.in_(registered_children(frame)))
-            .group_by(child_category.c.category_id)
-        ).all()
-    )
+    links = select(child_category.c.category_id, func.count()).group_by(child_category.c.category_id)
+    if frame.is_current and frame.village_ids is None:
+        # The whole town now: every link less those of the few children out of register (archived,
+        # or registered later): two index scans, not a lookup of every child in register.
+        outside = select(Child.id).where(~func.coalesce(in_register(frame), False))
+        counts = dict(db.session.execute(links).all())
+        for category_id, n in db.session.execute(links.where(child_category.c.child_id.in_(outside))):
+            counts[category_id] -= n
+    else:
+        counts = dict(
+            db.session.execute(links.where(child_category.c.child_id.in_(registered_children(frame)))).all()
+        )
     categories = db.session.execute(select(Category.id, Category.name).order_by(Category.sort_order)).all()
     return [(category_id, name, counts.get(category_id, 0)) for category_id, name in categories]
 

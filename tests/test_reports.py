@@ -212,6 +212,25 @@ def test_registers_by_category_level_and_village(work):
     assert first[1] == sum(1 for c in kids if c.village_id == village.id)
 
 
+def test_categories_of_the_whole_town_now_count_the_register_only(app):
+    """The town's current counts are read as every link less the children out of register: an
+    archived child and one registered after today leave their categories' counts."""
+    children = db.session.scalars(db.select(Child).where(Child.categories.any()).order_by(Child.id)).all()
+    archive_child(children[0], "moved", "迁出（测试）")
+    children[1].registered_on = dt.date.today() + dt.timedelta(days=3)
+    db.session.commit()
+    frame = Frame.year_to_date(None)
+    kids = Base().registered(frame)
+    assert children[0] not in kids and children[1] not in kids
+    counts = {name: n for _, name, n in indicators.category_distribution(frame)}
+    for name, count in counts.items():
+        assert count == sum(1 for c in kids if name in {cat.name for cat in c.categories}), name
+    every_village = [v.id for v in db.session.scalars(db.select(Village))]
+    assert indicators.category_distribution(
+        frame.for_villages(every_village)
+    ) == indicators.category_distribution(Frame.year_to_date(None))
+
+
 def test_village_scope_counts_only_that_village(work):
     village = db.session.scalar(db.select(Village).order_by(Village.sort_order))
     figures = reports.compute_figures(MARCH, [village.id], village.name)
