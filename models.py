@@ -641,6 +641,15 @@ Index(
     Child.file_complete,
     Child.registered_on,
 )
+# One village's visits by date (今日's overdue list and the week's due count, the visit rules): a range
+# of 下次走访 within the village, with the level for the order, from the index alone.
+Index(
+    "ix_child_village_visit_due",
+    Child.archived_at,
+    Child.village_id,
+    Child.next_visit_due,
+    Child.current_level,
+)
 # The level of each child on a past date (as-of map): the latest approved assessment, from the index.
 Index(
     "ix_assessment_level_history",

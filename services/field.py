@@ -193,12 +193,15 @@ def measures_due(village_ids, today: dt.date) -> tuple[int, Section]:
     planned = SupportService.status == ServiceStatus.PLANNED.value
     horizon = today + dt.timedelta(days=DUE_SOON_DAYS - 1)
 
-    def count(condition) -> int:
-        stmt = scope(select(SupportService.id).where(planned, condition), SupportService, village_ids)
-        return db.session.scalar(select(func.count()).select_from(stmt.subquery()))
-
-    overdue = count(SupportService.due_on < today)
-    total = count(SupportService.due_on <= horizon)
+    # both counts from one scan of the week's planned measures
+    due = scope(
+        select(SupportService.due_on.label("due_on")).where(planned, SupportService.due_on <= horizon),
+        SupportService,
+        village_ids,
+    ).subquery()
+    overdue, total = db.session.execute(
+        select(func.count().filter(due.c.due_on < today), func.count()).select_from(due)
+    ).one()
     rows = db.session.execute(
         scope(
             select(
