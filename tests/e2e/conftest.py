@@ -34,7 +34,8 @@ def live_server(database_url, tmp_path):
         }
     )
     port = _free_port()
-    server = create_server(app, host="127.0.0.1", port=port, threads=4)
+    # as `make run` serves it (8 threads): with 4, a busy moment queued the login page past its timeout
+    server = create_server(app, host="127.0.0.1", port=port, threads=8)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{port}"
