@@ -131,7 +131,7 @@ def build(app):
         ],
     )
     session.commit()
-    run_rules(clock.today())  # the town's alerts exist, as after the hourly run
+    run_rules(clock.today(), clock.now())  # the town's alerts exist, as after the hourly run
 
 
 def measure(bench) -> None:
