@@ -69,7 +69,8 @@ def main(argv: list[str]) -> int:
     modules = [importlib.import_module(name) for name in names]
     # Parts that add no data of their own share one database of the children alone.
     building = [n.rsplit(".", 1)[-1] for n, m in zip(names, modules, strict=True) if hasattr(m, "build")]
-    suffix = ("-" + "-".join(building) if building else "-base") if only else ""
+    # --on-full: measure the named areas on the full database (built with every area's data)
+    suffix = ("-" + "-".join(building) if building else "-base") if only and "--on-full" not in argv else ""
     db_path = BENCH_DIR / f"bench-{CHILDREN}{suffix}.db"
     if "--build" in argv:
         build(db_path, modules)
