@@ -107,9 +107,19 @@ def sync(
     photos = photos or {}
     results = []
     seen: set[str] = set()
+    visits: list[int] = []
     for raw in items:
         result = _take(raw, sender, now, photos, seen)
         results.append(result)
+        if result.ok and not result.duplicate and isinstance(raw, dict) and raw.get("kind") == "visit":
+            visits.append(result.record_id)
+    if visits:
+        from services.alerts import run_rules_for_children
+
+        # the alert rules of every child visited, once for the queue (each visit's own risk alert is
+        # raised as it is taken)
+        children = db.session.scalars(select(Visit.child_id).where(Visit.id.in_(visits)).distinct()).all()
+        run_rules_for_children(sorted(children), now.date(), now)
     taken = [r for r in results if r.ok and not r.duplicate]
     if results:
         audit.record(
@@ -238,7 +248,9 @@ def _take_visit(uuid, data, sender: Sender, recorded_at, now, photos: list[Photo
         entry.visitor_ids = (sender.staff_id,)
     if len(photos) > MAX_PHOTOS_PER_VISIT:
         raise InvalidInput(f"每次走访最多附{MAX_PHOTOS_PER_VISIT}张照片")
-    visit, alert = record_visit(entry, village_ids=sender.village_ids, user_id=sender.user_id, now=now)
+    visit, alert = record_visit(
+        entry, village_ids=sender.village_ids, user_id=sender.user_id, now=now, rules=False
+    )
     attach_photos(visit, photos)
     message = SYNCED + ("，已生成风险预警" if alert is not None else "")
     return ItemResult(uuid, True, message, record_id=visit.id, alert_id=alert.id if alert else None)

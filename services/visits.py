@@ -211,6 +211,10 @@ _CHILD_FIELDS = ("registered_on", "current_level", "level_assessed_on")
 def _touched_children(session) -> set[int]:
     ids: set[int] = set()
     for obj in session.new | session.dirty | session.deleted:
+        if isinstance(obj, Visit) and obj in session.dirty and obj not in session.deleted:
+            state = inspect(obj)
+            if not any(state.attrs[name].history.has_changes() for name in ("child_id", "visited_on")):
+                continue  # e.g. its own next_due filled in: the child's contacts are unchanged
         if isinstance(obj, Visit | Assessment):
             ids.add(obj.child_id)
             ids.update(inspect(obj).attrs.child_id.history.deleted or ())  # moved to another child
@@ -267,10 +271,10 @@ def concerns(visit: Visit) -> list[str]:
     return found
 
 
-def after_save(visit: Visit, *, now: dt.datetime) -> Alert | None:
+def after_save(visit: Visit, *, now: dt.datetime, rules: bool = True) -> Alert | None:
     """Fill the visit's next due date; when 发现风险 is answered 是, raise the visit's alert (once); then
-    run the alert rules for the child at once. The child's 下次走访 moves with the flush (the listener
-    above).
+    run the alert rules for the child at once (``rules`` False: the caller runs them once for a batch,
+    as the offline sync does). The child's 下次走访 moves with the flush (services/derived.py).
 
     The alert counts from the time the visit was recorded (``visit.recorded_at``), not from when it
     reached the server: a visit queued offline raises its alert on arrival with the deadline already
@@ -281,7 +285,8 @@ def after_save(visit: Visit, *, now: dt.datetime) -> Alert | None:
     child = visit.child or db.session.get(Child, visit.child_id)
     visit.next_due = next_due_after(visit, child)
     if not visit.risk_found:
-        run_rules_for_children([child.id], now.date(), now)  # a visit-overdue alert clears now
+        if rules:
+            run_rules_for_children([child.id], now.date(), now)  # a visit-overdue alert clears now
         return None
     db.session.flush()
     found = concerns(visit)
@@ -309,7 +314,8 @@ def after_save(visit: Visit, *, now: dt.datetime) -> Alert | None:
         condition_key=f"visit_risk:visit:{visit.id}",
         now=found_at,
     )
-    run_rules_for_children([child.id], now.date(), now)
+    if rules:
+        run_rules_for_children([child.id], now.date(), now)
     return alert
 
 
@@ -410,7 +416,7 @@ def check_entry(entry: VisitEntry, *, today: dt.date, now: dt.datetime) -> dict[
 
 
 def record_visit(
-    entry: VisitEntry, *, village_ids, user_id: int | None, now: dt.datetime
+    entry: VisitEntry, *, village_ids, user_id: int | None, now: dt.datetime, rules: bool = True
 ) -> tuple[Visit, Alert | None]:
     """Check and write one visit of a child in ``village_ids`` (None: all); flushes, never commits.
 
@@ -455,7 +461,7 @@ def record_visit(
     )
     db.session.add(visit)
     db.session.flush()
-    return visit, after_save(visit, now=now)
+    return visit, after_save(visit, now=now, rules=rules)
 
 
 __all__ = [
