@@ -576,6 +576,10 @@ def users_for(n: int) -> list[tuple[str, str]]:
 
 def serve(database_url: str, port: int) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "loadtest"}
+    # the server's log goes to a file: a pipe nobody reads fills up (waitress warns of every queued
+    # request under load) and then blocks the server's own loop
+    log = tempfile.NamedTemporaryFile(prefix="tonghu-loadtest-", suffix=".log", delete=False)  # noqa: SIM115
+    print(f"server log: {log.name}", flush=True)
     server = subprocess.Popen(
         [
             str(BIN / "waitress-serve"),
@@ -590,8 +594,9 @@ def serve(database_url: str, port: int) -> subprocess.Popen:
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
+    log.close()  # the child has its own copy of the file
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
