@@ -26,6 +26,7 @@ import argparse
 import collections
 import datetime as dt
 import http.client
+import json
 import os
 import random
 import re
@@ -140,11 +141,12 @@ class Browser:
         self.cookies: dict[str, str] = {}
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
 
-    def _send(self, method, path, body=None):
+    def _send(self, method, path, body=None, extra_headers=None):
         path = quote(path, safe="/?=&%:+,")
         headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
         if body is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
+        headers.update(extra_headers or {})
         for attempt in (1, 2):
             try:
                 self.conn.request(method, path, body=body, headers=headers)
@@ -178,6 +180,23 @@ class Browser:
             self.stats.error(kind, f"{method} {path}: {status}")
             raise Refused(f"{status}")
         return status, headers, raw
+
+    def post_json(self, kind, path, payload, token) -> dict:
+        """POST JSON as the phone's page does (its CSRF token in X-CSRFToken); the answer's JSON."""
+        body = json.dumps(payload, ensure_ascii=False).encode()
+        start = time.perf_counter()
+        try:
+            status, headers, raw = self._send(
+                "POST", path, body, {"Content-Type": "application/json", "X-CSRFToken": token}
+            )
+        except (http.client.HTTPException, OSError) as exc:
+            self.stats.error(kind, f"POST {path}: connection {exc!r}")
+            raise Refused(str(exc)) from None
+        self.stats.sample(kind, (time.perf_counter() - start) * 1000)
+        if status != 200:
+            self.stats.error(kind, f"POST {path}: {status}")
+            raise Refused(f"{status}")
+        return json.loads(raw)
 
     def get(self, kind, path) -> str:
         status, headers, raw = self.timed(kind, "GET", path)
@@ -378,20 +397,43 @@ class User:
         return None
 
     def create_visit(self):
+        """A visit as the phone's 记走访 page sends it online: one item through /field/api/sync."""
         children = self.world.children_by_village.get(self.village_id) if self.village_id else None
         children = children or [c for ids in self.world.children_by_village.values() for c in ids]
-        page = self.browser.get("form: new visit", "/admin/visit/new/")
-        fields = form_fields(page)
+        self.browser.get("form: new visit", "/field/visit")
+        session = json.loads(self.browser.get("form: new visit", "/field/api/session"))
         notes = self.tag("走访")
-        fields.update(
-            child=[str(self.rng.choice(children))],
-            visited_on=[dt.date.today().isoformat()],
-            kind=["home"],
-            child_seen=["y"],
-            notes=[notes],
+        now = dt.datetime.now().replace(microsecond=0)
+        item = {
+            "uuid": str(uuid.uuid4()),
+            "kind": "visit",
+            "recorded_at": now.isoformat(),
+            "offline": False,
+            "data": {
+                "child_id": self.rng.choice(children),
+                "visited_on": now.date().isoformat(),
+                "kind": "home",
+                "answers": {
+                    "child_seen": True,
+                    "guardian_present": True,
+                    "living_ok": True,
+                    "school_ok": True,
+                    "harm_signs": False,
+                    "risk_found": False,
+                },
+                "notes": notes,
+            },
+        }
+        answer = self.browser.post_json(
+            "write: create visit",
+            "/field/api/sync",
+            {"user_id": session["user"]["id"], "items": [item]},
+            session["csrf_token"],
         )
-        fields.pop("risk_found", None)
-        self.browser.post("write: create visit", "/admin/visit/new/", fields)
+        results = answer.get("results") or [{}]
+        if not results[0].get("ok"):
+            self.browser.stats.error("write: create visit", f"refused: {results[0].get('message')}")
+            return
         with self.acked.lock:
             self.acked.visits.append(notes)
 
@@ -402,7 +444,13 @@ class User:
         activity_id = self.rng.choice(mine or self.world.activities)
         url = f"/admin/activity/attendance/?id={activity_id}"
         page = self.browser.get("page: attendance roll", url)
-        keys = re.findall(r'name="present" value="([cgsw]:\d+)"(?! checked)(?![^>]*disabled)', page)
+        # the people not yet signed in: their box is neither checked nor disabled (whatever the order
+        # of the attributes)
+        keys = [
+            key
+            for tag, key in re.findall(r'(<input[^>]*name="present" value="([cgsw]:\d+)"[^>]*>)', page)
+            if not re.search(r"\s(checked|disabled)\b", tag)
+        ]
         if not keys:
             return
         chosen = self.rng.sample(keys, min(len(keys), self.rng.randint(1, 5)))
