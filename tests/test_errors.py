@@ -10,6 +10,7 @@ import re
 import shutil
 import sqlite3
 import threading
+import time
 from decimal import Decimal
 
 import pytest
@@ -385,6 +386,29 @@ def test_sqlite_locked_by_a_writer_is_503_then_recovers(database_url, tmp_path):
     assert "数据库正忙" in body
     response = client.get("/admin/guardian/")
     assert response.status_code == 200
+
+
+def test_a_savepoint_waits_for_another_writer_instead_of_failing(app, database_url):
+    """A savepoint's reads must not pin a snapshot that a writer committing meanwhile makes stale:
+    the savepoint waits for the writer, then reads and writes (the offline sync's items)."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite's writer lock")
+    db.session.execute(text("SELECT count(*) FROM setting")).scalar()  # connected (and analysed)
+    db.session.rollback()
+    holder = sqlite3.connect(
+        make_url(database_url).database, timeout=5, isolation_level=None, check_same_thread=False
+    )
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("UPDATE setting SET value = value")
+    threading.Timer(0.5, holder.execute, ("COMMIT",)).start()
+    try:
+        with db.session.begin_nested():
+            db.session.execute(text("SELECT count(*) FROM setting")).scalar()
+            db.session.execute(text("UPDATE setting SET value = value"))
+        db.session.commit()
+    finally:
+        time.sleep(0.6)
+        holder.close()
 
 
 def test_sqlite_file_unreachable_is_503_and_logged(tmp_path, caplog):
