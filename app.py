@@ -161,32 +161,39 @@ def _init_login(app: Flask) -> None:
 
 
 def _init_sqlite(app: Flask) -> None:
+    """SQLite's connection settings and savepoint rule, registered once per process: the listeners
+    are on the Engine class, so registering them per app (the tests make hundreds) ran the pragmas
+    once per app on every new connection."""
     if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         return
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
-    @event.listens_for(Engine, "connect")
-    def _pragmas(dbapi_connection, connection_record):
-        if type(dbapi_connection).__module__.startswith("sqlite3"):
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            _analyze_once(cursor)
-            cursor.close()
+    for name, listener in (("connect", _pragmas), ("savepoint", _savepoint_opens_for_writing)):
+        if not event.contains(Engine, name, listener):
+            event.listen(Engine, name, listener)
 
-    @event.listens_for(Engine, "savepoint")
-    def _savepoint_opens_for_writing(conn, name):
-        """A SAVEPOINT outside a transaction opens a deferred one: its reads fix a snapshot, and its
-        first write then fails at once ("database is locked") when another writer committed since,
-        because SQLite's busy wait does not cover that upgrade. The app's savepoints always lead to
-        writes (an offline queue's items, a rule run, a review), so the transaction is opened for
-        writing first and waits its turn like any other write (the offline sync answered 503 to
-        half its visits under the load test)."""
-        dbapi = conn.connection.dbapi_connection
-        if type(dbapi).__module__.startswith("sqlite3") and not dbapi.in_transaction:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+def _pragmas(dbapi_connection, connection_record):
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        _analyze_once(cursor)
+        cursor.close()
+
+
+def _savepoint_opens_for_writing(conn, name):
+    """A SAVEPOINT outside a transaction opens a deferred one: its reads fix a snapshot, and its
+    first write then fails at once ("database is locked") when another writer committed since,
+    because SQLite's busy wait does not cover that upgrade. The app's savepoints always lead to
+    writes (an offline queue's items, a rule run, a review), so the transaction is opened for
+    writing first and waits its turn like any other write (the offline sync answered 503 to
+    half its visits under the load test)."""
+    dbapi = conn.connection.dbapi_connection
+    if type(dbapi).__module__.startswith("sqlite3") and not dbapi.in_transaction:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _analyze_once(cursor) -> None:
