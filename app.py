@@ -40,7 +40,11 @@ def _default_config(instance_path: Path) -> dict:
         "SECRET_KEY": os.environ.get("SECRET_KEY") or _instance_secret(instance_path),
         "BABEL_DEFAULT_LOCALE": "zh_CN",
         "BABEL_DEFAULT_TIMEZONE": "Asia/Shanghai",
-        "PERMANENT_SESSION_LIFETIME": accounts.IDLE_TIMEOUT,
+        # The session cookie is written only when the session changes (a login, a flash), never to
+        # refresh it: a background request (the 工作台's fund count) answered after a save re-sent the
+        # cookie it had read before, and the save's "已保存" message was lost. It is a browser-session
+        # cookie; the 30-minute idle limit is kept on the server (services/accounts.py).
+        "SESSION_REFRESH_EACH_REQUEST": False,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": os.environ.get("SESSION_COOKIE_SECURE", "0") == "1",
@@ -241,7 +245,6 @@ def _init_request_hooks(app: Flask) -> None:
         if current_user.is_authenticated:  # load_user checked the server-side session
             if db.session.dirty:  # its last_seen_at moved (at most once a minute)
                 db.session.commit()
-            session.permanent = True
             audit.set_actor(audit.Actor(current_user.id, current_user.username, request.remote_addr))
             return None
         audit.set_actor(audit.Actor(None, None, request.remote_addr))

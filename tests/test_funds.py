@@ -207,6 +207,31 @@ def test_finance_enters_expense_and_cannot_approve_it(client, auth):
     assert db.session.get(Expense, expense.id).status == "draft"
 
 
+def test_a_late_background_answer_does_not_undo_the_approval_message(app, client, auth):
+    """The 工作台 asks for its fund count in the background. When that answer arrived after an
+    approval, it re-sent the session cookie it had read before the approval (a permanent session was
+    refreshed on every answer), and the list drew no "已审批" (a clerk's-day test failed on it)."""
+    expense = make_expense(make_source(), "1280.00", payee="罗云镇文印店")
+    db.session.commit()
+    auth.login("admin")
+    before = client.get_cookie("session").value
+    late = app.test_client()  # the fetch, sent with the cookie of the moment before the approval
+    late.set_cookie("session", before)
+
+    fields = form_fields(client, "/admin/expense-approval/")
+    approved = client.post(
+        f"/admin/expense/approve/?id={expense.id}", data={**fields, "back": "/admin/expense-approval/"}
+    )
+    assert approved.status_code == 302 and client.get_cookie("session").value != before  # the flash
+
+    answer = late.get("/admin/fund-findings/")
+    assert answer.status_code == 200 and "open_findings" in answer.get_json()
+    assert not [h for h in answer.headers.getlist("Set-Cookie") if h.startswith("session=")]
+    for page in ("/admin/", "/admin/child/"):  # pages that leave the session as it is write no cookie
+        assert not [h for h in late.get(page).headers.getlist("Set-Cookie") if h.startswith("session=")]
+    assert "已审批 1 笔支出" in client.get("/admin/expense-approval/").get_data(as_text=True)
+
+
 def test_paid_expense_cannot_be_edited_only_reversed(client, auth):
     source = make_source()
     expense = make_expense(source, "800.00", status="paid", approver_id=user_id("admin"), approved_at=NOW)

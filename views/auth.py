@@ -3,10 +3,11 @@
 import re
 from urllib.parse import unquote, urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 from flask_admin import BaseView, expose
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
+from flask_wtf.csrf import generate_csrf
 from werkzeug.security import check_password_hash
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo
@@ -85,8 +86,12 @@ def complete_login(user) -> None:
     """Log ``user`` in on this browser (the login form, and the phone's password prompt before a sync)."""
     # A fresh session on login: nothing from before survives (no fixation).
     session.clear()
-    session.permanent = True
     session["sid"] = start_session(user, request.remote_addr)
+    # The CSRF secret is made now, with the login's own cookie: made by the first page instead, two
+    # pages opened at once after a login each made one, and the forms of the one whose cookie lost
+    # were refused.
+    g.pop("csrf_token", None)  # a token drawn earlier in this request belongs to the cleared session
+    generate_csrf()
     login_user(user)
     audit.set_actor(audit.Actor(user.id, user.username, request.remote_addr))
     audit.record(db.session, "login", table="user_account", record_id=user.id, summary=user.username)
