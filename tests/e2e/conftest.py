@@ -78,6 +78,15 @@ def page(browser, live_server):
     assert not outside, f"the page loaded something from outside the app: {outside}"
 
 
+def logout(page):
+    """From the user menu, and on to the login page the logout itself navigates to: a next step that
+    starts before it races the logout's own navigation."""
+    page.wait_for_load_state("load")  # the menu's script is there, not only the page's text
+    page.click("#user-menu")
+    page.click("#logout-button")
+    page.wait_for_url("**/login**")
+
+
 def login(page, username, password=DEMO_PASSWORD):
     if "/login" not in page.url:
         try:

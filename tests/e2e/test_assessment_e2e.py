@@ -5,7 +5,7 @@ import re
 
 from sqlalchemy import create_engine, text
 
-from tests.e2e.conftest import login, screenshot
+from tests.e2e.conftest import login, logout, screenshot
 
 VILLAGE = "云岭村"
 
@@ -55,8 +55,7 @@ def test_assess_live_level_approve_and_see_the_map_change(page, database_url):
     fill_scores(page, "3")
     assert page.inner_text("#live-total") == "33"
     assert page.get_attribute("#live-level", "data-level") == "green"
-    page.click("#user-menu")
-    page.click("#logout-button")
+    logout(page)
 
     # A village's 儿童主任 assesses the family; the level follows each click.
     login(page, "director1")
@@ -78,8 +77,7 @@ def test_assess_live_level_approve_and_see_the_map_change(page, database_url):
     page.wait_for_selector("#assessment-status")
     assert "待审核" in page.inner_text("#assessment-status")
     assert page.locator("#approve-button").count() == 0  # a 儿童主任 does not review
-    page.click("#user-menu")
-    page.click("#logout-button")
+    logout(page)
 
     # The supervisor approves it; the child turns red and the 兜底 measure is planned.
     login(page, "supervisor")

@@ -19,7 +19,7 @@ from tests.e2e.clerks_day import (
     register_child,
     table,
 )
-from tests.e2e.conftest import login, screenshot
+from tests.e2e.conftest import login, logout, screenshot
 
 
 @pytest.fixture
@@ -32,13 +32,6 @@ def day(live_server, database_url):
         db.engine.dispose()
 
 
-def _logout(page):
-    page.wait_for_load_state("load")  # the menu's script is there, not only the page's text
-    page.click("#user-menu")
-    page.click("#logout-button")
-    page.wait_for_url("**/login**")  # the logout's own navigation, before the next login's
-
-
 def test_the_clerks_day_fits_its_budgets(page, day):
     app, data = day
     counters = []
@@ -47,25 +40,25 @@ def test_the_clerks_day_fits_its_budgets(page, day):
     c = Counter("register")
     register_child(page, c, data["child"])
     counters.append(c)
-    _logout(page)
+    logout(page)
 
     login(page, "director1")
     c = Counter("parent_class")
     happened = parent_class(page, c, data["names"], clock.today() + dt.timedelta(days=1))
     counters.append(c)
-    _logout(page)
+    logout(page)
 
     login(page, "finance")
     c = Counter("expense")
     enter_expense(page, c, data["expense"])
     counters.append(c)
-    _logout(page)
+    logout(page)
 
     login(page, "admin")
     c = Counter("approval")
     approve_expense(page, c, data["expense"]["payee"])
     counters.append(c)
-    _logout(page)
+    logout(page)
 
     login(page, "supervisor")
     c = Counter("new_alert")

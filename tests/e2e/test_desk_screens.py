@@ -13,7 +13,7 @@ from models import Activity, Expense, FundSource, User, Village, db
 from services import clock
 from services.funds import awaiting_count
 from tests.e2e.clerks_day import prepare
-from tests.e2e.conftest import ARTIFACTS, login
+from tests.e2e.conftest import ARTIFACTS, login, logout
 
 GROUP_TOPS = """() => {
     const more = document.getElementById('menu-more');
@@ -126,8 +126,7 @@ def test_the_screens_of_the_note(page, prepared):
     assert page.input_value("#birth_date") == "2016-05-05"
     assert "岁" in page.locator("#age-note").inner_text()
     shot(page, "desk-child-form-id")
-    page.click("#user-menu")
-    page.click("#logout-button")
+    logout(page)
 
     # The ambiguous-match chooser: two people with the same initials on director1's roll.
     login(page, "director1")
@@ -150,8 +149,7 @@ def test_the_screens_of_the_note(page, prepared):
         page.locator("#roll tbody input[name=present]:checked").count() == ticked
     )  # nothing ticked by itself
     shot(page, "desk-match-chooser")
-    page.click("#user-menu")
-    page.click("#logout-button")
+    logout(page)
 
     # 待我审批 as the administrator, with a draft that finance entered.
     with app.app_context():
@@ -187,8 +185,7 @@ def test_the_screens_of_the_note(page, prepared):
     shot(page, "desk-404")
     back.click()
     page.wait_for_url("**/admin/")
-    page.click("#user-menu")
-    page.click("#logout-button")
+    logout(page)
 
     # The 403 page names the roles that may.
     login(page, "finance")

@@ -7,7 +7,7 @@ from PIL import Image
 from playwright.sync_api import expect
 from sqlalchemy import create_engine, text
 
-from tests.e2e.conftest import login, screenshot
+from tests.e2e.conftest import login, logout, screenshot
 
 
 def _first_child_of_yunling(database_url) -> tuple[int, str]:
@@ -117,8 +117,7 @@ def test_attach_see_thumbnails_transfer_accept(page, database_url, tmp_path):
     page.locator("#transfer-status", has_text="待接收").wait_for()
     page.goto(f"{page.base_url}/admin/dossier/?id={child_id}")
     assert page.locator("#dossier-pending-transfer").is_visible()  # still ours until accepted
-    page.click("#user-menu")
-    page.click("#logout-button")
+    logout(page)
 
     login(page, "director2")
     page.locator("#incoming-transfers").wait_for()
@@ -131,8 +130,7 @@ def test_attach_see_thumbnails_transfer_accept(page, database_url, tmp_path):
     assert page.locator("#dossier-name").inner_text() == name
     assert page.locator("#dossier-attachments .attachment-tile").count() == 2  # the scans came along
     assert page.locator("#dossier-transfers .transfer-event").count() == 2
-    page.click("#user-menu")
-    page.click("#logout-button")
+    logout(page)
 
     login(page, "director1")
     page.goto(f"{page.base_url}/admin/child/?search={name}")

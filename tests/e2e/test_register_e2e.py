@@ -4,7 +4,7 @@ import re
 
 from stdnum.cn import ric
 
-from tests.e2e.conftest import login, screenshot
+from tests.e2e.conftest import login, logout, screenshot
 
 BODY = "50010220170611004"  # a girl born 2017-06-11, Fuling
 GOOD = BODY + ric.calc_check_digit(BODY + "0")
@@ -44,7 +44,5 @@ def test_director_registers_a_child_and_finds_it_by_initials(page):
     assert page.locator("table.model-list td:not(.card-head)", has_text="欧阳晓琳").count() == 1
     screenshot(page, "register-search")
 
-    page.click("#user-menu")
-    page.click("#logout-button")
-    page.wait_for_url("**/login**")
+    logout(page)
     assert "您已安全退出" in page.content()

@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 
 from app import create_app
 from models import Child, User, db
-from tests.e2e.conftest import login, screenshot
+from tests.e2e.conftest import login, logout, screenshot
 
 
 def _facts(database_url):
@@ -24,12 +24,6 @@ def _facts(database_url):
         db.session.remove()
         db.engine.dispose()
     return facts
-
-
-def _logout(page):
-    page.click("#user-menu")
-    page.click("#logout-button")
-    page.wait_for_url("**/login**")
 
 
 def _move(page, stage_label, evaluation=None):
@@ -70,7 +64,7 @@ def test_report_to_alert_to_case_to_closed(page, database_url):
     alert_url = page.url
     expect(page.locator("#alert-title")).to_contain_text("强制报告")
     screenshot(page, "supervision-report-alert")
-    _logout(page)
+    logout(page)
 
     # supervisor finds it in the alert centre and converts it to a case
     login(page, "supervisor")
