@@ -178,12 +178,19 @@ def _init_sqlite(app: Flask) -> None:
             event.listen(Engine, name, listener)
 
 
+SQLITE_MMAP_BYTES = int(os.environ.get("SQLITE_MMAP_MB", "1024")) * 2**20
+
+
 def _pragmas(dbapi_connection, connection_record):
     if type(dbapi_connection).__module__.startswith("sqlite3"):
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # Pages are read through a memory map, not a read() call each: a scan of the register spent
+        # more time in the kernel copying pages than in SQLite (a 3,000-child read: 0.27 s of system
+        # time, 0.006 s mapped). Only the address space is reserved; the pages are the page cache's.
+        cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
         _analyze_once(cursor)
         cursor.close()
 

@@ -105,7 +105,7 @@ def print_table(rows: list[Row], peak_mb: float) -> None:
         value = f"{r.median_ms:.1f}" + ("" if r.unit == "ms" else f" {r.unit}")
         target = target + ("" if r.unit == "ms" or not target else f" {r.unit}")
         print(f"| {r.what} | {value} | {target} | {'✓' if r.ok else '✗'} | {r.note} |")
-    print(f"| peak memory of the process (RSS) | {peak_mb:.0f} MB | | | |")
+    print(f"| peak memory of the process (RSS, with the database's mapped pages) | {peak_mb:.0f} MB | | | |")
 
 
 __all__ = ["Bench", "Row", "db", "make_app", "print_table", "BENCH_DIR", "CHILDREN"]

@@ -57,6 +57,12 @@ def has_consent_clause(scope_value: str, on: dt.date | None = None):
     return exists().where(Consent.child_id == Child.id, standing(scope_value, on))
 
 
+def consented_ids(scope_value: str, on: dt.date | None = None):
+    """A select of the ids of the children for whom the scope is consented (for ``Child.id.in_``
+    over the whole register: read once, where ``has_consent_clause`` looks each child up)."""
+    return select(Consent.child_id).where(standing(scope_value, on))
+
+
 def consented_children(scope_value: str, child_ids, on: dt.date | None = None) -> set[int]:
     """Of these children, those for whom the scope is consented."""
     ids = list({int(i) for i in child_ids})
@@ -287,6 +293,7 @@ __all__ = [
     "ScopeState",
     "age_on",
     "consented_children",
+    "consented_ids",
     "givers",
     "has_consent_clause",
     "missing_filing_under_14",

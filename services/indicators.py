@@ -1129,6 +1129,7 @@ def measures_by(frame: Frame, column=None) -> dict:
 
     def compute():
         group = column if column is not None else literal(None)
+        town_long = _long(frame) and frame.village_ids is None
         stmt = scoped(
             select(
                 Child.village_id,
@@ -1138,11 +1139,10 @@ def measures_by(frame: Frame, column=None) -> dict:
                 tally(_delivered_by(frame)),
             )
             .select_from(SupportService)
-            # over a long period the measures are scanned and each one's child read by its key; "+ 0"
-            # keeps SQLite from turning it round (every child, then its measures by ix_..._child_id)
-            .join(
-                Child, Child.id == (SupportService.child_id + 0 if _long(frame) else SupportService.child_id)
-            )
+            # over a long period for the whole town the measures are scanned and each one's child read
+            # by its key; "+ 0" keeps SQLite from turning it round (every child, then its measures by
+            # ix_..._child_id). For some villages that turn is the cheaper one: their children first.
+            .join(Child, Child.id == (SupportService.child_id + 0 if town_long else SupportService.child_id))
             .where(_measure_due(frame)),
             Child,
             frame,
@@ -1671,7 +1671,7 @@ def _registered_now(frame: Frame):
 def _filing_consent(frame: Frame) -> dict[int, tuple[int, int]]:
     """{village id: (children in register with a standing 建档与评估 consent, of those without one the
     children under 14)}: one scan of the register, each child's consent looked up once."""
-    from services.consent import has_consent_clause, under_14_born_after
+    from services.consent import consented_ids, under_14_born_after
 
     def compute():
         per_child = (
@@ -1679,7 +1679,9 @@ def _filing_consent(frame: Frame) -> dict[int, tuple[int, int]]:
                 select(
                     Child.village_id.label("village_id"),
                     (Child.birth_date > under_14_born_after(frame.day)).label("young"),
-                    has_consent_clause("filing", frame.day).label("consented"),
+                    # IN, not EXISTS: the consenting children are read once into a set, which each
+                    # child is then looked up in (a probe of the consent index per child cost twice)
+                    Child.id.in_(consented_ids("filing", frame.day)).label("consented"),
                 ).where(in_register(frame)),
                 Child,
                 frame,

@@ -411,6 +411,21 @@ def test_a_savepoint_waits_for_another_writer_instead_of_failing(app, database_u
         holder.close()
 
 
+def test_every_sqlite_connection_gets_the_apps_pragmas(app, database_url):
+    """Each new connection of the pool, not only the first: foreign keys, WAL, the memory map."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite's pragmas")
+    from app import SQLITE_MMAP_BYTES
+
+    db.engine.dispose()
+    for _ in range(2):
+        with db.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA mmap_size").scalar() == SQLITE_MMAP_BYTES > 0
+        db.engine.dispose()
+
+
 def test_sqlite_file_unreachable_is_503_and_logged(tmp_path, caplog):
     app = _app(f"sqlite:///{tmp_path / 'gone' / 'x.db'}")
     with caplog.at_level(logging.WARNING, logger="tonghu.errors"):
