@@ -459,6 +459,10 @@ def record_visit(
         offline=entry.offline,
         **{name: entry.answers[name] for name in ANSWERS},
     )
+    # written with the visit: filled in after its insert it was a second write of the row, with an
+    # audit entry of its own for a date nobody changed (after_save then finds it unchanged)
+    with db.session.no_autoflush:  # the visit may be in the session already (through its child)
+        visit.next_due = next_due_after(visit, child)
     db.session.add(visit)
     db.session.flush()
     return visit, after_save(visit, now=now, rules=rules)

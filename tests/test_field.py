@@ -115,6 +115,35 @@ def test_harm_signs_or_child_not_seen_mean_risk_with_its_reason(app):
     assert alert.severity == "red" and "淤青" in alert.detail and "离线录入" not in alert.title
 
 
+def test_a_recorded_visit_is_written_once_with_its_next_visit(app):
+    """The visit's 下次走访 goes in with its row, not by a second write of the row after the insert
+    (the sync of a day's visits wrote every row twice, with an audit update for each)."""
+    from sqlalchemy import event
+
+    director = user("director1")
+    child = children_of(director.village_id, 1)[0]
+    now = clock.now().replace(microsecond=0)
+    written = []
+
+    def seen(conn, cursor, statement, *args):
+        if statement.lstrip().upper().startswith(("INSERT INTO VISIT ", "UPDATE VISIT ")):
+            written.append(statement.split()[0].upper())
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        visit, _ = record_visit(
+            VisitEntry(child.id, now.date(), "home", ANSWERED),
+            village_ids=[director.village_id],
+            user_id=director.id,
+            now=now,
+        )
+        db.session.commit()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    assert written == ["INSERT"]
+    assert visit.next_due is not None and visit.next_due > now.date()
+
+
 def test_nothing_answered_stays_unanswered_in_the_database(app):
     """No column of the checklist has a default that could stand in for an answer."""
     child = children_of(user("director1").village_id, 1)[0]
