@@ -65,8 +65,19 @@ def visit_days_by_level() -> dict[str, int]:
     return days
 
 
+_INTERVALS = "visit intervals of rule versions"
+
+
 def visit_intervals(version_ids=None, connection=None) -> dict[tuple[int, str], int]:
-    """{(rule version id, level): visit interval in days} as frozen in the rule versions."""
+    """{(rule version id, level): visit interval in days} as frozen in the rule versions.
+
+    A version never changes once written, so the session keeps what it read of one (a queue of
+    visits asked for the same version once per visit)."""
+    if version_ids is not None and not version_ids:
+        return {}
+    known = db.session.info.setdefault(_INTERVALS, {}) if connection is None else None
+    if known is not None and version_ids is not None and all(v in known for v in version_ids):
+        return {key: days for v in version_ids for key, days in known[v].items()}
     stmt = select(RuleVersion.id, RuleVersion.snapshot)
     if version_ids is not None:
         stmt = stmt.where(RuleVersion.id.in_(list(version_ids)))
@@ -75,6 +86,9 @@ def visit_intervals(version_ids=None, connection=None) -> dict[tuple[int, str], 
         levels = (snapshot or {}).get("levels") or {}
         for level, default in DEFAULT_VISIT_DAYS.items():
             intervals[(version_id, level)] = (levels.get(level) or {}).get("visit_days") or default
+    if known is not None and version_ids is not None:
+        for v in version_ids:
+            known[v] = {key: days for key, days in intervals.items() if key[0] == v}
     return intervals
 
 
@@ -271,7 +285,9 @@ def concerns(visit: Visit) -> list[str]:
     return found
 
 
-def after_save(visit: Visit, *, now: dt.datetime, rules: bool = True) -> Alert | None:
+def after_save(
+    visit: Visit, *, now: dt.datetime, rules: bool = True, next_due_set: bool = False
+) -> Alert | None:
     """Fill the visit's next due date; when 发现风险 is answered 是, raise the visit's alert (once); then
     run the alert rules for the child at once (``rules`` False: the caller runs them once for a batch,
     as the offline sync does). The child's 下次走访 moves with the flush (services/derived.py).
@@ -283,7 +299,8 @@ def after_save(visit: Visit, *, now: dt.datetime, rules: bool = True) -> Alert |
     from services.alerts import raise_alert, run_rules_for_children
 
     child = visit.child or db.session.get(Child, visit.child_id)
-    visit.next_due = next_due_after(visit, child)
+    if not next_due_set:  # record_visit wrote it with the row
+        visit.next_due = next_due_after(visit, child)
     if not visit.risk_found:
         if rules:
             run_rules_for_children([child.id], now.date(), now)  # a visit-overdue alert clears now
@@ -465,7 +482,7 @@ def record_visit(
         visit.next_due = next_due_after(visit, child)
     db.session.add(visit)
     db.session.flush()
-    return visit, after_save(visit, now=now, rules=rules)
+    return visit, after_save(visit, now=now, rules=rules, next_due_set=True)
 
 
 __all__ = [
