@@ -476,8 +476,8 @@ def record_visit(
         offline=entry.offline,
         **{name: entry.answers[name] for name in ANSWERS},
     )
-    # written with the visit: filled in after its insert it was a second write of the row, with an
-    # audit entry of its own for a date nobody changed (after_save then finds it unchanged)
+    # written with the visit: filled in after its insert it was a second write of the row (and a
+    # rewrite of its audit entry) for every visit of a synced queue
     with db.session.no_autoflush:  # the visit may be in the session already (through its child)
         visit.next_due = next_due_after(visit, child)
     db.session.add(visit)
