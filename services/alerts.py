@@ -15,9 +15,9 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import and_, case, exists, func, insert, or_, select, true, update
+from sqlalchemy import and_, case, event, exists, func, insert, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 
 from choices import (
     GUARDIAN_STATUSES_NEEDING_REASSESSMENT,
@@ -113,14 +113,36 @@ def severity_for_level(level: str | None) -> str:
     return Severity.YELLOW.value
 
 
+_DEADLINE_HOURS = "alert deadline hours"
+
+
 def deadline_hours() -> dict[str, int]:
-    """Hours to handle an alert per severity: town settings, else SPEC.md's 24 h / 72 h / 7 days."""
+    """Hours to handle an alert per severity: town settings, else SPEC.md's 24 h / 72 h / 7 days.
+
+    Read once per transaction (a queue of 200 visits raising 200 alerts read them 200 times); a
+    setting saved in the transaction is read again."""
+    known = db.session.info.get(_DEADLINE_HOURS)
+    if known is not None:
+        return dict(known)
     hours = {severity.value: n for severity, n in DEFAULT_DEADLINE_HOURS.items()}
     keys = {f"alert_deadline_hours_{s}": s for s in hours}
     for key, value in db.session.execute(select(Setting.key, Setting.value).where(Setting.key.in_(keys))):
         if value.strip().isdigit():
             hours[keys[key]] = int(value)
+    db.session.info[_DEADLINE_HOURS] = dict(hours)
     return hours
+
+
+@event.listens_for(Session, "after_flush")
+def _settings_written(session, flush_context):
+    if any(isinstance(obj, Setting) for obj in (*session.new, *session.dirty, *session.deleted)):
+        session.info.pop(_DEADLINE_HOURS, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _transaction_over(session, transaction):
+    if transaction.parent is None:  # the transaction itself, not one of its savepoints
+        session.info.pop(_DEADLINE_HOURS, None)
 
 
 def deadline_for(severity: str, raised_at: dt.datetime, hours: dict[str, int] | None = None) -> dt.datetime:
@@ -768,8 +790,12 @@ def raise_alert(
     detail: str | None = None,
     condition_key: str | None = None,
     report_id: int | None = None,
+    flush: bool = True,
 ) -> Alert:
-    """An alert raised by a person's finding (a visit's 发现风险, a triaged report)."""
+    """An alert raised by a person's finding (a visit's 发现风险, a triaged report).
+
+    ``flush`` False: the new alert is only added to the session and written (and given its id) by
+    the caller's next flush — a queue of visits writes each visit's alert with its sync receipt."""
     if condition_key:
         existing = db.session.scalar(
             select(Alert).where(Alert.condition_key == condition_key, Alert.status != AlertStatus.DONE.value)
@@ -790,7 +816,8 @@ def raise_alert(
         report_id=report_id,
     )
     db.session.add(alert)
-    db.session.flush()
+    if flush:
+        db.session.flush()
     return alert
 
 

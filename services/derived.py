@@ -9,11 +9,17 @@ enters the audit log), and any of them loaded in the session read the column aga
 
 Bulk writes that bypass the ORM (the ledger import, merging duplicates, the demo data) call the
 registered ``refresh`` themselves; each module's ``stale_children`` checks the column against its rows.
+
+A batch of many small saves (the phone's queue of visits) runs inside ``deferred(session)``: its
+flushes only note the children they touch, and the columns are recomputed once, for all of them,
+when the batch ends — one set-based refresh instead of one per flush. Nothing inside the batch may
+read a derived column (it is stale until the end).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import event
@@ -44,13 +50,46 @@ def _key(column: str) -> tuple[str, str]:
     return ("derived written", column)
 
 
+_DEFERRED = "derived deferred"
+
+
+@contextmanager
+def deferred(session: Session) -> Iterator[None]:
+    """Recompute the derived columns once, when the block ends, for every child its flushes touched.
+
+    A child whose change was rolled back (a refused item's savepoint) is recomputed too: the refresh
+    reads the rows as they are, so that is harmless. On an exception nothing is recomputed (the
+    transaction is going to be rolled back)."""
+    if _DEFERRED in session.info:  # already inside a batch: the outer one refreshes
+        yield
+        return
+    pending: dict[str, set[int]] = {}
+    session.info[_DEFERRED] = pending
+    try:
+        yield
+        session.flush()
+    finally:
+        session.info.pop(_DEFERRED, None)
+    for column, ids in pending.items():
+        _DERIVED[column].refresh(session.connection(), ids)
+        for child_id in ids:
+            child = session.identity_map.get(identity_key(Child, child_id))
+            if child is not None:
+                session.expire(child, [column])
+
+
 @event.listens_for(Session, "after_flush")
 def _refresh_after_flush(session, flush_context):
+    pending = session.info.get(_DEFERRED)
     for derived in _DERIVED.values():
         ids = derived.touched(session)
-        if ids:
-            derived.refresh(session.connection(), ids)
-            session.info.setdefault(_key(derived.column), set()).update(ids)
+        if not ids:
+            continue
+        if pending is not None:
+            pending.setdefault(derived.column, set()).update(ids)
+            continue
+        derived.refresh(session.connection(), ids)
+        session.info.setdefault(_key(derived.column), set()).update(ids)
 
 
 @event.listens_for(Session, "after_flush_postexec")

@@ -62,7 +62,8 @@ def _sync_visit(client, director, child, visited_on, **answers):
     item = {
         "uuid": str(uuid.uuid4()),
         "kind": "visit",
-        "recorded_at": dt.datetime.combine(TODAY, dt.time(9, 30)).isoformat(),
+        # recorded just now (a fixed hour of TODAY is "later than the server's clock" before that hour)
+        "recorded_at": clock.now().replace(microsecond=0).isoformat(),
         "data": {
             "child_id": child.id,
             "visited_on": visited_on,
@@ -106,7 +107,7 @@ def test_director_records_a_visit_with_risk_and_an_alert_is_raised_at_once(clien
     )
     db.session.commit()
     result = _sync_visit(client, director, child, "2026-06-09", harm_signs="1", risk_found="1")
-    assert result["ok"] and result["alert_id"]
+    assert result["ok"] and result["alert_id"], result
     db.session.expire_all()
     visit = db.session.scalar(
         db.select(Visit).where(Visit.child_id == child.id, Visit.recorded_by_id == director.id)
@@ -469,7 +470,7 @@ def test_feed_is_scoped_like_the_tokens_account_and_lists_only_open_alerts(clien
     mine = _raise(first, "一村预警")
     theirs = _raise(second, "二村预警")
     done = _raise(first, "已办结预警")
-    alerts.close_alert(done, "已处置", user_id=None, now=dt.datetime(2026, 6, 10, 9))
+    alerts.close_alert(done, "已处置", user_id=None, now=dt.datetime(2026, 6, 10, 0, 0))
     db.session.commit()
     _, director_token = _token_for("director1")
     feed = client.get("/api/alerts", headers={"Authorization": f"Bearer {director_token}"}).get_json()
