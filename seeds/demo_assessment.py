@@ -14,6 +14,7 @@ from sqlalchemy import bindparam, insert, update
 
 from choices import AssessmentMethod, AssessmentStatus, Level, Role, ServiceStatus
 from models import Assessment, Child, Staff, SupportService, User, Village, assessment_team, db
+from seeds import moments
 from services import clock
 from services.assessment import TIERED_MEASURES, current_rules, indicator_codes, score
 
@@ -155,7 +156,7 @@ def seed_assessments(session, rng=None, *, today: dt.date | None = None) -> None
                         "status": AssessmentStatus.APPROVED.value,
                         "created_by_id": author,
                         "reviewed_by_id": reviewer,
-                        "reviewed_at": dt.datetime.combine(assessed_on + dt.timedelta(days=2), dt.time(10)),
+                        "reviewed_at": moments.at(assessed_on + dt.timedelta(days=2), 10),
                         "next_reassess_on": assessed_on + dt.timedelta(days=row["reassess_days"]),
                         "notes": None,
                         "version": 1,

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from choices import ActivityKind, ExpenseStatus
 from models import Activity, Expense, FundSource, SupportService, User
+from seeds import moments
 from services.funds import approve, load_thresholds, pay, reverse
 
 PAID = ExpenseStatus.PAID.value
@@ -111,10 +112,8 @@ def seed_funds(session, rng) -> None:
             status=status,
             handler_id=handler,
             approver_id=extra.pop("approver_id", approver if approved else None),
-            approved_at=extra.pop(
-                "approved_at", dt.datetime.combine(spent_on, dt.time(10)) if approved else None
-            ),
-            paid_at=dt.datetime.combine(spent_on, dt.time(15)) if status == PAID else None,
+            approved_at=extra.pop("approved_at", moments.at(spent_on, 10) if approved else None),
+            paid_at=moments.at(spent_on, 15) if status == PAID else None,
             version=1,
             **extra,
         )

@@ -10,6 +10,7 @@ from sqlalchemy import bindparam, func, select, update
 
 from choices import ChildStatus
 from models import Assessment, Case, Child, SupportService, User, Visit
+from seeds import moments
 from services import clock, visits
 from services.register import archive_child, restore_child
 
@@ -35,11 +36,11 @@ def seed_archives(session, rng=None, *, today: dt.date | None = None) -> None:
         child = children[nth % len(children)]
         if child.is_archived:
             continue
-        at = dt.datetime.combine(today - dt.timedelta(days=archived_ago), dt.time(16, 0))
+        at = moments.at(today - dt.timedelta(days=archived_ago), 16)
         archive_child(child, status.value, reason, now=at, user_id=clerk)
         if restored_ago is not None:
             session.flush()
-            back = dt.datetime.combine(today - dt.timedelta(days=restored_ago), dt.time(9, 0))
+            back = moments.at(today - dt.timedelta(days=restored_ago), 9)
             restore_child(child, now=back, user_id=clerk)
     session.flush()
 

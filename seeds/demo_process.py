@@ -38,6 +38,7 @@ from models import (
     User,
     Village,
 )
+from seeds import moments
 from services import clock
 
 SEED = 1717
@@ -301,7 +302,7 @@ def _seed_inspections(session, rng, villages, users, year, today) -> None:
 
 
 def _at(day: dt.date, hour: int) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(hour, 0))
+    return moments.at(day, hour)
 
 
 def _seed_publicity(session, rng, villages, year, today) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy import insert, select
 
 from choices import CaseStage, GuardianStatus, ReporterKind, StaffKind, Urgency, VisitKind
 from models import Child, ChildGuardian, Guardian, MandatoryReport, Staff, User, Visit, db, visit_staff
+from seeds import moments
 from seeds.demo_history import settle_register
 from services import clock
 from services.alerts import run_rules, triage_report
@@ -37,7 +38,7 @@ SMALL_TOWN = 5000
 def seed_supervision(session, rng=None, *, today: dt.date | None = None) -> None:
     local = random.Random(SEED)
     today = today or clock.today()
-    now = dt.datetime.combine(today, dt.time(9, 30))
+    now = moments.at(today, 9, 30)
     children = session.execute(
         select(Child.id, Child.village_id, Child.current_level)
         .where(Child.archived_at.is_(None))
@@ -272,7 +273,7 @@ def _seed_cases(session, children, users, today, now) -> None:
         child = _child_in(children, n, 20 + n)
         opened = today - dt.timedelta(days=days_ago)
         story = CLOSED_STORY if stage == CaseStage.CLOSED else SHORT_STORY
-        at = dt.datetime.combine(opened, dt.time(10, 0))
+        at = moments.at(opened, 10)
         case = open_case(
             child.id,
             case_type,
@@ -294,8 +295,8 @@ def _walk_case(case, stage, story, opened, days_ago, user_id, social_staff, toda
     scale = 1.0 if stage == CaseStage.CLOSED else max(days_ago - 1, 1) / 110
 
     def at(day: float, hour: int = 10) -> dt.datetime:
-        moment = dt.datetime.combine(opened + dt.timedelta(days=int(day * scale)), dt.time(hour, 0))
-        return min(moment, dt.datetime.combine(today, dt.time(9, 0)))
+        # not after the demo's rule run that follows (at 09:30, or the clock's time before then)
+        return min(moments.at(opened + dt.timedelta(days=int(day * scale)), hour), moments.at(today, 9))
 
     def move(target, day, **closing):
         move_stage(case, target, user_id=user_id, now=at(day, 16), run_alert_rules=False, **closing)

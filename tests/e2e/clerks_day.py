@@ -300,7 +300,7 @@ def prepare(today: dt.date) -> dict:
             child_id=child.id,
             village_id=child.village_id,
             title="巡查发现：儿童独自在家，监护人外出未归",
-            raised_at=clock.now() - dt.timedelta(hours=1),
+            raised_at=clock.now(),  # after the demo's own alerts (raised when it was loaded, or 09:30)
             deadline=clock.now() + dt.timedelta(hours=23),
             status=AlertStatus.OPEN.value,
         )
