@@ -419,8 +419,12 @@ def copy_children(village_ids, today: dt.date) -> list[list]:
         )
         stmt = stmt.limit(TOWN_COPY_LIMIT)
     else:
-        stmt = scope(stmt, Child, village_ids).order_by(Child.village_id, Child.name_pinyin, Child.id)
+        stmt = scope(stmt, Child, village_ids)
     rows = db.session.execute(stmt).all()
+    if village_ids is not None:
+        # sorted here: asked to sort, SQLite read the whole register along the pinyin index (to skip
+        # a sort of one village's rows) — 0.2 s for a 3,000-child village of 100,000 children
+        rows.sort(key=lambda r: (r.village_id, r.name_pinyin or "", r.id))
     ids = [r[0] for r in rows]
     chosen = scope(select(Child.id).where(_in_register()), Child, village_ids)
     if village_ids is None:
