@@ -2,8 +2,8 @@
 acknowledged write exists exactly once with its audit row.
 
 A fresh database is built for the run (``flask db upgrade`` and ``seed-demo`` with 240 children, the
-real migrations and demo data), the app runs in its own process under waitress (8 threads, as
-``make run`` serves it), and 20 users — clerks, village directors, supervisors and fund officers —
+real migrations and demo data), the app runs in its own processes as ``make run`` serves it
+(serve.py: waitress in one process per core, 8 threads each), and 20 users — clerks, village directors, supervisors and fund officers —
 work through it with a small keep-alive HTTP client: they open the 工作台, lists and searches, the
 alert centre and the case board, add and edit guardians, record visits and attendance, enter
 expenses and approve and pay each other's, and export the child list. Each posts the forms a
@@ -30,6 +30,7 @@ import json
 import os
 import random
 import re
+import signal
 import socket
 import statistics
 import subprocess
@@ -629,21 +630,14 @@ def serve(database_url: str, port: int) -> subprocess.Popen:
     log = tempfile.NamedTemporaryFile(prefix="tonghu-loadtest-", suffix=".log", delete=False)  # noqa: SIM115
     print(f"server log: {log.name}", flush=True)
     server = subprocess.Popen(
-        [
-            str(BIN / "waitress-serve"),
-            "--host",
-            "127.0.0.1",
-            f"--port={port}",
-            "--threads",
-            "8",
-            "--call",
-            "app:create_app",
-        ],
+        # as `make run` serves it: serve.py, one waitress process per core, 8 threads each
+        [sys.executable, "serve.py", "--host", "127.0.0.1", f"--port={port}", "--threads", "8"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=log,
     )
+    server.log_path = log.name
     log.close()  # the child has its own copy of the file
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -834,26 +828,43 @@ def run(database_url: str, label: str, n_users: int, seconds: float) -> bool:
         stats.load = (load_before + os.getloadavg()[0]) / 2
         elapsed = time.monotonic() - started
     finally:
-        server.terminate()
+        server.terminate()  # serve.py stops its workers
         try:
-            _, err = server.communicate(timeout=30)
+            server.wait(timeout=30)
         except subprocess.TimeoutExpired:
+            for pid in _workers(server.pid):
+                os.kill(pid, signal.SIGKILL)
             server.kill()
-            _, err = server.communicate()
-    tracebacks = (err or b"").decode("utf-8", "replace").count("Traceback")
+            server.wait()
+    tracebacks = Path(server.log_path).read_text("utf-8", "replace").count("Traceback")
     if tracebacks:
         stats.error("server log", f"{tracebacks} tracebacks in the server's log")
     problems = verify(database_url, acked, world)
     return report(label, stats, acked, problems, elapsed)
 
 
+def _workers(pid: int) -> list[int]:
+    """The server's worker processes (serve.py forks one per core)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
 def _cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) the server process has used so far (Linux /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time (user + system) the server and its workers have used so far (Linux /proc)."""
+    total = 0.0
+    for each in (pid, *_workers(pid)):
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def _village_of(username: str, world: World) -> int | None:

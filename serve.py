@@ -1,0 +1,103 @@
+"""Serve 童护 with waitress in one process per core, all taking connections from one listening socket.
+
+A Python process runs the Python of one request at a time (the interpreter lock), so however many
+threads waitress gives it, one process uses one core: under twenty users the requests queued behind
+each other on one core while the other stood idle. Here the socket is opened once and each worker
+process — forked from one built app, each opening its own database connections — runs waitress on it
+with its threads; an idle worker takes the next connection. Everything the app keeps between requests is in the
+database — sessions, login lockouts, the alert run's lease, the feedback link's rate limit — so the
+workers need nothing from each other.
+
+    python serve.py --host 127.0.0.1 --port 5000 [--workers N] [--threads 8]
+
+``--workers`` defaults to ``WEB_WORKERS``, else the number of cores. ``--workers 1`` serves in this
+process. When a worker dies the others are stopped and serve.py exits with its status, for the
+service manager (systemd's ``Restart=``) to start it again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import socket
+import sys
+
+
+def _app():
+    """The app, built once before the workers are forked (they start at once, together: built in each
+    worker, the first one ready took every connection waiting in the socket's queue, and a client's
+    kept-alive connection stays with the worker that took it). No database connection is left open
+    to be shared by the workers."""
+    from app import create_app
+    from models import db
+
+    app = create_app()
+    with app.app_context():
+        db.session.remove()
+        for engine in db.engines.values():
+            engine.dispose()
+    return app
+
+
+def _worker(app, sock: socket.socket, threads: int) -> None:
+    from waitress import serve
+
+    serve(app, sockets=[sock], threads=threads)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="童护 under waitress, one process per core")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument(
+        "--workers", type=int, default=int(os.environ.get("WEB_WORKERS") or os.cpu_count() or 1)
+    )
+    parser.add_argument("--threads", type=int, default=8)
+    args = parser.parse_args(argv)
+    app = _app()
+    sock = socket.create_server((args.host, args.port), backlog=1024)
+    if args.workers <= 1:
+        _worker(app, sock, args.threads)
+        return 0
+    children: set[int] = set()
+    for _ in range(args.workers):
+        pid = os.fork()
+        if pid == 0:  # the worker: its own app, its own database connections
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            try:
+                _worker(app, sock, args.threads)
+            finally:
+                os._exit(1)
+        children.add(pid)
+    print(f"童护: {len(children)} worker processes on http://{args.host}:{args.port}", flush=True)
+
+    stopping = False
+
+    def stop(signum, frame):
+        nonlocal stopping
+        stopping = True
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    status = 0
+    while children:
+        try:
+            pid, _ = os.wait()
+        except ChildProcessError:
+            break
+        children.discard(pid)
+        if not stopping:  # a worker died by itself: stop the others, and exit with a failure
+            print(f"童护: worker {pid} stopped; stopping the others", file=sys.stderr, flush=True)
+            status = 1
+            stop(None, None)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""serve.py: the app under waitress in one process per core, sharing one listening socket."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_two_workers_serve_the_app_and_stop_with_the_server(database_url, tmp_path):
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "serve-test"}
+    log = (tmp_path / "serve.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "serve.py", "--port", str(port), "--workers", "2", "--threads", "2"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(_children(server.pid)) < 2 and time.monotonic() < deadline:
+            assert server.poll() is None, (tmp_path / "serve.log").read_text()
+            time.sleep(0.1)
+        workers = _children(server.pid)
+        assert len(workers) == 2
+        # many connections at once: every one answered (each worker has only two threads)
+        for _ in range(12):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=30) as answer:
+                assert answer.status == 200 and "登录" in answer.read().decode()
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(pid) for pid in workers), "a worker outlived the server"
+    finally:
+        if server.poll() is None:
+            for pid in _children(server.pid):
+                os.kill(pid, signal.SIGKILL)
+            server.kill()
+            server.wait()
+        log.close()
+
+
+def test_a_worker_that_dies_stops_the_server_for_its_manager_to_restart(database_url, tmp_path):
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "serve-test"}
+    server = subprocess.Popen(
+        [sys.executable, "serve.py", "--port", str(port), "--workers", "2"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(_children(server.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        first, second = _children(server.pid)
+        os.kill(first, signal.SIGKILL)
+        assert server.wait(timeout=30) != 0
+        deadline = time.monotonic() + 10
+        while _alive(second) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(second)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
