@@ -485,3 +485,38 @@ def test_an_error_page_has_one_heading_saying_what_went_wrong(client, auth):
         page = client.get(url).get_data(as_text=True)
         headings = re.findall(r"<h1[^>]*>\s*([^<]*?)\s*</h1>", page)
         assert headings == [title], (url, headings)
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["shared", "plain"])
+def test_the_error_log_rotates_safely_under_several_worker_processes(tmp_path, shared):
+    """serve.py runs one process per core, each with its own handler on errors.log: after one
+    rotates the file, another's records go to the new errors.log, not into the renamed one."""
+    import logging
+    from logging.handlers import RotatingFileHandler
+
+    from views.errors import SharedRotatingFileHandler
+
+    path = tmp_path / "errors.log"
+    kind = SharedRotatingFileHandler if shared else RotatingFileHandler
+    # one handler per "process": each has its own open file, as the workers do
+    first, second = (kind(path, maxBytes=400, backupCount=5, encoding="utf-8") for _ in range(2))
+
+    def write(handler, message):
+        handler.handle(logging.makeLogRecord({"msg": message, "levelno": logging.ERROR}))
+
+    write(second, "second worker starts")
+    n = 0
+    while not (tmp_path / "errors.log.1").exists():
+        write(first, f"first worker {n:03d} " + "x" * 40)
+        n += 1
+    write(second, "second worker after the rotation")
+    write(first, "first worker after the rotation")
+    first.close()
+    second.close()
+    current = path.read_text("utf-8")
+    everything = "".join(p.read_text("utf-8") for p in tmp_path.glob("errors.log*") if p.suffix != ".lock")
+    after = ("second worker after the rotation", "first worker after the rotation")
+    assert all(everything.count(line) == 1 for line in after)
+    # the plain handler: the second worker, its file renamed under it, rotated the first one's fresh
+    # file away, and the first then wrote into the renamed file
+    assert all(line in current for line in after) is shared

@@ -197,6 +197,44 @@ def request_context() -> str:
     return f"{request.method} {request.path} endpoint={request.endpoint} user={who}"
 
 
+class SharedRotatingFileHandler(RotatingFileHandler):
+    """A size-rotated log that several processes write at once (serve.py's workers).
+
+    The plain handler rotates by renaming the file: another process kept writing into the renamed
+    file through its open handle, and could rotate it again over the first one's. Here each record is
+    written under a lock file, and a process whose file was moved away by another's rotation opens the
+    current one first."""
+
+    def __init__(self, filename, **kwargs):
+        super().__init__(filename, **kwargs)
+        self._lock_path = self.baseFilename + ".lock"
+
+    def emit(self, record):
+        import fcntl
+
+        try:
+            with open(self._lock_path, "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                self._reopen_if_moved()
+                super().emit(record)
+        except Exception:
+            self.handleError(record)
+
+    def _reopen_if_moved(self) -> None:
+        import os
+
+        if self.stream is None:
+            return
+        try:
+            current = os.stat(self.baseFilename)
+        except FileNotFoundError:
+            current = None
+        own = os.fstat(self.stream.fileno())
+        if current is None or (current.st_dev, current.st_ino) != (own.st_dev, own.st_ino):
+            self.stream.close()
+            self.stream = self._open()
+
+
 def _init_log(app) -> None:
     """Unforeseen errors (with their reference numbers and tracebacks) go to stderr and, outside
     tests, to instance/logs/errors.log (``ERROR_LOG`` to put it elsewhere)."""
@@ -208,7 +246,7 @@ def _init_log(app) -> None:
     path = Path(configured or Path(app.instance_path) / "logs" / "errors.log")
     path.parent.mkdir(parents=True, exist_ok=True)
     if not any(getattr(h, "baseFilename", None) == str(path) for h in log.handlers):
-        handler = RotatingFileHandler(path, maxBytes=5 * 1024 * 1024, backupCount=5, encoding="utf-8")
+        handler = SharedRotatingFileHandler(path, maxBytes=5 * 1024 * 1024, backupCount=5, encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         log.addHandler(handler)
     if not any(type(h) is logging.StreamHandler for h in log.handlers):
