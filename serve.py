@@ -25,6 +25,21 @@ import socket
 import sys
 
 
+def worker_pids(pid: int) -> list[int]:
+    """The worker processes of the serve.py running as ``pid``, as Linux lists them in /proc (the load
+    test sums their CPU time; the tests check that none outlives the server)."""
+    from pathlib import Path
+
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
 def _app():
     """The app, built once before the workers are forked (they start at once, together: built in each
     worker, the first one ready took every connection waiting in the socket's queue, and a client's

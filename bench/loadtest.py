@@ -844,15 +844,9 @@ def run(database_url: str, label: str, n_users: int, seconds: float) -> bool:
 
 
 def _workers(pid: int) -> list[int]:
-    """The server's worker processes (serve.py forks one per core)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(stat.parent.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return found
+    from serve import worker_pids
+
+    return worker_pids(pid)
 
 
 def _cpu_seconds(pid: int) -> float:

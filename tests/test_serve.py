@@ -9,6 +9,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from serve import worker_pids as _children
 from tests.conftest import ROOT
 
 
@@ -16,17 +17,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(stat.parent.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return found
 
 
 def _alive(pid: int) -> bool:
