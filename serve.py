@@ -62,13 +62,20 @@ def _worker(app, sock: socket.socket, threads: int) -> None:
     serve(app, sockets=[sock], threads=threads)
 
 
+def _default_workers() -> int:
+    value = os.environ.get("WEB_WORKERS", "").strip()
+    if not value:
+        return os.cpu_count() or 1
+    if not value.isdigit() or int(value) < 1:
+        raise SystemExit(f"WEB_WORKERS 应为正整数（工作进程数），例如 2；现在是 {value!r}")
+    return int(value)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="童护 under waitress, one process per core")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5000)
-    parser.add_argument(
-        "--workers", type=int, default=int(os.environ.get("WEB_WORKERS") or os.cpu_count() or 1)
-    )
+    parser.add_argument("--workers", type=int, default=_default_workers())
     parser.add_argument("--threads", type=int, default=8)
     args = parser.parse_args(argv)
     app = _app()
