@@ -44,6 +44,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import quote, urlencode, urlsplit
 
+from serve import worker_pids
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 CHILDREN = 240
@@ -832,7 +834,7 @@ def run(database_url: str, label: str, n_users: int, seconds: float) -> bool:
         try:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            for pid in _workers(server.pid):
+            for pid in worker_pids(server.pid):
                 os.kill(pid, signal.SIGKILL)
             server.kill()
             server.wait()
@@ -843,16 +845,10 @@ def run(database_url: str, label: str, n_users: int, seconds: float) -> bool:
     return report(label, stats, acked, problems, elapsed)
 
 
-def _workers(pid: int) -> list[int]:
-    from serve import worker_pids
-
-    return worker_pids(pid)
-
-
 def _cpu_seconds(pid: int) -> float:
     """CPU time (user + system) the server and its workers have used so far (Linux /proc)."""
     total = 0.0
-    for each in (pid, *_workers(pid)):
+    for each in (pid, *worker_pids(pid)):
         try:
             fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:

@@ -1265,3 +1265,23 @@ def test_archiving_cancels_planned_measures_and_withdraws_alerts_and_restoring_s
         .order_by(ChildStatusChange.at)
     ).all()
     assert history_rows == ["moved", "active"]
+
+
+# Columns that name a moment still to come by their nature (a deadline, a planned activity's times).
+SCHEDULED = {"deadline", "starts_at", "ends_at", "expires_at"}
+
+
+def test_no_demo_moment_lies_after_the_clock(app):
+    """The demo is dated from today, its events at working hours (seeds/moments.at): loaded before those
+    hours, none may lie in the future — every moment column of every table, scheduled ones apart."""
+    from sqlalchemy import DateTime
+
+    now = clock.now()
+    later = {}
+    for table in db.metadata.sorted_tables:
+        for column in table.columns:
+            if isinstance(column.type, DateTime) and column.name not in SCHEDULED:
+                latest = db.session.scalar(db.select(db.func.max(column)))
+                if latest is not None and latest > now:
+                    later[f"{table.name}.{column.name}"] = latest
+    assert later == {}, later
