@@ -7,19 +7,11 @@ skipped with a note.
 """
 
 import shutil
-import socket
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 from bench.harness import Row
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run_day(base_url: str, prepared: dict, password: str) -> list:
@@ -87,13 +79,12 @@ def run_day(base_url: str, prepared: dict, password: str) -> list:
 
 
 def measure(bench):
-    from waitress.server import create_server
-
     from app import create_app
     from models import db
     from seeds.demo import DEMO_PASSWORD, seed_demo
     from services import clock
     from tests.e2e.clerks_day import BUDGETS, TITLES, prepare, table
+    from tests.threaded_server import serve_in_thread
 
     if not shutil.which("chromium") and not Path("/usr/bin/chromium").exists():
         bench.rows.append(Row("clerk's day in the browser", 0, None, "skipped: Chromium is not installed"))
@@ -108,13 +99,8 @@ def measure(bench):
             seed_demo(children=240)
             prepared = prepare(clock.today())
             db.session.remove()
-        port = _free_port()
-        server = create_server(app, host="127.0.0.1", port=port, threads=4)
-        threading.Thread(target=server.run, daemon=True).start()
-        try:
-            counters = run_day(f"http://127.0.0.1:{port}", prepared, DEMO_PASSWORD)
-        finally:
-            server.close()
+        with serve_in_thread(app, threads=4) as url:
+            counters = run_day(url, prepared, DEMO_PASSWORD)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     print(table(counters), flush=True)

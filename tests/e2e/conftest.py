@@ -2,25 +2,17 @@
 
 import os
 import shutil
-import socket
-import threading
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Error as PlaywrightError
-from waitress.server import create_server
 
 from app import create_app
 from seeds.demo import DEMO_PASSWORD
+from tests.threaded_server import serve_in_thread
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -33,13 +25,9 @@ def live_server(database_url, tmp_path):
             "ATTACHMENT_DIR": str(tmp_path / "attachments"),
         }
     )
-    port = _free_port()
     # as `make run` serves it (8 threads): with 4, a busy moment queued the login page past its timeout
-    server = create_server(app, host="127.0.0.1", port=port, threads=8)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{port}"
-    server.close()
+    with serve_in_thread(app, threads=8) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
