@@ -19,8 +19,10 @@ from models import Setting, User, db
 from services import (
     accounts,
     audit,
+    consent,  # noqa: F401 (its flush listener keeps Child.filing_consent)
     file_numbers,  # noqa: F401 (its flush listener numbers each new child)
     filing,  # noqa: F401 (its flush listener keeps Child.file_complete)
+    follow_child,  # noqa: F401 (its flush listeners keep a child's rows in the child's village)
     register,  # noqa: F401 (a child entered without a registration date is registered today)
     visits,  # noqa: F401 (its flush listener keeps Child.next_visit_due)
 )

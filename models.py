@@ -325,6 +325,8 @@ class Child(VillageOwned, Versioned, db.Model):
     next_assessment_due: Mapped[dt.date | None]
     # Derived: address, a guardian and a category on file (services/filing.py writes it, nothing else).
     file_complete: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Derived: a 建档与评估 consent stands now (services/consent.py writes it, nothing else).
+    filing_consent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Set when the file's personal data was removed at the end of its retention (services/retention.py).
     anonymised_at: Mapped[dt.datetime | None]
     director_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
@@ -342,7 +344,7 @@ class Child(VillageOwned, Versioned, db.Model):
     __table_args__ = (
         Index("ix_child_village_status", "village_id", "archived_at"),
         # reassessment due: the alert rule's range and the 工作台's overdue count, answered from the index
-        Index("ix_child_assessment_due", "next_assessment_due", "archived_at"),
+        Index("ix_child_assessment_due", "next_assessment_due", "archived_at", "registered_on"),
     )
 
     @validates("name")
@@ -595,11 +597,15 @@ class Assessment(ChildOwned, Versioned, db.Model):
     )
 
 
-class SupportService(ChildOwned, Versioned, db.Model):
+class SupportService(VillageOwned, Versioned, db.Model):
     __tablename__ = "support_service"
     id: Mapped[int] = mapped_column(primary_key=True)
     child_id: Mapped[int] = mapped_column(ForeignKey("child.id"), index=True)
     child: Mapped[Child] = relationship()
+    # The child's village, kept on the row (as alerts keep theirs): filled from the child when the row
+    # is added and moved with the child (services/follow_child.py), so the measures' figures and lists
+    # count a village's measures from one index without reading every child.
+    village_id: Mapped[int] = mapped_column(ForeignKey("village.id"))
     guardian_id: Mapped[int | None] = mapped_column(ForeignKey("guardian.id"))
     guardian: Mapped[Guardian | None] = relationship()
     tier: Mapped[str | None] = mapped_column(String(16))
@@ -625,6 +631,15 @@ class SupportService(ChildOwned, Versioned, db.Model):
         Index("ix_support_service_due_delivery", "due_on", "status", "delivered_on", "child_id"),
         # … and the same for one village's children, read child by child.
         Index("ix_support_service_child_due", "child_id", "status", "due_on", "delivered_on"),
+        # The measures due in a period, by village, from the index alone (工作台, reports).
+        Index(
+            "ix_support_service_village_due",
+            "village_id",
+            "due_on",
+            "status",
+            "delivered_on",
+            "cancelled_at",
+        ),
     )
 
 
@@ -640,6 +655,9 @@ Index(
     Child.next_visit_due,
     Child.file_complete,
     Child.registered_on,
+    # … and the consent figures (under 14 without a standing 建档与评估 consent) from the same entries
+    Child.birth_date,
+    Child.filing_consent,
 )
 # One village's visits by date (今日's overdue list and the week's due count, the visit rules): a range
 # of 下次走访 within the village, with the level for the order, from the index alone.
@@ -790,7 +808,10 @@ class Alert(VillageOwned, Versioned, db.Model):
         # Covering indexes for the alert centre's counts by status and severity (town-wide and per village).
         Index("ix_alert_status_severity", "status", "severity"),
         Index("ix_alert_village_status_severity", "village_id", "status", "severity"),
-        Index("ix_alert_village_deadline", "village_id", "deadline"),
+        # by village and deadline, with what the on-time figure reads of each alert (from the index alone)
+        Index("ix_alert_village_deadline", "village_id", "deadline", "closed_at", "closure"),
+        # the alerts open (and overdue) at a moment, by village (from the index alone)
+        Index("ix_alert_village_open", "village_id", "raised_at", "deadline", "status", "closed_at"),
         Index("ix_alert_severity_deadline", "severity", "deadline"),
         # the 141 feed: what changed since a time, in order
         Index("ix_alert_updated", "updated_at", "id"),

@@ -85,6 +85,7 @@ def build(app):
         [
             {
                 "child_id": cid,
+                "village_id": child.village_id,
                 "tier": levels[i % 4],
                 "kind": "counselling",
                 "status": ServiceStatus.DELIVERED.value if i % 3 else ServiceStatus.PLANNED.value,

@@ -138,6 +138,7 @@ def build(app):
         [
             {
                 "child_id": cid,
+                "village_id": moving_child.village_id,
                 "kind": "counselling",
                 "status": "delivered",
                 "provider_id": staff[0],

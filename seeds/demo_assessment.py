@@ -184,6 +184,7 @@ def seed_assessments(session, rng=None, *, today: dt.date | None = None) -> None
                 service_rows.append(
                     {
                         "child_id": child_id,
+                        "village_id": village_id,
                         "tier": final.value,
                         "kind": kind.value,
                         "status": ServiceStatus.DELIVERED.value if delivered else ServiceStatus.PLANNED.value,

@@ -8,7 +8,7 @@ from sqlalchemy import insert, select
 
 from choices import ConsentMethod, ConsentScope
 from models import Child, ChildGuardian, Consent, Guardian
-from services import clock
+from services import clock, consent
 
 
 def seed_records(session, rng) -> None:
@@ -48,3 +48,4 @@ def seed_records(session, rng) -> None:
             )
     for start in range(0, len(rows), 5000):
         session.execute(insert(Consent), rows[start : start + 5000])
+    consent.refresh(session.connection())  # Child.filing_consent: the rows were written without the ORM

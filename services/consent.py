@@ -15,11 +15,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, case, exists, func, inspect, or_, select, update
 
 from choices import ConsentMethod, ConsentScope
 from models import Attachment, Child, ChildGuardian, Consent, Guardian, db
 from services import audit
+from services.derived import derive
 from services.scoping import scope
 from services.validation import InvalidInput
 
@@ -77,6 +78,61 @@ def consented_children(scope_value: str, child_ids, on: dt.date | None = None) -
             )
         )
     return found
+
+
+# --------------------------------------------------------------------------- Child.filing_consent
+#
+# The 建档与评估 consent's state now, kept on the child so the 工作台's consent figures are counted from
+# the register's covering index instead of looking every child up in the consent table. Derived from
+# the consent rows and written only here: after every ORM flush that touched a consent (through
+# services/derived.py), and by the bulk writes that bypass the ORM (the demo data), which call
+# ``refresh``. A record stands now when it is not withdrawn: neither its date nor its withdrawal date
+# can be later than the day it is entered (``record`` and ``withdraw`` refuse that), so no standing
+# changes with the clock alone. Figures for a past date read the consent rows as of that date.
+
+_child = Child.__table__
+_consent = Consent.__table__
+_CHUNK = 500
+
+
+def _filing_consent_now():
+    standing_now = exists().where(
+        _consent.c.child_id == _child.c.id,
+        _consent.c.scope == ConsentScope.FILING.value,
+        _consent.c.withdrawn_on.is_(None),
+    )
+    return case((standing_now, True), else_=False)
+
+
+def refresh(connection, child_ids=None) -> None:
+    """Recompute ``Child.filing_consent`` of these children (all when None); only changed rows are
+    written, and not through the ORM (no version bump, no audit row: it is not an edit of the child)."""
+    computed = _filing_consent_now()
+    stmt = update(_child).values(filing_consent=computed).where(_child.c.filing_consent != computed)
+    if child_ids is None:
+        connection.execute(stmt)
+        return
+    ids = sorted({i for i in child_ids if i is not None})
+    for start in range(0, len(ids), _CHUNK):
+        connection.execute(stmt.where(_child.c.id.in_(ids[start : start + _CHUNK])))
+
+
+def stale_children(connection) -> list[int]:
+    """Ids of children whose flag disagrees with their consent rows (empty when all is well)."""
+    computed = _filing_consent_now()
+    return list(connection.execute(select(_child.c.id).where(_child.c.filing_consent != computed)).scalars())
+
+
+def _touched_children(session) -> set[int]:
+    ids: set[int] = set()
+    for obj in session.new | session.dirty | session.deleted:
+        if isinstance(obj, Consent):
+            ids.add(obj.child_id)
+            ids.update(inspect(obj).attrs.child_id.history.deleted or ())  # a record moved to another child
+    return ids
+
+
+derive("filing_consent", _touched_children, refresh)
 
 
 # --------------------------------------------------------------------------- one child's state

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import Date, and_, case, distinct, func, literal, or_, select
+from sqlalchemy import and_, case, distinct, func, literal, null, or_, select
 
 from choices import (
     AlertClosure,
@@ -457,6 +457,10 @@ class ChildTally:
     in_cycle: int  # 下次评估 on or after the day
     complete: int  # file complete (now only)
     visit_on_time: int | None = None  # 下次走访 on or after the day (now only; the past: _patrol)
+    # a standing 建档与评估 consent, and under 14 on the day without one (now only, from the state kept
+    # on the child; the past: _filing_consent reads the consent rows)
+    consented: int | None = None
+    young_unconsented: int | None = None
 
 
 def child_states(frame: Frame, category_id: int | None = None) -> dict:
@@ -464,6 +468,8 @@ def child_states(frame: Frame, category_id: int | None = None) -> dict:
     each at its level of the frame's day: the 工作台's counts, the map's matrix, the report's tables."""
 
     def compute():
+        from services.consent import under_14_born_after
+
         day = frame.day
         if frame.is_current:  # one scan of the covering index ix_child_level_dues
             stmt = select(
@@ -473,6 +479,8 @@ def child_states(frame: Frame, category_id: int | None = None) -> dict:
                 tally(Child.next_assessment_due >= day),
                 tally(Child.file_complete.is_(True)),
                 tally(Child.next_visit_due >= day),
+                tally(Child.filing_consent.is_(True)),
+                tally(and_(Child.birth_date > under_14_born_after(day), Child.filing_consent.is_(False))),
             ).where(in_register(frame))
             stmt = _in_category(scoped(stmt, Child, frame), category_id).group_by(
                 Child.village_id, Child.current_level
@@ -500,8 +508,8 @@ def child_states(frame: Frame, category_id: int | None = None) -> dict:
                 literal(None),
             ).group_by(then.c.village_id, then.c.level)
         return {
-            (village_id, level or NONE): ChildTally(n, in_cycle, complete, on_time)
-            for village_id, level, n, in_cycle, complete, on_time in db.session.execute(stmt)
+            (village_id, level or NONE): ChildTally(*counts)
+            for village_id, level, *counts in db.session.execute(stmt)
         }
 
     return frame.memo(("child_states", category_id), compute)
@@ -1082,26 +1090,13 @@ declare(
 # --------------------------------------------------------------------------- 分层赋能
 
 
-LONG_PERIOD_DAYS = 62  # a period longer than two months reads most of a year's rows
-
-
-def _long(frame: Frame) -> bool:
-    return (frame.last_full_day - frame.start).days > LONG_PERIOD_DAYS
-
-
 def _measure_due(frame: Frame):
     """Measures due within the period whose due date is over at the moment, unless cancelled before
     the end of their due day (a measure cancelled later, e.g. when its child was archived, stays due)."""
     S = SupportService
-    due = S.due_on
-    if _long(frame):
-        # Most of the table (the 工作台's year so far): one scan of the table is cheaper than the
-        # due_on index's row-by-row lookups, which SQLite's planner would take; date() hides the column
-        # from the index on both databases.
-        due = func.date(S.due_on, type_=Date)
     return and_(
-        due >= frame.start,
-        due <= frame.last_full_day,
+        S.due_on >= frame.start,
+        S.due_on <= frame.last_full_day,
         or_(
             S.status != ServiceStatus.CANCELLED.value,
             and_(S.cancelled_at.is_not(None), func.date(S.cancelled_at) > S.due_on),
@@ -1125,28 +1120,26 @@ def _delivered_in_time():
 
 def measures_by(frame: Frame, column=None) -> dict:
     """{(village id, group value): (due, delivered in time, delivered by the moment)} of the measures
-    due in the period; ``column`` groups them further (SupportService.tier or .kind)."""
+    due in the period; ``column`` groups them further (SupportService.tier or .kind).
+
+    Counted by the village kept on each measure (its child's, services/follow_child.py): a village's
+    measures due in the period are one range of ix_support_service_village_due, read from the index
+    alone, with no child read."""
 
     def compute():
-        group = column if column is not None else literal(None)
-        town_long = _long(frame) and frame.village_ids is None
+        # no group: a plain NULL, not a bound one (grouping by a parameter sorted every row again)
+        groups = [column] if column is not None else []
         stmt = scoped(
             select(
-                Child.village_id,
-                group,
+                SupportService.village_id,
+                column if column is not None else null(),
                 func.count(),
                 tally(_delivered_in_time()),
                 tally(_delivered_by(frame)),
-            )
-            .select_from(SupportService)
-            # over a long period for the whole town the measures are scanned and each one's child read
-            # by its key; "+ 0" keeps SQLite from turning it round (every child, then its measures by
-            # ix_..._child_id). For some villages that turn is the cheaper one: their children first.
-            .join(Child, Child.id == (SupportService.child_id + 0 if town_long else SupportService.child_id))
-            .where(_measure_due(frame)),
-            Child,
+            ).where(_measure_due(frame)),
+            SupportService,
             frame,
-        ).group_by(Child.village_id, group)
+        ).group_by(SupportService.village_id, *groups)
         return {
             (village_id, value): (n, in_time, delivered)
             for village_id, value, n, in_time, delivered in db.session.execute(stmt)
@@ -1199,12 +1192,18 @@ declare(
     definition="落实日期在统计期内的分层赋能措施项数（不论应完成日期、是否按期）。",
     unit=ITEMS,
     basis=PERIOD,
-    numerator=lambda frame: _by_child_village(
-        frame,
-        SupportService,
-        SupportService.status == ServiceStatus.DELIVERED.value,
-        SupportService.delivered_on >= frame.start,
-        SupportService.delivered_on <= frame.day,
+    numerator=lambda frame: by_rows(
+        db.session.execute(
+            scoped(
+                select(SupportService.village_id, func.count()).where(
+                    SupportService.status == ServiceStatus.DELIVERED.value,
+                    SupportService.delivered_on >= frame.start,
+                    SupportService.delivered_on <= frame.day,
+                ),
+                SupportService,
+                frame,
+            ).group_by(SupportService.village_id)
+        )
     ),
 )
 
@@ -1670,15 +1669,24 @@ def _registered_now(frame: Frame):
 
 def _filing_consent(frame: Frame) -> dict[int, tuple[int, int]]:
     """{village id: (children in register with a standing 建档与评估 consent, of those without one the
-    children under 14)}: one scan of the register, each child's consent looked up once."""
+    children under 14)}: one scan of the register; for a past date each child's consent rows are
+    looked up once, as of that date."""
     from services.consent import consented_ids, under_14_born_after
 
     def compute():
+        if frame.is_current:
+            # now: counted in the register's one scan (child_states), from the state kept on the child
+            result: dict[int, tuple[int, int]] = {}
+            for (village_id, _), counts in child_states(frame).items():
+                given, missing = result.get(village_id, (0, 0))
+                result[village_id] = (given + counts.consented, missing + counts.young_unconsented)
+            return result
+        young = Child.birth_date > under_14_born_after(frame.day)
         per_child = (
             scoped(
                 select(
                     Child.village_id.label("village_id"),
-                    (Child.birth_date > under_14_born_after(frame.day)).label("young"),
+                    young.label("young"),
                     # IN, not EXISTS: the consenting children are read once into a set, which each
                     # child is then looked up in (a probe of the consent index per child cost twice)
                     Child.id.in_(consented_ids("filing", frame.day)).label("consented"),

@@ -32,7 +32,7 @@ from models import (
     given_name,
     pinyin_keys,
 )
-from services import audit, clock, file_numbers, filing, visits, xlsx_input
+from services import audit, clock, file_numbers, filing, follow_child, visits, xlsx_input
 from services.register import check_registered_on
 from services.validation import (
     InvalidInput,
@@ -792,6 +792,8 @@ def import_ledger(path: Path, village_ids, mode: str, *, file_name: str = "") ->
         session.execute(insert(ChildGuardian), link_rows)
     filing.refresh(session, [p.existing_id for p in written])
     visits.refresh(session.connection(), [p.existing_id for p in written])  # 下次走访 from the registration
+    # a ledger that puts a child in another village moves its alerts, reports and measures with it
+    follow_child.follow(session.connection(), [p.existing_id for p in update_plans])
 
     audit.record(
         session,

@@ -55,6 +55,7 @@ from models import (
     utcnow,
 )
 from services import audit
+from services.follow_child import moved_with_child
 from services.register import archive_child
 from services.validation import InvalidInput, mask_id_number
 
@@ -241,19 +242,6 @@ def may_cancel(transfer: Transfer, role: str, user_village_id: int | None) -> bo
 def _pending(transfer: Transfer) -> None:
     if transfer.status != TransferStatus.PENDING.value:
         raise InvalidInput(f"该转移已{TransferStatus.label_of(transfer.status)}，不能再办理")
-
-
-def moved_with_child() -> list:
-    """Models that keep a village of their own for a child's row (alerts, mandatory reports …)."""
-    models = []
-    for mapper in db.Model.registry.mappers:
-        cls = mapper.class_
-        columns = mapper.columns
-        if cls is Child or cls is Transfer or cls is TransferEvent:
-            continue
-        if "child_id" in columns and "village_id" in columns:
-            models.append(cls)
-    return sorted(models, key=lambda m: m.__tablename__)
 
 
 def accept(transfer: Transfer, note: str, *, role: str, user_village_id: int | None) -> dict[str, int]:

@@ -39,6 +39,7 @@ def planted(app, closed_case):  # noqa: F811 - the fixture imported above
     """Two activities of this year: one only a consented child attended, one a child without
     consent attended; a scene photo on each, a signed scan on the second; an approved case study."""
     db.session.query(Consent).delete()
+    consent.refresh(db.session.connection())  # Child.filing_consent: the rows went without the ORM
     year_start = dt.datetime(clock.today().year, 1, 1)
     first, second = db.session.scalars(
         db.select(Activity).where(Activity.starts_at >= year_start).order_by(Activity.starts_at).limit(2)

@@ -36,6 +36,7 @@ def closed_case(app):
     """The demo's closed case, its records seeded with every identifier of the child and guardians."""
     db.session.query(CaseStudy).delete()
     db.session.query(Consent).delete()
+    consent.refresh(db.session.connection())  # Child.filing_consent: the rows went without the ORM
     case = db.session.scalars(
         db.select(Case).where(Case.stage == CaseStage.CLOSED.value).order_by(Case.id)
     ).first()

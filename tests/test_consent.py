@@ -20,6 +20,7 @@ from tests.test_access import walkable_rules
 def no_demo_consents(app):
     """The demo data holds consents; these tests plant their own."""
     db.session.query(Consent).delete()
+    consent.refresh(db.session.connection())  # Child.filing_consent: the rows went without the ORM
     db.session.commit()
 
 
