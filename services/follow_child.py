@@ -60,7 +60,9 @@ def follow(connection, child_ids) -> dict[str, int]:
         for start in range(0, len(ids), _CHUNK):
             count = connection.execute(
                 update(table)
-                .where(table.c.child_id.in_(ids[start : start + _CHUNK]), table.c.village_id != childs_village)
+                .where(
+                    table.c.child_id.in_(ids[start : start + _CHUNK]), table.c.village_id != childs_village
+                )
                 .values(**values)
             ).rowcount
             if count:
