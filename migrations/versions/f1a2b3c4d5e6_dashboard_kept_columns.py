@@ -78,7 +78,7 @@ def downgrade():
         batch_op.create_index("ix_alert_village_deadline", ["village_id", "deadline"], unique=False)
     with op.batch_alter_table("support_service", schema=None) as batch_op:
         batch_op.drop_index("ix_support_service_village_due")
-        batch_op.drop_constraint("fk_support_service_village_id_village", type_="foreignkey")
+        # the column's foreign key goes with it (named here, unnamed in a database made by create_all)
         batch_op.drop_column("village_id")
     with op.batch_alter_table("child", schema=None) as batch_op:
         batch_op.drop_index("ix_child_assessment_due")
