@@ -344,7 +344,7 @@ class Child(VillageOwned, Versioned, db.Model):
     __table_args__ = (
         Index("ix_child_village_status", "village_id", "archived_at"),
         # reassessment due: the alert rule's range and the 工作台's overdue count, answered from the index
-        Index("ix_child_assessment_due", "next_assessment_due", "archived_at", "registered_on"),
+        Index("ix_child_assessment_due", "next_assessment_due", "archived_at"),
     )
 
     @validates("name")

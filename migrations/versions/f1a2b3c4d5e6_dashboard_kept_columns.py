@@ -4,8 +4,7 @@
   covering index carries it and the birth date, so the consent figures read the index alone;
 - support_service.village_id: the child's village kept on the measure (services/follow_child.py), with
   an index of a village's measures by due date, so the measures' figures join no child;
-- alert: the on-time and open-alert figures' columns in their village indexes; child: the registration
-  date in the reassessment-due index (the overdue count from the index alone).
+- alert: the on-time and open-alert figures' columns in their village indexes.
 
 Revision ID: f1a2b3c4d5e6
 Revises: e5f6a7b8c9d0
@@ -43,10 +42,6 @@ def upgrade():
     with op.batch_alter_table("child", schema=None) as batch_op:
         batch_op.drop_index("ix_child_level_dues")
         batch_op.create_index("ix_child_level_dues", LEVEL_DUES + ["birth_date", "filing_consent"], unique=False)
-        batch_op.drop_index("ix_child_assessment_due")
-        batch_op.create_index(
-            "ix_child_assessment_due", ["next_assessment_due", "archived_at", "registered_on"], unique=False
-        )
 
     with op.batch_alter_table("support_service", schema=None) as batch_op:
         batch_op.add_column(sa.Column("village_id", sa.Integer(), nullable=True))
@@ -81,8 +76,6 @@ def downgrade():
         # the column's foreign key goes with it (named here, unnamed in a database made by create_all)
         batch_op.drop_column("village_id")
     with op.batch_alter_table("child", schema=None) as batch_op:
-        batch_op.drop_index("ix_child_assessment_due")
-        batch_op.create_index("ix_child_assessment_due", ["next_assessment_due", "archived_at"], unique=False)
         batch_op.drop_index("ix_child_level_dues")
         batch_op.create_index("ix_child_level_dues", LEVEL_DUES, unique=False)
         batch_op.drop_column("filing_consent")
