@@ -15,12 +15,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import and_, case, exists, func, inspect, or_, select, update
+from sqlalchemy import and_, case, exists, func, inspect, or_, select
 
 from choices import ConsentMethod, ConsentScope
 from models import Attachment, Child, ChildGuardian, Consent, Guardian, db
 from services import audit
-from services.derived import derive
+from services.derived import derive, write_changed
 from services.scoping import scope
 from services.validation import InvalidInput
 
@@ -92,7 +92,6 @@ def consented_children(scope_value: str, child_ids, on: dt.date | None = None) -
 
 _child = Child.__table__
 _consent = Consent.__table__
-_CHUNK = 500
 
 
 def _filing_consent_now():
@@ -106,15 +105,8 @@ def _filing_consent_now():
 
 def refresh(connection, child_ids=None) -> None:
     """Recompute ``Child.filing_consent`` of these children (all when None); only changed rows are
-    written, and not through the ORM (no version bump, no audit row: it is not an edit of the child)."""
-    computed = _filing_consent_now()
-    stmt = update(_child).values(filing_consent=computed).where(_child.c.filing_consent != computed)
-    if child_ids is None:
-        connection.execute(stmt)
-        return
-    ids = sorted({i for i in child_ids if i is not None})
-    for start in range(0, len(ids), _CHUNK):
-        connection.execute(stmt.where(_child.c.id.in_(ids[start : start + _CHUNK])))
+    written (``services.derived.write_changed``: no version bump, no audit row)."""
+    write_changed(connection, "filing_consent", _filing_consent_now(), child_ids)
 
 
 def stale_children(connection) -> list[int]:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import event
+from sqlalchemy import event, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -44,6 +44,24 @@ def derive(column: str, touched: Callable[[Session], set[int]], refresh: Callabl
     if column in _DERIVED:
         raise ValueError(f"Child.{column} is derived twice")
     _DERIVED[column] = Derived(column, touched, refresh)
+
+
+_CHUNK = 500
+
+
+def write_changed(connection, column: str, computed, child_ids: Iterable[int] | None = None) -> None:
+    """Write ``computed`` (an expression over the child's row) into ``Child.<column>`` where it differs,
+    for these children (every child when None), in chunks of ids. ``connection`` is a Session or a
+    Connection. Not an ORM update: a derived value is not an edit of the child, so it neither bumps the
+    child's version (no false edit conflicts) nor enters the audit log."""
+    table = Child.__table__
+    stmt = update(table).values({column: computed}).where(table.c[column] != computed)
+    if child_ids is None:
+        connection.execute(stmt)
+        return
+    ids = sorted({i for i in child_ids if i is not None})
+    for start in range(0, len(ids), _CHUNK):
+        connection.execute(stmt.where(table.c.id.in_(ids[start : start + _CHUNK])))
 
 
 def _key(column: str) -> tuple[str, str]:

@@ -13,13 +13,12 @@ The flag lets the 工作台 count complete files from an index instead of probin
 every child. ``stale_children`` is the check that it agrees with the rows it is derived from.
 """
 
-from sqlalchemy import and_, case, exists, inspect, select, update
+from sqlalchemy import and_, case, exists, inspect, select
 
 from models import Child, ChildGuardian, child_category
-from services.derived import derive
+from services.derived import derive, write_changed
 
 _child = Child.__table__
-_CHUNK = 500
 
 
 def _complete():
@@ -36,18 +35,9 @@ def _computed():
 
 
 def refresh(connection, child_ids=None) -> None:
-    """Recompute the flag of these children (all children when None); only changed rows are written.
-
-    ``connection`` is a Session or a Connection. Not an ORM update: the flag is not an edit of the
-    child, so it neither bumps the child's version (no false edit conflicts) nor enters the audit log.
-    """
-    stmt = update(_child).values(file_complete=_computed()).where(_child.c.file_complete != _computed())
-    if child_ids is None:
-        connection.execute(stmt)
-        return
-    ids = sorted({i for i in child_ids if i is not None})
-    for start in range(0, len(ids), _CHUNK):
-        connection.execute(stmt.where(_child.c.id.in_(ids[start : start + _CHUNK])))
+    """Recompute the flag of these children (all children when None); only changed rows are written
+    (``services.derived.write_changed``: no version bump, no audit row)."""
+    write_changed(connection, "file_complete", _computed(), child_ids)
 
 
 def stale_children(connection) -> list[int]:
