@@ -125,6 +125,19 @@ def csrf_token(client, url="/login") -> str:
     return token
 
 
+def a_child(*conditions):
+    """The first child on the register (not archived) that meets the conditions, by id.
+
+    Tests pick "a child of this village" through here: an unordered pick is whatever row the
+    database meets first, which on PostgreSQL moves with every update of the table, and may be
+    one of the children the demo archives (a file that can no longer be edited)."""
+    from models import Child
+
+    return db.session.scalar(
+        db.select(Child).where(Child.archived_at.is_(None), *conditions).order_by(Child.id).limit(1)
+    )
+
+
 def hidden_value(page: str, name: str) -> str | None:
     match = re.search(rf'name="{name}" (?:type="hidden" )?value="([^"]+)"', page) or re.search(
         rf'value="([^"]+)" name="{name}"', page

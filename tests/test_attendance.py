@@ -10,7 +10,7 @@ from choices import ActivityKind, Audience, ChildStatus
 from models import Activity, Attendance, Category, Child, ChildGuardian, Guardian, Staff, User, Village, db
 from seeds.demo_activities import RED_WALK_TITLE
 from services.attendance import RollFilter, build_roll, find, save_attendance
-from tests.conftest import form_fields
+from tests.conftest import a_child, form_fields
 
 
 def _villages():
@@ -60,7 +60,7 @@ def test_children_audience_lists_the_activity_villages_children_only(app):
 def test_archived_child_is_not_on_the_roll(app):
     village = _villages()[1]
     activity = _activity([Audience.CHILDREN], [village])
-    child = db.session.scalar(select(Child).where(Child.village_id == village.id).limit(1))
+    child = a_child(Child.village_id == village.id)
     child.archived_at = dt.datetime(2026, 5, 1)
     child.status = ChildStatus.MOVED.value
     db.session.commit()
@@ -119,7 +119,7 @@ def test_filters_by_village_category_and_level(app):
     assert _keys(roll, "child") == disabled & _active_children()
     assert not _keys(roll, "staff")  # a category narrows the roll to children and their families
 
-    child = db.session.scalar(select(Child).where(Child.village_id == villages[3].id).limit(1))
+    child = a_child(Child.village_id == villages[3].id)
     child.current_level = "red"
     db.session.commit()
     roll = build_roll(db.session, activity, None, RollFilter(level="red"))
@@ -223,7 +223,7 @@ def test_director_ticks_many_and_saves_once_over_http(app, client, auth):
     before = _signed(walk)
     page, shown, boxes = _roll_page(client, walk.id)
     director = db.session.scalar(select(User).where(User.username == "director1"))
-    other = db.session.scalar(select(Child).where(Child.village_id != director.village_id).limit(1))
+    other = a_child(Child.village_id != director.village_id)
     assert f"c:{other.id}" not in shown.split(",")
     assert f'value="c:{other.id}"' not in page
     picked = [key for key, _ in boxes][:30]

@@ -40,7 +40,7 @@ from services.validation import (
     normalize_identifier,
     parse_id,
 )
-from tests.conftest import AuthActions, csrf_token, form_fields
+from tests.conftest import AuthActions, a_child, csrf_token, form_fields
 from tests.formparse import form_with
 
 FULL_WIDTH = str.maketrans("0123456789X", "０１２３４５６７８９Ｘ")
@@ -346,7 +346,7 @@ def test_director_editing_a_child_keeps_a_caring_mother_of_another_village(clien
 
 def test_mandatory_report_with_another_villages_child_is_refused_whole(client, auth):
     auth.login("director1")
-    other = db.session.scalar(db.select(Child).where(Child.village_id == villages()[1].id).limit(1))
+    other = a_child(Child.village_id == villages()[1].id)
     data = {
         **form_fields(client, "/admin/mandatoryreport/new/"),
         "reporter_kind": "neighbour",
@@ -382,7 +382,7 @@ def test_visit_with_a_foreign_visitor_is_refused_whole(app):
     from services.visits import VisitEntry, VisitRefused, record_visit
 
     director = user("director1")
-    child = db.session.scalar(db.select(Child).where(Child.village_id == director.village_id).limit(1))
+    child = a_child(Child.village_id == director.village_id)
     foreign = db.session.scalar(db.select(Staff).where(Staff.village_id == villages()[1].id).limit(1))
     entry = VisitEntry(
         child_id=child.id,
@@ -475,7 +475,7 @@ def test_roles_that_may_not_reveal_get_no_number(client, auth):
     assert response.status_code == 403 and child.id_number not in response.get_data(as_text=True)
     auth.logout()
     auth.login("director1")
-    other = db.session.scalar(db.select(Child).where(Child.village_id == villages()[1].id).limit(1))
+    other = a_child(Child.village_id == villages()[1].id)
     token = csrf_token(client, "/admin/child/")
     response = client.post(
         f"/admin/child/reveal-id/?id={other.id}&field=id_number", headers={"X-CSRFToken": token}

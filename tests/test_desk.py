@@ -32,7 +32,7 @@ from models import (
 from services import clock
 from services.periods import period_error
 from services.register import read_id_number
-from tests.conftest import AuthActions, csrf_token
+from tests.conftest import AuthActions, a_child, csrf_token
 from tests.ui_crawl import visible_text
 
 VALID_ID = "500102201605050025"  # 重庆市涪陵区, 2016-05-05, female
@@ -459,7 +459,7 @@ def test_the_audit_log_reads_in_peoples_words(client, auth):
             "villages": [str(v.id) for v in activity.villages],
         },
     )
-    child = db.session.scalar(db.select(Child).limit(1))
+    child = a_child()
     token = csrf_token(client, "/admin/child/")
     client.post(f"/admin/child/reveal/?id={child.id}", headers={"X-CSRFToken": token})
     AuthActions(client).logout()

@@ -11,7 +11,7 @@ from models import AuditLog, Child, Guardian, Village, db
 from seeds.demo import id_number
 from services import ledger_import
 from services.ledger_import import COLUMNS, check_ledger, import_ledger
-from tests.conftest import form_fields
+from tests.conftest import a_child, form_fields
 
 HEADERS = [c.header + ("*" if c.required else "") for c in COLUMNS]
 KEY_INDEX = {c.key: i for i, c in enumerate(COLUMNS)}
@@ -187,7 +187,7 @@ def test_already_registered_is_listed_as_a_notice(tmp_path):
 
 def test_registered_in_another_village_is_an_error_for_a_scoped_user(tmp_path):
     other_village = db.session.scalar(db.select(Village).where(Village.name == "桃源村"))
-    registered = db.session.scalar(db.select(Child).where(Child.village_id == other_village.id))
+    registered = a_child(Child.village_id == other_village.id)
     own = db.session.scalar(db.select(Village).where(Village.name == "云岭村"))
     path = save(tmp_path, ledger([row(1, id_number=registered.id_number), row(2, village="桃源村")]))
     result = check_ledger(path, [own.id])

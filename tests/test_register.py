@@ -9,7 +9,7 @@ from stdnum.cn import ric
 from models import AuditLog, Category, Child, ChildGuardian, Guardian, User, Village, db
 from services.register import DUPLICATE_ELSEWHERE
 from services.validation import InvalidInput, clean_id_number, clean_phone, mask_id_number
-from tests.conftest import PASSWORD, csrf_token, form_fields
+from tests.conftest import PASSWORD, a_child, csrf_token, form_fields
 
 
 def valid_id(body17: str) -> str:
@@ -129,7 +129,7 @@ def test_name_trimmed_and_limited(app, client, auth):
 
 
 def test_duplicate_id_in_other_village_reveals_nothing_to_a_director(app, client, auth):
-    other = db.session.scalar(db.select(Child).where(Child.village_id != own_village()))
+    other = a_child(Child.village_id != own_village())
     auth.login("director1")
     page = post_child(client, id_number=other.id_number).get_data(as_text=True)
     assert DUPLICATE_ELSEWHERE in page
@@ -137,14 +137,14 @@ def test_duplicate_id_in_other_village_reveals_nothing_to_a_director(app, client
 
 
 def test_duplicate_id_names_the_child_to_a_clerk(app, client, auth):
-    other = db.session.scalar(db.select(Child).where(Child.village_id != own_village()))
+    other = a_child(Child.village_id != own_village())
     auth.login("clerk")
     page = post_child(client, id_number=other.id_number).get_data(as_text=True)
     assert "该身份证号已登记" in page and other.name in page
 
 
 def test_child_with_new_and_existing_guardians_inline(app, client, auth):
-    sibling = db.session.scalar(db.select(Child).where(Child.village_id == own_village()))
+    sibling = a_child(Child.village_id == own_village())
     shared = sibling.guardian_links[0].guardian
     auth.login("director1")
     category = db.session.scalar(db.select(Category).where(Category.code == "low_income"))
@@ -234,7 +234,7 @@ def test_audit_rows_for_create_update_archive(app, client, auth):
 
 
 def test_concurrent_edit_gets_a_conflict_message(app, client, auth):
-    child = db.session.scalar(db.select(Child).where(Child.village_id == own_village()))
+    child = a_child(Child.village_id == own_village())
     auth.login("clerk")
     first = _edit(client, child, address="甲改的地址")
     second = _edit(client, child, address="乙改的地址")
@@ -249,7 +249,7 @@ def test_concurrent_edit_gets_a_conflict_message(app, client, auth):
 
 
 def test_archive_and_restore(app, client, auth):
-    child = db.session.scalar(db.select(Child).where(Child.village_id == own_village()))
+    child = a_child(Child.village_id == own_village())
     auth.login("clerk")
     token = csrf_token(client, f"/admin/child/archive/?id={child.id}")
     page = client.post(
@@ -321,7 +321,7 @@ def test_search_by_name_pinyin_initials_id_and_last4(app, client, auth):
 
 
 def test_director_search_stays_in_own_village(app, client, auth):
-    other = db.session.scalar(db.select(Child).where(Child.village_id != own_village()))
+    other = a_child(Child.village_id != own_village())
     auth.login("director1")
     page = client.get(f"/admin/child/?search={other.id_number}").get_data(as_text=True)
     assert other.id_number[-4:] not in page or other.name not in page
@@ -343,7 +343,7 @@ def test_id_numbers_masked_in_lists_and_reveal_is_logged(app, client, auth):
 
 
 def test_inspector_cannot_reveal(app, client, auth):
-    child = db.session.scalar(db.select(Child))
+    child = a_child()
     auth.login("inspector")
     token = csrf_token(client, "/admin/child/")
     response = client.post(f"/admin/child/reveal/?id={child.id}", headers={"X-CSRFToken": token})
@@ -351,7 +351,7 @@ def test_inspector_cannot_reveal(app, client, auth):
 
 
 def test_director_cannot_reveal_other_village(app, client, auth):
-    other = db.session.scalar(db.select(Child).where(Child.village_id != own_village()))
+    other = a_child(Child.village_id != own_village())
     auth.login("director1")
     token = csrf_token(client, "/admin/child/")
     response = client.post(f"/admin/child/reveal/?id={other.id}", headers={"X-CSRFToken": token})

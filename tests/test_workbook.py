@@ -13,7 +13,7 @@ import pytest
 
 from models import Activity, Child, Expense, FundSource, Guardian, Setting, Staff, User, Village, db
 from services.workbook import Book, PrintSetup
-from tests.conftest import AuthActions
+from tests.conftest import AuthActions, a_child
 
 HOSTILE = [
     '=HYPERLINK("http://x","y")',
@@ -39,7 +39,7 @@ def plant_hostile_text() -> dict:
     activity = db.session.scalars(db.select(Activity).order_by(Activity.id)).first()
     activity.title = HOSTILE[2]
     activity.place = HOSTILE[3]
-    child = db.session.scalars(db.select(Child).where(Child.village_id == village.id)).first()
+    child = a_child(Child.village_id == village.id)
     child.name = HOSTILE[4]
     child.address = HOSTILE[0]
     guardian = db.session.scalars(db.select(Guardian)).first()
