@@ -5,9 +5,9 @@ Such a row is scoped by its own ``village_id`` — that is what lets a village's
 what the figures count by — so it must never disagree with its child:
 
 - a row added without a village takes its child's (before the flush writes it);
-- when a flush changes a child's village — a transfer (services/transfers.py moves the rows itself,
-  to count them for its record), a clerk correcting the file's village, anything else — every row of
-  the child moves with it in the same flush. Before this, a clerk's correction left the child's
+- when a flush changes a child's village — a transfer's acceptance, a clerk correcting the file's
+  village, anything else — every row of the child moves with it in the same flush (a caller that
+  records how many moved, as the transfer does, takes the counts with ``take_moved_counts``). Before this, a clerk's correction left the child's
   alerts and reports in the old village: its director kept seeing them, the new one never did.
 
 The move is a set-based UPDATE on the flush's connection (not an edit of each row: no audit row per
@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from models import Child, Transfer, TransferEvent, db, localnow
 
 _MOVED = "follow_child moved"
+_COUNTS = "follow_child counts"
 _CHUNK = 500
 
 
@@ -93,8 +94,26 @@ def _follow_moved_children(session, flush_context):
         history = inspect(obj).attrs.village_id.history
         if history.added and history.added[0] is not None and history.added[0] not in (history.deleted or ()):
             changed.add(obj.id)
-    if changed and follow(session.connection(), changed):
+    if not changed:
+        return
+    moved = follow(session.connection(), changed)
+    if moved:
         session.info.setdefault(_MOVED, set()).update(changed)
+        counts = session.info.setdefault(_COUNTS, {})
+        for table, count in moved.items():
+            counts[table] = counts.get(table, 0) + count
+
+
+def take_moved_counts(session) -> dict[str, int]:
+    """{table: rows moved} by the flushes of this session since the last call (or its last commit or
+    rollback), and forget them."""
+    return session.info.pop(_COUNTS, {})
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_counts(session, *args):
+    session.info.pop(_COUNTS, None)
 
 
 @event.listens_for(Session, "after_flush_postexec")

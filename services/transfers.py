@@ -54,7 +54,7 @@ from models import (
     db,
     utcnow,
 )
-from services import audit
+from services import audit, follow_child
 from services.follow_child import moved_with_child
 from services.register import archive_child
 from services.validation import InvalidInput, mask_id_number
@@ -254,14 +254,10 @@ def accept(transfer: Transfer, note: str, *, role: str, user_village_id: int | N
         raise InvalidInput("发起转移后该儿童的档案已有变化（所在村或状态），请退回后由对方重新发起")
     old, new = transfer.from_village_id, transfer.to_village_id
     session = db.session
-    moved: dict[str, int] = {}
-    for model in moved_with_child():
-        values = {"village_id": new}
-        if "version" in model.__table__.c:
-            values["version"] = model.version + 1
-        count = session.execute(update(model).where(model.child_id == child.id).values(**values)).rowcount
-        if count:
-            moved[model.__tablename__] = count
+    follow_child.take_moved_counts(session)
+    child.village_id = new
+    session.flush()  # its alerts, reports and measures follow it (services/follow_child.py)
+    moved = follow_child.take_moved_counts(session)
     # guardians go along unless a child still in the sending village shares them
     shared_elsewhere = exists().where(
         ChildGuardian.guardian_id == Guardian.id,
@@ -278,7 +274,6 @@ def accept(transfer: Transfer, note: str, *, role: str, user_village_id: int | N
         .values(village_id=new, version=Guardian.version + 1)
         .execution_options(synchronize_session=False)
     ).rowcount
-    child.village_id = new
     child.director_id = _village_director_staff(new)
     transfer.status = TransferStatus.ACCEPTED.value
     transfer.decided_by_id = audit.current_actor().user_id

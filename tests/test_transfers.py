@@ -23,7 +23,7 @@ from models import (
     Village,
     db,
 )
-from services import clock, transfers
+from services import alerts, clock, transfers
 from services.validation import InvalidInput
 from tests.conftest import AuthActions, csrf_token
 
@@ -389,6 +389,34 @@ def test_a_child_registered_from_another_town_records_where_from(app, client):
     assert "外镇迁入：原所在镇街" not in client.get(f"/admin/child/edit/?id={child.id}").get_data(
         as_text=True
     )
+
+
+def test_an_accepted_transfer_is_in_the_receiving_villages_next_feed_poll(app, client):
+    """The 141 platform polls with ``since``: a transferred child's open alert is new to the receiving
+    village, so its next poll must carry it; the transfer's record counts what moved."""
+    child = plain_child()
+    alert, _, _ = give_open_work(child)
+    _, plain = alerts.issue_token("141基层智治平台", user("director2").id)
+    db.session.commit()
+    headers = {"Authorization": f"Bearer {plain}"}
+    before = client.get("/api/alerts?per_page=1000", headers=headers).get_json()
+    assert alert.id not in {a["id"] for a in before["alerts"]}
+    AuthActions(client).login("director1")
+    start(client, child)
+    AuthActions(client).logout()
+    transfer = db.session.scalar(db.select(Transfer).where(Transfer.child_id == child.id))
+    AuthActions(client).login("director2")
+    post(client, f"/admin/transfer/decide/?id={transfer.id}", {"decision": "accept"})
+    db.session.expire_all()
+    assert db.session.get(Transfer, transfer.id).status == TransferStatus.ACCEPTED.value
+    polled = client.get(f"/api/alerts?since={before['next_since']}&per_page=1000", headers=headers).get_json()
+    assert alert.id in {a["id"] for a in polled["alerts"]}
+    record = db.session.scalars(
+        db.select(AuditLog).where(AuditLog.action == "transfer", AuditLog.record_id == child.id)
+    ).all()[-1]
+    alerts_of_child = db.session.scalar(db.select(db.func.count()).where(Alert.child_id == child.id))
+    assert record.changes["moved"]["alert"] == alerts_of_child >= 1
+    assert record.changes["moved"]["mandatory_report"] >= 1
 
 
 def test_moved_with_child_finds_every_table_with_its_own_village():
