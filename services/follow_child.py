@@ -23,7 +23,7 @@ from functools import cache
 from sqlalchemy import event, inspect, select, update
 from sqlalchemy.orm import Session
 
-from models import Child, Transfer, TransferEvent, db, localnow
+from models import Child, Transfer, TransferEvent, db
 
 _MOVED = "follow_child moved"
 _COUNTS = "follow_child counts"
@@ -56,8 +56,7 @@ def follow(connection, child_ids) -> dict[str, int]:
         values = {"village_id": childs_village}
         if "version" in table.c:
             values["version"] = table.c.version + 1
-        if "updated_at" in table.c:
-            values["updated_at"] = localnow()
+        # updated_at (the 141 feed's change stamp) is set by its column's own onupdate
         for start in range(0, len(ids), _CHUNK):
             count = connection.execute(
                 update(table)

@@ -59,6 +59,7 @@ def test_a_clerks_correction_of_a_childs_village_moves_its_rows_with_it(app, cli
     before = {(type(row).__tablename__, row.id): row.version for row in _rows_of(child.id)}
     assert {table for table, _ in before} >= {"alert", "support_service", "mandatory_report"}
     loaded_alert = db.session.scalar(select(Alert).where(Alert.child_id == child.id).limit(1))
+    stamped = loaded_alert.updated_at
 
     auth.login("clerk")
     url = f"/admin/child/edit/?id={child.id}"
@@ -77,6 +78,7 @@ def test_a_clerks_correction_of_a_childs_village_moves_its_rows_with_it(app, cli
         assert not ids & set(db.session.scalars(scope(select(model.id), model, [old])))
         assert ids <= set(db.session.scalars(scope(select(model.id), model, [new])))
     assert loaded_alert.village_id == new  # an instance loaded before reads the moved value
+    assert loaded_alert.updated_at > stamped  # a change for the 141 feed's ``since``
 
 
 def test_a_moved_childs_measures_count_in_its_new_village(app):
