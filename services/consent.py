@@ -20,7 +20,7 @@ from sqlalchemy import and_, case, exists, func, inspect, or_, select
 from choices import ConsentMethod, ConsentScope
 from models import Attachment, Child, ChildGuardian, Consent, Guardian, db
 from services import audit
-from services.derived import derive, write_changed
+from services.derived import derive, stale_ids, write_changed
 from services.scoping import scope
 from services.validation import InvalidInput
 
@@ -111,8 +111,7 @@ def refresh(connection, child_ids=None) -> None:
 
 def stale_children(connection) -> list[int]:
     """Ids of children whose flag disagrees with their consent rows (empty when all is well)."""
-    computed = _filing_consent_now()
-    return list(connection.execute(select(_child.c.id).where(_child.c.filing_consent != computed)).scalars())
+    return stale_ids(connection, "filing_consent", _filing_consent_now())
 
 
 def _touched_children(session) -> set[int]:

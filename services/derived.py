@@ -8,7 +8,8 @@ write: the derived value is not an edit of the child, so it neither bumps the ch
 enters the audit log), and any of them loaded in the session read the column again.
 
 Bulk writes that bypass the ORM (the ledger import, merging duplicates, the demo data) call the
-registered ``refresh`` themselves; each module's ``stale_children`` checks the column against its rows.
+registered ``refresh`` themselves; each module's ``stale_children`` checks the column against its rows
+(``stale_ids`` for a column computed in SQL).
 
 A batch of many small saves (the phone's queue of visits) runs inside ``deferred(session)``: its
 flushes only note the children they touch, and the columns are recomputed once, for all of them,
@@ -22,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import event, update
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -62,6 +63,13 @@ def write_changed(connection, column: str, computed, child_ids: Iterable[int] | 
     ids = sorted({i for i in child_ids if i is not None})
     for start in range(0, len(ids), _CHUNK):
         connection.execute(stmt.where(table.c.id.in_(ids[start : start + _CHUNK])))
+
+
+def stale_ids(connection, column: str, computed) -> list[int]:
+    """Ids of the children whose ``Child.<column>`` differs from ``computed`` — the check, by the same
+    comparison ``write_changed`` writes by, that a column kept in SQL agrees with its rows."""
+    table = Child.__table__
+    return list(connection.execute(select(table.c.id).where(table.c[column] != computed)).scalars())
 
 
 def _key(column: str) -> tuple[str, str]:

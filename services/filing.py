@@ -13,10 +13,10 @@ The flag lets the 工作台 count complete files from an index instead of probin
 every child. ``stale_children`` is the check that it agrees with the rows it is derived from.
 """
 
-from sqlalchemy import and_, case, exists, inspect, select
+from sqlalchemy import and_, case, exists, inspect
 
 from models import Child, ChildGuardian, child_category
-from services.derived import derive, write_changed
+from services.derived import derive, stale_ids, write_changed
 
 _child = Child.__table__
 
@@ -42,9 +42,7 @@ def refresh(connection, child_ids=None) -> None:
 
 def stale_children(connection) -> list[int]:
     """Ids of children whose flag disagrees with their rows (empty when all is well)."""
-    return list(
-        connection.execute(select(_child.c.id).where(_child.c.file_complete != _computed())).scalars()
-    )
+    return stale_ids(connection, "file_complete", _computed())
 
 
 def describe(child: Child) -> str:

@@ -80,8 +80,15 @@ def _fill_new_rows(session, flush_context, instances):
             child = getattr(obj, "child", None)
             if not isinstance(child, Child) and obj.child_id is not None:
                 child = session.get(Child, obj.child_id)
-            if child is not None:
+            if child is None:
+                continue
+            if child.village_id is not None:
                 obj.village_id = child.village_id
+            elif child.village is not None:  # a child new in this flush, given its village as an object
+                if child.village.id is not None:
+                    obj.village_id = child.village.id
+                elif "village" in inspect(type(obj)).relationships:  # the village is new too
+                    obj.village = child.village
 
 
 @event.listens_for(Session, "after_flush")

@@ -127,6 +127,24 @@ def test_a_row_given_only_its_childs_id_takes_the_childs_village(app):
     assert alert_free.village_id == child.village_id
 
 
+def test_a_row_of_a_child_new_in_the_same_flush_takes_its_village(app):
+    """The child is added with its village as an object (no village_id until the flush writes it)."""
+    model = db.session.scalar(select(Child).where(Child.archived_at.is_(None)).order_by(Child.id).limit(1))
+    village = db.session.scalar(select(Village).where(Village.id != model.village_id).order_by(Village.id))
+    child = Child(
+        name="新来的孩子",
+        id_number=None,
+        gender=model.gender,
+        birth_date=model.birth_date,
+        registered_on=clock.today(),
+        village=village,
+    )
+    measure = SupportService(child=child, kind=ServiceKind.COUNSELLING.value)
+    db.session.add_all([child, measure])
+    db.session.flush()
+    assert child.village_id == village.id and measure.village_id == village.id
+
+
 def test_the_kept_consent_state_follows_the_records(app):
     db.session.query(consent.Consent).delete()
     consent.refresh(db.session.connection())
