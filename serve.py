@@ -10,7 +10,8 @@ workers need nothing from each other.
 
     python serve.py --host 127.0.0.1 --port 5000 [--workers N] [--threads 8]
 
-``--workers`` defaults to ``WEB_WORKERS``, else the number of cores. ``--workers 1`` serves in this
+``--workers`` defaults to ``WEB_WORKERS``, else the number of cores; ``--threads`` to ``WEB_THREADS``,
+else 8. ``--workers 1`` serves in this
 process. When a worker dies the others are stopped and serve.py exits with its status, for the
 service manager (systemd's ``Restart=``) to start it again.
 """
@@ -62,13 +63,21 @@ def _worker(app, sock: socket.socket, threads: int) -> None:
     serve(app, sockets=[sock], threads=threads)
 
 
-def _default_workers() -> int:
-    value = os.environ.get("WEB_WORKERS", "").strip()
+def _positive_env(name: str, default: int, what: str) -> int:
+    value = os.environ.get(name, "").strip()
     if not value:
-        return os.cpu_count() or 1
+        return default
     if not value.isdigit() or int(value) < 1:
-        raise SystemExit(f"WEB_WORKERS 应为正整数（工作进程数），例如 2；现在是 {value!r}")
+        raise SystemExit(f"{name} 应为正整数（{what}），例如 2；现在是 {value!r}")
     return int(value)
+
+
+def _default_workers() -> int:
+    return _positive_env("WEB_WORKERS", os.cpu_count() or 1, "工作进程数")
+
+
+def _default_threads() -> int:
+    return _positive_env("WEB_THREADS", 8, "每个工作进程的线程数")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5000)
     parser.add_argument("--workers", type=int, default=_default_workers())
-    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=_default_threads())
     args = parser.parse_args(argv)
     app = _app()
     sock = socket.create_server((args.host, args.port), backlog=1024)

@@ -632,8 +632,8 @@ def serve(database_url: str, port: int) -> subprocess.Popen:
     log = tempfile.NamedTemporaryFile(prefix="tonghu-loadtest-", suffix=".log", delete=False)  # noqa: SIM115
     print(f"server log: {log.name}", flush=True)
     server = subprocess.Popen(
-        # as `make run` serves it: serve.py, one waitress process per core, 8 threads each
-        [sys.executable, "serve.py", "--host", "127.0.0.1", f"--port={port}", "--threads", "8"],
+        # as `make run` serves it: serve.py with its defaults (WEB_WORKERS, WEB_THREADS)
+        [sys.executable, "serve.py", "--host", "127.0.0.1", f"--port={port}"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -821,7 +821,11 @@ def run(database_url: str, label: str, n_users: int, seconds: float) -> bool:
         for t in threads:
             t.start()
         ready.wait()  # all logged in
-        print(f"{label}: {len(users)} users logged in; working for {seconds:.0f} s …", flush=True)
+        print(
+            f"{label}: {len(users)} users logged in; working for {seconds:.0f} s against "
+            f"{len(worker_pids(server.pid)) or 1} worker processes …",
+            flush=True,
+        )
         cpu_before, load_before = _cpu_seconds(server.pid), os.getloadavg()[0]
         started = time.monotonic()
         for t in threads:
