@@ -659,6 +659,25 @@ Index(
     Child.birth_date,
     Child.filing_consent,
 )
+# Reassessments overdue now (the 工作台's count and list, the alert rule's range): the children on the
+# register by due date, with the registration date, from the index alone. Partial — only children not
+# archived — so no query about another moment can pick it (as the registration date did in
+# ix_child_assessment_due, where SQLite's planner then skip-scanned it for the as-of risk map).
+Index(
+    "ix_child_reassess_due",
+    Child.next_assessment_due,
+    Child.registered_on,
+    sqlite_where=Child.archived_at.is_(None),
+    postgresql_where=Child.archived_at.is_(None),
+)
+# Children on the register registered after a day (out of that day's register): none, unless dates
+# were entered ahead; the whole town's category counts subtract them (services/indicators.py).
+Index(
+    "ix_child_registered_later",
+    Child.registered_on,
+    sqlite_where=Child.archived_at.is_(None),
+    postgresql_where=Child.archived_at.is_(None),
+)
 # One village's visits by date (今日's overdue list and the week's due count, the visit rules): a range
 # of 下次走访 within the village, with the level for the order, from the index alone.
 Index(
