@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import and_, case, distinct, func, literal, null, or_, select, union
+from sqlalchemy import and_, case, distinct, func, literal, null, or_, select
 
 from choices import (
     AlertClosure,
@@ -409,18 +409,6 @@ def in_register(frame: Frame):
     )
 
 
-def out_of_register_now(frame: Frame):
-    """Select of the ids of the children *not* in register now (the complement of ``in_register`` for
-    the current frame: archived, or registered after the day), as two index ranges — the archived by
-    their archive time, the others by ``ix_child_registered_later`` — not a look at every child."""
-    if not frame.is_current:
-        raise ValueError("out_of_register_now reads the register as it is now")
-    return union(
-        select(Child.id).where(Child.archived_at.is_not(None)),
-        select(Child.id).where(Child.archived_at.is_(None), Child.registered_on > frame.day),
-    )
-
-
 def registered_children(frame: Frame):
     """Select of the ids of the children in register at the frame's moment, within its villages."""
     return scoped(select(Child.id).where(in_register(frame)), Child, frame)
@@ -562,7 +550,7 @@ def category_distribution(frame: Frame) -> list[tuple[int, str, int]]:
     if frame.is_current and frame.village_ids is None:
         # The whole town now: every link less those of the few children out of register (archived,
         # or registered later): two index scans, not a lookup of every child in register.
-        outside = out_of_register_now(frame)
+        outside = select(Child.id).where(~func.coalesce(in_register(frame), False))
         counts = dict(db.session.execute(links).all())
         for category_id, n in db.session.execute(links.where(child_category.c.child_id.in_(outside))):
             counts[category_id] -= n
