@@ -1285,3 +1285,30 @@ def test_no_demo_moment_lies_after_the_clock(app):
                 if latest is not None and latest > now:
                     later[f"{table.name}.{column.name}"] = latest
     assert later == {}, later
+
+
+def test_the_category_counts_leave_out_children_out_of_register_now(app):
+    """The 工作台's categories (the whole town now subtracts the children out of register from every
+    link): recomputed from the child rows, with one child archived and one registered after today."""
+    today = clock.today()
+    kids = db.session.scalars(
+        db.select(Child).where(Child.archived_at.is_(None), Child.categories.any()).order_by(Child.id)
+    ).all()
+    archive_child(kids[0], ChildStatus.MOVED.value, "随父母迁居", now=clock.now(), user_id=None)
+    kids[1].registered_on = today + dt.timedelta(days=3)  # entered ahead (the forms refuse it)
+    db.session.commit()
+
+    def by_hand(village_ids):
+        counts: dict[int, int] = {}
+        for child in db.session.scalars(db.select(Child)):
+            in_scope = village_ids is None or child.village_id in village_ids
+            if child.archived_at is None and child.registered_on <= today and in_scope:
+                for category in child.categories:
+                    counts[category.id] = counts.get(category.id, 0) + 1
+        return counts
+
+    for village_ids in (None, [kids[0].village_id], [kids[1].village_id]):
+        frame = Frame.year_to_date(village_ids, clock.now())
+        assert frame.is_current
+        found = {cid: n for cid, _, n in indicators.category_distribution(frame) if n}
+        assert found == by_hand(village_ids), village_ids
