@@ -20,7 +20,7 @@ run: $(STAMP)
 	$(BIN)/flask --app app db upgrade
 	$(BIN)/flask --app app seed-demo --if-empty
 	@echo "童护 is serving on http://$(HOST):$(PORT)  (demo accounts: see README, password tonghu-demo-2026)"
-	$(BIN)/python serve.py --host $(HOST) --port $(PORT) --threads 8
+	$(BIN)/python serve.py --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/ruff check .

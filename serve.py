@@ -1,4 +1,4 @@
-"""Serve 童护 with waitress in one process per core, all taking connections from one listening socket.
+"""Serve 童护 with waitress in several processes per core, all taking connections from one listening socket.
 
 A Python process runs the Python of one request at a time (the interpreter lock), so however many
 threads waitress gives it, one process uses one core: under twenty users the requests queued behind
@@ -8,10 +8,10 @@ with its threads; an idle worker takes the next connection. Everything the app k
 database — sessions, login lockouts, the alert run's lease, the feedback link's rate limit — so the
 workers need nothing from each other.
 
-    python serve.py --host 127.0.0.1 --port 5000 [--workers N] [--threads 8]
+    python serve.py --host 127.0.0.1 --port 5000 [--workers N] [--threads N]
 
-``--workers`` defaults to ``WEB_WORKERS``, else the number of cores; ``--threads`` to ``WEB_THREADS``,
-else 8. ``--workers 1`` serves in this
+``--workers`` defaults to ``WEB_WORKERS``, else three per core; ``--threads`` to ``WEB_THREADS``, else 2
+(see ``WORKERS_PER_CORE`` for why). ``--workers 1`` serves in this
 process. When a worker dies the others are stopped and serve.py exits with its status, for the
 service manager (systemd's ``Restart=``) to start it again.
 """
@@ -72,16 +72,26 @@ def _positive_env(name: str, default: int, what: str) -> int:
     return int(value)
 
 
+# Three processes of two threads per core. Measured with `make loadtest`'s 20 users on two cores
+# (page p95, runs of 2026-11-30): 2 processes × 8 threads 246–680 ms, 4 × 2 205–334, 4 × 4 192–235,
+# 6 × 2 173–191, 6 × 1 169–250. The threads of one process take turns on the interpreter lock, so a
+# heavy page (the 工作台) holds up every light one beside it; with more processes the kernel shares
+# the cores between them instead. Two threads, not one, so that a slow client (a phone on a village
+# road downloading a photo) does not stop its process answering anyone else.
+WORKERS_PER_CORE = 3
+THREADS = 2
+
+
 def _default_workers() -> int:
-    return _positive_env("WEB_WORKERS", os.cpu_count() or 1, "工作进程数")
+    return _positive_env("WEB_WORKERS", WORKERS_PER_CORE * (os.cpu_count() or 1), "工作进程数")
 
 
 def _default_threads() -> int:
-    return _positive_env("WEB_THREADS", 8, "每个工作进程的线程数")
+    return _positive_env("WEB_THREADS", THREADS, "每个工作进程的线程数")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="童护 under waitress, one process per core")
+    parser = argparse.ArgumentParser(description="童护 under waitress, several processes per core")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5000)
     parser.add_argument("--workers", type=int, default=_default_workers())

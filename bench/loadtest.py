@@ -3,7 +3,7 @@ acknowledged write exists exactly once with its audit row.
 
 A fresh database is built for the run (``flask db upgrade`` and ``seed-demo`` with 240 children, the
 real migrations and demo data), the app runs in its own processes as ``make run`` serves it
-(serve.py: waitress in one process per core, 8 threads each), and 20 users — clerks, village directors, supervisors and fund officers —
+(serve.py with its defaults: three waitress processes per core, two threads each), and 20 users — clerks, village directors, supervisors and fund officers —
 work through it with a small keep-alive HTTP client: they open the 工作台, lists and searches, the
 alert centre and the case board, add and edit guardians, record visits and attendance, enter
 expenses and approve and pay each other's, and export the child list. Each posts the forms a
