@@ -10,7 +10,7 @@ workers need nothing from each other.
 
     python serve.py --host 127.0.0.1 --port 5000 [--workers N] [--threads N]
 
-``--workers`` defaults to ``WEB_WORKERS``, else three per core; ``--threads`` to ``WEB_THREADS``, else 2
+``--workers`` defaults to ``WEB_WORKERS``, else three per core (at most 12); ``--threads`` to ``WEB_THREADS``, else 2
 (see ``WORKERS_PER_CORE`` for why). ``--workers 1`` serves in this
 process. When a worker dies the others are stopped and serve.py exits with its status, for the
 service manager (systemd's ``Restart=``) to start it again.
@@ -78,12 +78,16 @@ def _positive_env(name: str, default: int, what: str) -> int:
 # heavy page (the 工作台) holds up every light one beside it; with more processes the kernel shares
 # the cores between them instead. Two threads, not one, so that a slow client (a phone on a village
 # road downloading a photo) does not stop its process answering anyone else.
+# Each process takes ~40 MB of its own when idle (the app is built once, before the fork, and shared
+# until written) and more under use: at most 12 unless WEB_WORKERS says otherwise.
 WORKERS_PER_CORE = 3
+MAX_DEFAULT_WORKERS = 12
 THREADS = 2
 
 
 def _default_workers() -> int:
-    return _positive_env("WEB_WORKERS", WORKERS_PER_CORE * (os.cpu_count() or 1), "工作进程数")
+    default = min(MAX_DEFAULT_WORKERS, WORKERS_PER_CORE * (os.cpu_count() or 1))
+    return _positive_env("WEB_WORKERS", default, "工作进程数")
 
 
 def _default_threads() -> int:
