@@ -1,4 +1,4 @@
-"""serve.py: the app under waitress in one process per core, sharing one listening socket."""
+"""serve.py: the app under waitress in several processes per core, sharing one listening socket."""
 
 import os
 import signal
@@ -9,6 +9,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
+import serve
 from serve import worker_pids as _children
 from tests.conftest import ROOT
 
@@ -89,3 +92,19 @@ def test_a_worker_that_dies_stops_the_server_for_its_manager_to_restart(database
         if server.poll() is None:
             server.kill()
             server.wait()
+
+
+def test_the_defaults_and_what_the_environment_may_set(monkeypatch):
+    monkeypatch.delenv("WEB_WORKERS", raising=False)
+    monkeypatch.delenv("WEB_THREADS", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert (serve._default_workers(), serve._default_threads()) == (6, 2)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert serve._default_workers() == serve.MAX_DEFAULT_WORKERS
+    monkeypatch.setenv("WEB_WORKERS", "3")
+    monkeypatch.setenv("WEB_THREADS", "4")
+    assert (serve._default_workers(), serve._default_threads()) == (3, 4)
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("WEB_THREADS", bad)
+        with pytest.raises(SystemExit, match="WEB_THREADS 应为正整数"):
+            serve._default_threads()
