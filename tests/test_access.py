@@ -14,7 +14,7 @@ from choices import Role
 from models import Child, ChildGuardian, Guardian, User, Village, db
 from services.permissions import can_read, can_write
 from services.scoping import scope_clause
-from tests.conftest import AuthActions
+from tests.conftest import AuthActions, a_child
 
 ROLES = ["admin", "clerk", "supervisor", "director1", "director2", "social", "finance", "inspector"]
 MARKER_CHILD = "泄露测试甲"
@@ -195,7 +195,7 @@ def test_read_only_roles_see_no_write_buttons_and_get_403(app, client):
     assert "/admin/child/new/" not in page
     assert "/admin/child/edit/" not in page
     assert client.get("/admin/child/new/").status_code == 403
-    child_id = db.session.scalar(db.select(Child.id).limit(1))
+    child_id = a_child().id
     assert client.get(f"/admin/child/edit/?id={child_id}").status_code == 403
 
 

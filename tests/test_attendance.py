@@ -273,7 +273,7 @@ def test_read_only_role_cannot_save(app, client, auth):
 
 
 def test_guardian_rows_found_by_stored_pinyin(app):
-    guardian = db.session.scalar(select(Guardian).limit(1))
+    guardian = db.session.scalar(select(Guardian).order_by(Guardian.id).limit(1))
     assert guardian.name_pinyin and guardian.name_initials  # filled by the demo step
 
 

@@ -143,7 +143,7 @@ def test_an_id_number_is_read_while_it_is_typed(app):
     full = read(VALID_ID)
     assert full["state"] == "ok" and full["gender"] == "F" and full["gender_label"] == "女"
     assert "校验位" in read(VALID_ID[:-1] + "4")["message"]
-    registered = db.session.scalar(db.select(Child.id_number).limit(1))
+    registered = a_child().id_number
     assert "已登记" in read(registered)["message"]
 
 
@@ -151,9 +151,7 @@ def test_the_form_asks_the_server_as_the_number_is_typed(client, auth):
     auth.login("director1")
     answer = client.get(f"/admin/child/id-check/?id_number={VALID_ID}").get_json()
     assert answer["state"] == "ok" and answer["birth_date"] == "2016-05-05"
-    other_village = db.session.scalar(
-        db.select(Child.id_number).where(Child.village_id != _user("director1").village_id).limit(1)
-    )
+    other_village = a_child(Child.village_id != _user("director1").village_id).id_number
     answer = client.get(f"/admin/child/id-check/?id_number={other_village}").get_json()
     assert answer["state"] == "error" and "其他村" in answer["message"]  # no name from another village
 
@@ -236,7 +234,12 @@ def test_tiered_measures_are_given_the_village_director(app):
     from models import Assessment
     from services.assessment import plan_measures
 
-    assessment = db.session.scalar(db.select(Assessment).where(Assessment.level == "red").limit(1))
+    assessment = db.session.scalar(
+        db.select(Assessment)
+        .where(Assessment.level == "red", Assessment.child.has(Child.archived_at.is_(None)))
+        .order_by(Assessment.id)
+        .limit(1)
+    )
     assessment.child.director_id = None
     created = plan_measures(assessment, clock.today())
     director = db.session.scalar(
@@ -369,8 +372,10 @@ def test_alert_centre_finds_a_child_by_name_initials_or_id_and_shows_the_new_one
 
 
 def test_case_board_search(client, auth):
-    case = db.session.scalar(db.select(Case).limit(1))
-    other = db.session.scalar(db.select(Case).where(Case.child_id != case.child_id).limit(1))
+    case = db.session.scalar(db.select(Case).order_by(Case.id).limit(1))
+    other = db.session.scalar(
+        db.select(Case).where(Case.child_id != case.child_id).order_by(Case.id).limit(1)
+    )
     auth.login("supervisor")
     page = client.get(f"/admin/caseboard/?q={case.child.name}").get_data(as_text=True)
     assert case.child.name in page
