@@ -4,16 +4,16 @@ A Python process runs the Python of one request at a time (the interpreter lock)
 threads waitress gives it, one process uses one core: under twenty users the requests queued behind
 each other on one core while the other stood idle. Here the socket is opened once and each worker
 process — forked from one built app, each opening its own database connections — runs waitress on it
-with its threads; an idle worker takes the next connection. Everything the app keeps between requests is in the
-database — sessions, login lockouts, the alert run's lease, the feedback link's rate limit — so the
-workers need nothing from each other.
+with its threads; an idle worker takes the next connection. Everything the app keeps between requests
+is in the database — sessions, login lockouts, the alert run's lease, the feedback link's rate
+limit — so the workers need nothing from each other.
 
     python serve.py --host 127.0.0.1 --port 5000 [--workers N] [--threads N]
 
-``--workers`` defaults to ``WEB_WORKERS``, else three per core (at most 12); ``--threads`` to ``WEB_THREADS``, else 2
-(see ``WORKERS_PER_CORE`` for why). ``--workers 1`` serves in this
-process. When a worker dies the others are stopped and serve.py exits with its status, for the
-service manager (systemd's ``Restart=``) to start it again.
+``--workers`` defaults to ``WEB_WORKERS``, else three per core (at most 12); ``--threads`` to
+``WEB_THREADS``, else 2 (see ``WORKERS_PER_CORE`` for why). ``--workers 1`` serves in this process.
+When a worker dies the others are stopped and serve.py exits with its status, for the service
+manager (systemd's ``Restart=``) to start it again.
 """
 
 from __future__ import annotations

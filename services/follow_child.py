@@ -7,8 +7,9 @@ what the figures count by — so it must never disagree with its child:
 - a row added without a village takes its child's (before the flush writes it);
 - when a flush changes a child's village — a transfer's acceptance, a clerk correcting the file's
   village, anything else — every row of the child moves with it in the same flush (a caller that
-  records how many moved, as the transfer does, takes the counts with ``take_moved_counts``). Before this, a clerk's correction left the child's
-  alerts and reports in the old village: its director kept seeing them, the new one never did.
+  records how many moved, as the transfer does, takes the counts with ``take_moved_counts``). Before
+  this, a clerk's correction left the child's alerts and reports in the old village: its director
+  kept seeing them, the new one never did.
 
 The move is a set-based UPDATE on the flush's connection (not an edit of each row: no audit row per
 alert), bumping each row's version (a form open on the old village is refused, not saved over it) and
