@@ -10,6 +10,7 @@ from models import Alert, Child, MandatoryReport, SupportService, Village, db
 from services import clock, consent, indicators
 from services.follow_child import moved_with_child
 from services.scoping import scope
+from tests.conftest import a_child
 from tests.test_boundary import post_as_drawn
 
 
@@ -129,7 +130,7 @@ def test_a_row_given_only_its_childs_id_takes_the_childs_village(app):
 
 def test_a_row_of_a_child_new_in_the_same_flush_takes_its_village(app):
     """The child is added with its village as an object (no village_id until the flush writes it)."""
-    model = db.session.scalar(select(Child).where(Child.archived_at.is_(None)).order_by(Child.id).limit(1))
+    model = a_child()
     village = db.session.scalar(select(Village).where(Village.id != model.village_id).order_by(Village.id))
     child = Child(
         name="新来的孩子",
