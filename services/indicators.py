@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import and_, case, distinct, func, literal, null, or_, select
+from sqlalchemy import and_, case, distinct, func, literal, null, or_, select, union_all
 
 from choices import (
     AlertClosure,
@@ -409,6 +409,17 @@ def in_register(frame: Frame):
     )
 
 
+def out_of_register_now(day: dt.date):
+    """Select of the ids of the children not in register now (``in_register`` of a current frame,
+    negated): the archived ones and those registered after ``day``. Two narrow ranges
+    (ix_child_archived_at; ix_child_reassess_due, read by SQLite's skip-scan), not a read of every
+    child, which the negated condition would need."""
+    return union_all(
+        select(Child.id).where(Child.archived_at.is_not(None)),
+        select(Child.id).where(Child.archived_at.is_(None), Child.registered_on > day),
+    )
+
+
 def registered_children(frame: Frame):
     """Select of the ids of the children in register at the frame's moment, within its villages."""
     return scoped(select(Child.id).where(in_register(frame)), Child, frame)
@@ -549,8 +560,8 @@ def category_distribution(frame: Frame) -> list[tuple[int, str, int]]:
     links = select(child_category.c.category_id, func.count()).group_by(child_category.c.category_id)
     if frame.is_current and frame.village_ids is None:
         # The whole town now: every link less those of the few children out of register (archived,
-        # or registered later): two index scans, not a lookup of every child in register.
-        outside = select(Child.id).where(~func.coalesce(in_register(frame), False))
+        # or registered later): index ranges, not a lookup of every child in register.
+        outside = out_of_register_now(frame.day)
         counts = dict(db.session.execute(links).all())
         for category_id, n in db.session.execute(links.where(child_category.c.child_id.in_(outside))):
             counts[category_id] -= n
@@ -909,13 +920,31 @@ def alert_open_at(moment: dt.datetime):
     return and_(Alert.raised_at < moment, _open_at(moment))
 
 
+def _open_alerts(frame: Frame) -> dict[int, tuple[int, int]]:
+    """{village id: (alerts open at the moment, of them past their deadline)}: one scan of
+    ix_alert_village_open for both counts."""
+
+    def compute():
+        moment = frame.moment
+        stmt = scoped(
+            select(Alert.village_id, func.count(), tally(Alert.deadline < moment)).where(
+                alert_open_at(moment)
+            ),
+            Alert,
+            frame,
+        ).group_by(Alert.village_id)
+        return {village_id: (n, overdue) for village_id, n, overdue in db.session.execute(stmt)}
+
+    return frame.memo("open_alerts", compute)
+
+
 declare(
     key="alerts_open",
     name="未办结预警数",
     definition="统计时点已发出、尚未办结的预警条数（141平台接口“未办结预警”的总数即此数）。归档儿童的未办结预警在归档时撤销。",
     unit=ALERTS,
     basis=STATE,
-    numerator=lambda frame: _alerts_by_village(frame, alert_open_at(frame.moment)),
+    numerator=lambda frame: {v: n for v, (n, _) in _open_alerts(frame).items()},
 )
 declare(
     key="alerts_overdue_open",
@@ -923,9 +952,7 @@ declare(
     definition="统计时点已发出、处置期限已过（期限早于统计时点）且尚未办结的预警条数。归档儿童的未办结预警在归档时撤销。",
     unit=ALERTS,
     basis=STATE,
-    numerator=lambda frame: _alerts_by_village(
-        frame, Alert.raised_at < frame.moment, Alert.deadline < frame.moment, _open_at(frame.moment)
-    ),
+    numerator=lambda frame: {v: overdue for v, (_, overdue) in _open_alerts(frame).items()},
 )
 declare(
     key="alerts_raised",
