@@ -31,6 +31,18 @@ STATE_COUNTS = (
     "cases_open",
 )
 FUND_FIGURES = ("funds_execution_rate", "funds_commitment_rate")
+# Those of the figures above that read the register's one scan (indicators.child_states): the page
+# reads them beside the others (cases, alerts, measures, funds). Which group a figure is in only
+# decides what runs at once; each figure is the same in either.
+FROM_REGISTER = (
+    "file_complete_rate",
+    "assessment_cycle_rate",
+    "assessed_ever_rate",
+    "patrol_on_time_rate",
+    "patrol_overdue",
+    "reassessment_overdue",
+    "never_assessed",
+)
 
 
 def frame_for(village_ids, now: dt.datetime) -> indicators.Frame:
