@@ -10,6 +10,7 @@ from choices import AssessmentStatus, ServiceStatus
 from models import Assessment, Child, SupportService, Village, db
 from services import indicators
 from services.indicators import NONE
+from services.parallel_reads import side_by_side
 from services.scoping import scope
 
 # The 工作台's figures, all read from services/indicators.py over one frame: the plan year so far
@@ -51,6 +52,39 @@ def frame_for(village_ids, now: dt.datetime) -> indicators.Frame:
 
 def figures(frame: indicators.Frame, keys) -> dict[str, indicators.Value]:
     return indicators.compute_many(keys, frame)
+
+
+def all_figures(frame: indicators.Frame, *, children: bool, funds: bool) -> dict:
+    """What the 工作台 shows of the frame: ``counts`` (register_counts), ``state``, ``period`` and
+    ``tallies`` (the figures above, in their order) when the user may read children, ``funds`` (the
+    town's, whatever the frame's villages) when they may read funds; None for what they may not.
+
+    The figures of the register's one scan (FROM_REGISTER, with the category counts) are read beside
+    the others (cases, alerts, measures, funds), each half on its own connection
+    (services/parallel_reads.py)."""
+    keys = STATE_RATES + PERIOD_RATES + STATE_COUNTS
+    result = dict.fromkeys(("counts", "state", "period", "tallies", "funds"))
+
+    def money():
+        # Funds are the town's (not split by village); the findings count runs every fund check, so
+        # the page asks for it separately (views/dashboard.py's fund_findings).
+        return figures(frame.for_villages(None), FUND_FIGURES) if funds else None
+
+    if not children:
+        result["funds"] = money()
+        return result
+
+    def from_register():
+        return register_counts(frame), figures(frame, [key for key in keys if key in FROM_REGISTER])
+
+    def the_others():
+        return figures(frame, [key for key in keys if key not in FROM_REGISTER]), money()
+
+    (result["counts"], registered), (others, result["funds"]) = side_by_side(from_register, the_others)
+    values = registered | others
+    for name, group in (("state", STATE_RATES), ("period", PERIOD_RATES), ("tallies", STATE_COUNTS)):
+        result[name] = {key: values[key] for key in group}
+    return result
 
 
 def register_counts(frame: indicators.Frame) -> dict:

@@ -11,10 +11,9 @@ from services import consent as consent_service
 from services.accounts import recently_locked
 from services.alerts import assigned_to
 from services.assessment import may_review
-from services.dashboard import overdue_work, plan_phases, register_counts
+from services.dashboard import overdue_work, plan_phases
 from services.field import FIELD_ROLES
 from services.funds import awaiting_count
-from services.parallel_reads import side_by_side
 from services.permissions import can_read, can_write
 from views.assessment import OverdueFilter, filtered_url
 from views.audit_log import quick_audit_url, reveal_count
@@ -39,35 +38,14 @@ class DashboardView(AdminIndexView):
         now = clock.now()
         today = now.date()
         frame = dashboard.frame_for(scope, now)
-        counts = state = period = tallies = work = None
+        work = None
         links = {}
-        may_children, may_funds = can_read(role, "children"), can_read(role, "funds")
-        keys = dashboard.STATE_RATES + dashboard.PERIOD_RATES + dashboard.STATE_COUNTS
-
-        def from_register():
-            if not may_children:
-                return None, {}
-            wanted = [key for key in keys if key in dashboard.FROM_REGISTER]
-            return register_counts(frame), dashboard.figures(frame, wanted)
-
-        def the_others():
-            # Funds are the town's (not split by village); the findings count runs every fund check,
-            # so the page asks for it separately (fund_findings).
-            funds = dashboard.figures(frame.for_villages(None), dashboard.FUND_FIGURES) if may_funds else None
-            if not may_children:
-                return {}, funds
-            return dashboard.figures(frame, [k for k in keys if k not in dashboard.FROM_REGISTER]), funds
-
-        # The register's scan beside the year's cases, alerts, measures and expenses.
-        (counts, registered), (others, funds) = side_by_side(from_register, the_others)
-        if may_children:
-            values = registered | others
-            state, period, tallies = (
-                {key: values[key] for key in group}
-                for group in (dashboard.STATE_RATES, dashboard.PERIOD_RATES, dashboard.STATE_COUNTS)
-            )
+        shown = dashboard.all_figures(
+            frame, children=can_read(role, "children"), funds=can_read(role, "funds")
+        )
+        if shown["counts"] is not None:
             links["incomplete_files"] = filtered_url("child", [(FileCompleteFilter, "0")])
-        if funds:
+        if shown["funds"]:
             links["fund_findings"] = url_for(
                 "fundcheck.index", start=frame.start, end=frame.end, state="open"
             )
@@ -99,6 +77,7 @@ class DashboardView(AdminIndexView):
             audit = {"reveals": reveal_count("last_week"), "url": quick_audit_url("last_week", "reveal")}
         return self.render(
             "admin/index.html",
+            **shown,  # counts, state, period, tallies, funds
             my_alerts=my_alerts,
             rectifications=rectifications,
             consent=consent,
@@ -106,11 +85,6 @@ class DashboardView(AdminIndexView):
             approvals=approvals,
             audit=audit,
             locked_accounts=locked,
-            counts=counts,
-            funds=funds,
-            state=state,
-            period=period,
-            tallies=tallies,
             frame=frame,
             work=work,
             links=links,
